@@ -1,0 +1,1 @@
+//! Backup archives: manifest, atomic writer, safe extraction, verification.

@@ -1,0 +1,1 @@
+//! Static records from Helm values: load, validate, plan, apply.

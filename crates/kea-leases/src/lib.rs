@@ -1,0 +1,1 @@
+//! Kea DHCPv4 memfile leases.

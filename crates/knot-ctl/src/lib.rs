@@ -1,0 +1,1 @@
+//! Knot DNS control-socket protocol (the protocol `knotc` speaks).

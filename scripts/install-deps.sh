@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what the tests and the demo need on a fresh Debian 12 machine, and nothing that is
+# already there. Safe to run again. Needs root (apt-get).
+set -euo pipefail
+
+# Debian packages: the real daemons the tests run, and the tools the tests use around them.
+packages=(knot knot-dnsutils kea-dhcp4-server kea-dhcp-ddns-server kea-admin iproute2)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    echo "install-deps: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The Debian packages may start their services; the project runs its own instances only.
+for svc in knot kea-dhcp4-server kea-dhcp-ddns-server kea-ctrl-agent; do
+    if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
+        systemctl stop "$svc" || true
+    fi
+done
