@@ -1,1 +1,9 @@
 //! Fixtures for tests that run real daemons. Dev-only: never a dependency of a library.
+//!
+//! Every fixture starts its daemon in a fresh temporary directory on loopback, waits until it
+//! answers, and stops it when dropped. A missing daemon is a test failure naming the Debian
+//! package to install, never a silent skip.
+
+pub mod kea;
+pub mod knot;
+pub mod netns;

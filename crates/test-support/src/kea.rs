@@ -1,0 +1,1 @@
+//! A real `kea-dhcp4` in a temporary directory.

@@ -1,0 +1,1 @@
+//! A real `knotd` in a temporary directory.

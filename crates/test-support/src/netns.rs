@@ -1,0 +1,1 @@
+//! Network namespaces (and veth pairs) created and removed by tests. Needs root.
