@@ -205,12 +205,13 @@ pub fn unescape(raw: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {
-        if raw[i..].starts_with(b"&#x") && i + 5 <= raw.len() {
-            if let (Some(h), Some(l)) = (hex_val(raw[i + 3]), hex_val(raw[i + 4])) {
-                out.push(h << 4 | l);
-                i += 5;
-                continue;
-            }
+        if raw[i..].starts_with(b"&#x")
+            && i + 5 <= raw.len()
+            && let (Some(h), Some(l)) = (hex_val(raw[i + 3]), hex_val(raw[i + 4]))
+        {
+            out.push(h << 4 | l);
+            i += 5;
+            continue;
         }
         out.push(raw[i]);
         i += 1;
