@@ -1,0 +1,225 @@
+//! Reading zones from Knot and applying a plan: one transaction per zone carrying exactly the
+//! plan's changes. This is the only part of the module that talks to Knot.
+
+use std::io::{Read, Write};
+
+use knot_ctl::{Client, FlushOptions, Record};
+use serde::Serialize;
+
+use super::error::RecordsError;
+use super::model::Desired;
+use super::plan::{CurrentRecord, Plan, RrsetChange, SafetyLimit, ZonePlan, check_conflicts, plan};
+use super::validate::{check_zones_exist, validate};
+use super::values::Values;
+
+/// How [`apply_plan`] behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ApplyOptions {
+    /// Apply even if a zone's plan exceeds the safety limit.
+    pub force: bool,
+    /// The safety limit (default: 30 % of a zone's managed records, zones with ≥ 10).
+    pub limit: SafetyLimit,
+}
+
+/// What an apply did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApplyOutcome {
+    /// The plan that was applied.
+    pub plan: Plan,
+    /// Zones whose transaction was committed (zones without changes get no transaction).
+    pub committed: Vec<String>,
+}
+
+fn knot(context: impl Into<String>) -> impl FnOnce(knot_ctl::Error) -> RecordsError {
+    let context = context.into();
+    move |source| RecordsError::Knot { context, source }
+}
+
+/// The zones Knot serves (as it names them, with trailing dot).
+pub fn server_zones<S: Read + Write>(client: &mut Client<S>) -> Result<Vec<String>, RecordsError> {
+    Ok(client
+        .zone_status_all()
+        .map_err(knot("zone-status"))?
+        .into_iter()
+        .map(|s| s.zone)
+        .collect())
+}
+
+/// Every record `zone` serves now (`zone-read`).
+pub fn read_zone<S: Read + Write>(
+    client: &mut Client<S>,
+    zone: &str,
+) -> Result<Vec<CurrentRecord>, RecordsError> {
+    let stream = client
+        .zone_read(zone, None, None)
+        .map_err(knot(format!("zone-read {zone}")))?;
+    let mut out = Vec::new();
+    for r in stream {
+        let r = r.map_err(knot(format!("zone-read {zone}")))?;
+        out.push(CurrentRecord {
+            owner: r.owner,
+            ttl: r.ttl.unwrap_or(0),
+            rtype: r.rtype,
+            data: r.data,
+        });
+    }
+    Ok(out)
+}
+
+/// Validates `values`, checks their zones exist on the server, and plans every zone against
+/// what Knot serves now. Returns the desired state too (for callers that want its notes).
+pub fn plan_from_knot<S: Read + Write>(
+    client: &mut Client<S>,
+    values: &Values,
+) -> Result<(Desired, Plan), RecordsError> {
+    let desired = validate(values)?;
+    let zones = server_zones(client)?;
+    check_zones_exist(values, &zones)?;
+    let plan = plan(&desired, |z| read_zone(client, &z.fqdn()))?;
+    Ok((desired, plan))
+}
+
+/// The whole path: validate, plan, check, apply. Nothing is sent when validation fails, a
+/// zone conflicts, or the safety limit is exceeded (without `force`).
+pub fn apply<S: Read + Write>(
+    client: &mut Client<S>,
+    values: &Values,
+    opts: &ApplyOptions,
+) -> Result<ApplyOutcome, RecordsError> {
+    let (_, plan) = plan_from_knot(client, values)?;
+    apply_plan(client, plan, opts)
+}
+
+/// The Knot operations of one zone's plan: (unsets, sets). No record is set twice and none is
+/// unset twice: each RRset appears in at most one change, and a change either unsets its whole
+/// RRset once or unsets each removed record once.
+pub fn zone_operations(zone: &ZonePlan) -> (Vec<Record>, Vec<Record>) {
+    let mut unsets = Vec::new();
+    let mut sets = Vec::new();
+    for c in zone.changes.iter().chain(&zone.ownership_changes) {
+        change_operations(c, &mut unsets, &mut sets);
+    }
+    (unsets, sets)
+}
+
+fn change_operations(c: &RrsetChange, unsets: &mut Vec<Record>, sets: &mut Vec<Record>) {
+    let ttl = c.new_ttl.unwrap_or(0);
+    if c.replaces_whole() {
+        unsets.push(Record::without_ttl(&c.owner, &c.rtype, ""));
+        if c.new_ttl.is_some() {
+            for d in c.keep.iter().chain(&c.add) {
+                sets.push(Record::new(&c.owner, ttl, &c.rtype, d));
+            }
+        }
+    } else {
+        for d in &c.remove {
+            unsets.push(Record::without_ttl(&c.owner, &c.rtype, d));
+        }
+        for d in &c.add {
+            sets.push(Record::new(&c.owner, ttl, &c.rtype, d));
+        }
+    }
+}
+
+/// Applies `plan`: refuses conflicts and (unless `force`) plans over the safety limit; then one
+/// transaction per zone with changes, all opened and filled before any is committed; any error
+/// aborts every open transaction, so those zones stay as they were. Changed zones are flushed.
+/// An empty plan sends nothing at all (serials stay the same).
+pub fn apply_plan<S: Read + Write>(
+    client: &mut Client<S>,
+    plan: Plan,
+    opts: &ApplyOptions,
+) -> Result<ApplyOutcome, RecordsError> {
+    check_conflicts(&plan)?;
+    if !opts.force {
+        opts.limit.check(&plan)?;
+    }
+    let work: Vec<&ZonePlan> = plan.zones.iter().filter(|z| !z.is_empty()).collect();
+    for z in &work {
+        let open = client
+            .open_transactions(Some(&z.zone))
+            .map_err(knot(format!("zone-status {}", z.zone)))?;
+        if !open.is_empty() {
+            return Err(RecordsError::TransactionOpen {
+                zone: z.zone.clone(),
+            });
+        }
+    }
+
+    let mut open: Vec<String> = Vec::new();
+    let result = fill_transactions(client, &work, &mut open);
+    if let Err(message) = result {
+        let zone = open.last().cloned().unwrap_or_default();
+        abort_all(client, &open);
+        return Err(RecordsError::Transaction {
+            zone,
+            message,
+            applied: Vec::new(),
+        });
+    }
+
+    let mut committed = Vec::new();
+    for (i, zone) in open.iter().enumerate() {
+        if let Err(e) = client.zone_commit(zone) {
+            // A failed commit (e.g. a semantic check) leaves the transaction open: abort it and
+            // every transaction not yet committed.
+            abort_all(client, &open[i..]);
+            return Err(RecordsError::Transaction {
+                zone: zone.clone(),
+                message: format!("zone-commit: {e}"),
+                applied: committed,
+            });
+        }
+        committed.push(zone.clone());
+    }
+    for zone in &committed {
+        client
+            .zone_flush(Some(zone), &FlushOptions::default())
+            .map_err(knot(format!("zone-flush {zone}")))?;
+    }
+    Ok(ApplyOutcome { plan, committed })
+}
+
+fn fill_transactions<S: Read + Write>(
+    client: &mut Client<S>,
+    work: &[&ZonePlan],
+    open: &mut Vec<String>,
+) -> Result<(), String> {
+    for z in work {
+        client
+            .zone_begin(&z.zone)
+            .map_err(|e| format!("zone-begin: {e}"))?
+            .detach();
+        open.push(z.zone.clone());
+        let (unsets, sets) = zone_operations(z);
+        let refused = client
+            .zone_unset_batch(&z.zone, &unsets)
+            .map_err(|e| format!("zone-unset: {e}"))?;
+        if let Some(r) = refused.first() {
+            return Err(format!(
+                "zone-unset {} refused: {} ({} refusal(s))",
+                unsets[r.index],
+                r.error,
+                refused.len()
+            ));
+        }
+        let refused = client
+            .zone_set_batch(&z.zone, &sets)
+            .map_err(|e| format!("zone-set: {e}"))?;
+        if let Some(r) = refused.first() {
+            return Err(format!(
+                "zone-set {} refused: {} ({} refusal(s))",
+                sets[r.index],
+                r.error,
+                refused.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn abort_all<S: Read + Write>(client: &mut Client<S>, zones: &[String]) {
+    for zone in zones {
+        let _ = client.zone_abort(zone);
+    }
+}

@@ -1,0 +1,169 @@
+//! Ownership: which RRsets the tool manages, kept in the zone itself.
+//!
+//! The set of owned (owner, type) pairs lives in TXT records at
+//! `<h>._dnsdhcp-owned.<zone>` (`h` one hex digit, a stable hash of the owner, so that no single
+//! RRset grows past what a DNS message can carry). Each TXT record lists one owner (relative to
+//! the zone, `@` for the apex) and its managed types: `"nas" "A" "AAAA"`.
+//!
+//! Keeping it in the zone, like external-dns's TXT registry, means it travels with the zone data:
+//! it is in every `zone-backup` and is restored with it, it survives pod restarts and knotd
+//! restarts, and it changes in the same transaction as the records it describes, so the two can
+//! never disagree.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use domain::base::iana::Rtype;
+
+use super::model::{Rrset, RrsetKey};
+
+/// The reserved label under each zone's apex that holds the ownership records.
+pub const OWNERSHIP_LABEL: &str = "_dnsdhcp-owned";
+
+/// TTL of the ownership records.
+pub const OWNERSHIP_TTL: u32 = 3600;
+
+/// Whether `owner` (lowercase FQDN) is an ownership record's owner in `zone` (lowercase FQDN).
+pub fn is_ownership_owner(owner: &str, zone: &str) -> bool {
+    owner
+        .strip_suffix(zone)
+        .and_then(|rest| rest.strip_suffix('.'))
+        .is_some_and(|rest| {
+            rest == OWNERSHIP_LABEL
+                || rest
+                    .strip_suffix(OWNERSHIP_LABEL)
+                    .is_some_and(|r| r.ends_with('.'))
+        })
+}
+
+fn shard_owner(owner: &str, zone: &str) -> String {
+    // FNV-1a: stable across versions and platforms.
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in owner.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{:x}.{OWNERSHIP_LABEL}.{zone}", h & 0xf)
+}
+
+fn relative(owner: &str, zone: &str) -> String {
+    if owner == zone {
+        "@".to_owned()
+    } else {
+        owner
+            .strip_suffix(zone)
+            .and_then(|r| r.strip_suffix('.'))
+            .unwrap_or(owner)
+            .to_owned()
+    }
+}
+
+fn absolute(rel: &str, zone: &str) -> String {
+    if rel == "@" {
+        zone.to_owned()
+    } else {
+        format!("{rel}.{zone}")
+    }
+}
+
+/// The ownership RRsets that record `owned` (lowercase FQDN zone).
+pub fn encode(zone: &str, owned: impl IntoIterator<Item = RrsetKey>) -> BTreeMap<RrsetKey, Rrset> {
+    let mut by_owner: BTreeMap<String, BTreeSet<Rtype>> = BTreeMap::new();
+    for k in owned {
+        by_owner.entry(k.owner).or_default().insert(k.rtype);
+    }
+    let mut out: BTreeMap<RrsetKey, Rrset> = BTreeMap::new();
+    for (owner, types) in by_owner {
+        let mut strings = vec![relative(&owner, zone)];
+        strings.extend(types.iter().map(|t| t.to_string()));
+        let mut wire = Vec::new();
+        let mut text = String::new();
+        for s in &strings {
+            let b = s.as_bytes();
+            wire.push(b.len().min(255) as u8);
+            wire.extend_from_slice(&b[..b.len().min(255)]);
+            if !text.is_empty() {
+                text.push(' ');
+            }
+            text.push('"');
+            for c in s.chars() {
+                if c == '"' || c == '\\' {
+                    text.push('\\');
+                }
+                text.push(c);
+            }
+            text.push('"');
+        }
+        let key = RrsetKey {
+            owner: shard_owner(&owner, zone),
+            rtype: Rtype::TXT,
+        };
+        let set = out.entry(key).or_insert_with(|| Rrset {
+            ttl: OWNERSHIP_TTL,
+            rdata: BTreeMap::new(),
+        });
+        set.rdata.insert(wire, text);
+    }
+    out
+}
+
+/// The owned (owner, type) pairs recorded in one ownership TXT record's canonical wire rdata.
+pub fn decode(zone: &str, wire: &[u8]) -> Vec<RrsetKey> {
+    let mut strings = Vec::new();
+    let mut i = 0;
+    while i < wire.len() {
+        let n = wire[i] as usize;
+        let end = (i + 1 + n).min(wire.len());
+        strings.push(String::from_utf8_lossy(&wire[i + 1..end]).into_owned());
+        i = end;
+    }
+    let mut it = strings.into_iter();
+    let Some(rel) = it.next() else {
+        return Vec::new();
+    };
+    let owner = absolute(&rel.to_ascii_lowercase(), zone);
+    it.filter_map(|t| t.parse::<Rtype>().ok())
+        .map(|rtype| RrsetKey {
+            owner: owner.clone(),
+            rtype,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let zone = "home.arpa.";
+        let owned = vec![
+            RrsetKey {
+                owner: "home.arpa.".into(),
+                rtype: Rtype::MX,
+            },
+            RrsetKey {
+                owner: "nas.home.arpa.".into(),
+                rtype: Rtype::A,
+            },
+            RrsetKey {
+                owner: "nas.home.arpa.".into(),
+                rtype: Rtype::AAAA,
+            },
+        ];
+        let sets = encode(zone, owned.clone());
+        let mut back: Vec<RrsetKey> = sets
+            .iter()
+            .flat_map(|(k, s)| {
+                assert!(is_ownership_owner(&k.owner, zone), "{}", k.owner);
+                s.rdata
+                    .keys()
+                    .flat_map(|w| decode(zone, w))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        back.sort();
+        assert_eq!(back, owned);
+        assert!(!is_ownership_owner("nas.home.arpa.", zone));
+        assert!(!is_ownership_owner("x_dnsdhcp-owned.home.arpa.", zone));
+    }
+}

@@ -1,0 +1,465 @@
+//! The plan: per zone, what must change so that the zone serves exactly the desired static
+//! RRsets — whole-RRset semantics for every owner/type the tool manages — and nothing else.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use domain::base::iana::Rtype;
+use serde::Serialize;
+
+use super::error::RecordsError;
+use super::model::{Desired, DesiredZone, Rrset, RrsetKey};
+use super::ownership::{self, is_ownership_owner};
+use super::rr::{dnssec_type, parse_knot_rr};
+
+/// A record as the zone serves it (as Knot's `zone-read` presents it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentRecord {
+    /// Absolute owner.
+    pub owner: String,
+    /// TTL.
+    pub ttl: u32,
+    /// Type mnemonic (`A`, `TYPE65534`, ...).
+    pub rtype: String,
+    /// Rdata in presentation format.
+    pub data: String,
+}
+
+/// What happens to one RRset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// The RRset is new.
+    Create,
+    /// The RRset exists and changes (records, TTL, or both).
+    Update,
+    /// The RRset is removed.
+    Delete,
+}
+
+/// The change of one RRset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RrsetChange {
+    /// Absolute owner.
+    pub owner: String,
+    /// Type.
+    #[serde(rename = "type")]
+    pub rtype: String,
+    /// What happens.
+    pub action: Action,
+    /// The RRset exists but the tool did not own it: it now takes it over (the values declare it).
+    pub adopted: bool,
+    /// TTL before (if the RRset exists).
+    pub old_ttl: Option<u32>,
+    /// TTL after (unless deleted).
+    pub new_ttl: Option<u32>,
+    /// Records removed (rdata).
+    pub remove: Vec<String>,
+    /// Records added (rdata).
+    pub add: Vec<String>,
+    /// Records kept (rdata).
+    pub keep: Vec<String>,
+}
+
+impl RrsetChange {
+    /// Whether the whole RRset is unset first (deletion, or a TTL change: Knot keeps one TTL
+    /// per RRset, so the RRset is replaced).
+    pub fn replaces_whole(&self) -> bool {
+        self.action == Action::Delete || (self.old_ttl.is_some() && self.old_ttl != self.new_ttl)
+    }
+
+    /// Managed records this change deletes or changes (for the safety limit).
+    fn affected(&self) -> usize {
+        if self.replaces_whole() {
+            self.remove.len() + self.keep.len()
+        } else {
+            self.remove.len()
+        }
+    }
+}
+
+/// One zone's plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ZonePlan {
+    /// The zone (absolute).
+    pub zone: String,
+    /// RRset changes, sorted by owner and type.
+    pub changes: Vec<RrsetChange>,
+    /// Owner/type pairs the tool takes ownership of.
+    pub ownership_added: Vec<String>,
+    /// Owner/type pairs the tool gives up (their RRsets are deleted).
+    pub ownership_removed: Vec<String>,
+    /// Changes to the ownership records themselves (applied in the same transaction).
+    pub ownership_changes: Vec<RrsetChange>,
+    /// Records the tool manages in the zone now.
+    pub managed_records: usize,
+    /// Of those, how many this plan deletes or changes.
+    pub affected_records: usize,
+    /// Conflicts with records the tool does not own (a plan with conflicts is not applied).
+    pub conflicts: Vec<String>,
+}
+
+impl ZonePlan {
+    /// Whether nothing changes in this zone.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty() && self.ownership_changes.is_empty()
+    }
+
+    /// The share of managed records deleted or changed (0 when none are managed).
+    pub fn affected_share(&self) -> f64 {
+        if self.managed_records == 0 {
+            0.0
+        } else {
+            self.affected_records as f64 / self.managed_records as f64
+        }
+    }
+}
+
+/// The plan for every zone of the values.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Plan {
+    /// One entry per zone, in `zones` order (zones without changes included).
+    pub zones: Vec<ZonePlan>,
+    /// Notes from validation (e.g. addresses without a reverse zone).
+    pub notes: Vec<String>,
+}
+
+impl Plan {
+    /// Whether nothing changes anywhere.
+    pub fn is_empty(&self) -> bool {
+        self.zones.iter().all(ZonePlan::is_empty)
+    }
+}
+
+/// The safety limit: refuse plans that delete or change too many managed records.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SafetyLimit {
+    /// Largest share (0.0–1.0) of a zone's managed records one apply may delete or change.
+    pub max_share: f64,
+    /// The limit applies only to zones managing at least this many records.
+    pub min_records: usize,
+}
+
+impl Default for SafetyLimit {
+    /// 30 % of the managed records, for zones with at least 10.
+    fn default() -> Self {
+        SafetyLimit {
+            max_share: 0.30,
+            min_records: 10,
+        }
+    }
+}
+
+impl SafetyLimit {
+    /// `Err(SafetyLimit)` for the first zone of `plan` over the limit.
+    pub fn check(&self, plan: &Plan) -> Result<(), RecordsError> {
+        for z in &plan.zones {
+            if z.managed_records >= self.min_records && z.affected_share() > self.max_share {
+                return Err(RecordsError::SafetyLimit {
+                    zone: z.zone.clone(),
+                    affected: z.affected_records,
+                    managed: z.managed_records,
+                    percent: z.affected_share() * 100.0,
+                    limit_percent: self.max_share * 100.0,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks that no zone of `plan` has conflicts with records the tool does not own.
+pub fn check_conflicts(plan: &Plan) -> Result<(), RecordsError> {
+    match plan.zones.iter().find(|z| !z.conflicts.is_empty()) {
+        Some(z) => Err(RecordsError::Conflict {
+            zone: z.zone.clone(),
+            conflicts: z.conflicts.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Plans every zone of `desired`; `current` gives the records a zone serves now.
+pub fn plan<F>(desired: &Desired, mut current: F) -> Result<Plan, RecordsError>
+where
+    F: FnMut(&DesiredZone) -> Result<Vec<CurrentRecord>, RecordsError>,
+{
+    let mut zones = Vec::with_capacity(desired.zones.len());
+    for z in &desired.zones {
+        let records = current(z)?;
+        zones.push(plan_zone(z, records)?);
+    }
+    Ok(Plan {
+        zones,
+        notes: desired.notes.clone(),
+    })
+}
+
+/// Plans one zone: the desired static RRsets against the records the zone serves now.
+pub fn plan_zone(
+    desired: &DesiredZone,
+    current: impl IntoIterator<Item = CurrentRecord>,
+) -> Result<ZonePlan, RecordsError> {
+    let zone = desired.fqdn().to_ascii_lowercase();
+    let bad = |r: &CurrentRecord, e: String| RecordsError::ZoneData {
+        zone: zone.clone(),
+        message: format!("cannot parse {} {} {}: {e}", r.owner, r.rtype, r.data),
+    };
+
+    // First pass: ownership records parsed; everything else kept raw.
+    let mut cur_ownership: BTreeMap<RrsetKey, Rrset> = BTreeMap::new();
+    let mut owned: BTreeSet<RrsetKey> = BTreeSet::new();
+    let mut raw: Vec<(RrsetKey, CurrentRecord)> = Vec::new();
+    for r in current {
+        let owner = lower_fqdn(&r.owner);
+        let rtype: Rtype = r
+            .rtype
+            .parse()
+            .map_err(|_| bad(&r, "unknown type".into()))?;
+        if rtype == Rtype::TXT && is_ownership_owner(&owner, &zone) {
+            let p = parse_knot_rr(&owner, r.ttl, "TXT", &r.data).map_err(|e| bad(&r, e))?;
+            owned.extend(ownership::decode(&zone, &p.wire));
+            let set = cur_ownership
+                .entry(RrsetKey { owner, rtype })
+                .or_insert_with(|| Rrset {
+                    ttl: p.ttl,
+                    rdata: BTreeMap::new(),
+                });
+            set.rdata.insert(p.wire, p.data);
+            continue;
+        }
+        raw.push((RrsetKey { owner, rtype }, r));
+    }
+
+    // Second pass: parse the RRsets that are managed (owned or desired); note the rest per owner.
+    let mut cur: BTreeMap<RrsetKey, Rrset> = BTreeMap::new();
+    let mut unmanaged: BTreeMap<String, BTreeSet<Rtype>> = BTreeMap::new();
+    for (key, r) in raw {
+        if owned.contains(&key) || desired.rrsets.contains_key(&key) {
+            let p = parse_knot_rr(&key.owner, r.ttl, &r.rtype, &r.data).map_err(|e| bad(&r, e))?;
+            let set = cur.entry(key).or_insert_with(|| Rrset {
+                ttl: p.ttl,
+                rdata: BTreeMap::new(),
+            });
+            set.rdata.insert(p.wire, p.data);
+        } else if !dnssec_type(key.rtype) {
+            unmanaged.entry(key.owner).or_default().insert(key.rtype);
+        }
+    }
+
+    let mut changes = Vec::new();
+    let mut managed_records = 0;
+    for (key, set) in &cur {
+        if owned.contains(key) {
+            managed_records += set.rdata.len();
+        }
+    }
+    let keys: BTreeSet<&RrsetKey> = owned.iter().chain(desired.rrsets.keys()).collect();
+    for key in keys {
+        let want = desired.rrsets.get(key).map(|d| &d.rrset);
+        let have = cur.get(key);
+        if let Some(c) = diff_rrset(key, have, want, !owned.contains(key)) {
+            changes.push(c);
+        }
+    }
+    let affected_records = changes
+        .iter()
+        .filter(|c| {
+            owned.contains(&RrsetKey {
+                owner: c.owner.clone(),
+                rtype: c.rtype.parse().unwrap_or(Rtype::ANY),
+            })
+        })
+        .map(RrsetChange::affected)
+        .sum();
+
+    // Conflicts with data the tool does not own (Knot would refuse them at commit).
+    let mut conflicts = Vec::new();
+    for (key, d) in &desired.rrsets {
+        let Some(types) = unmanaged.get(&key.owner) else {
+            continue;
+        };
+        let clash = if key.rtype == Rtype::CNAME {
+            Some(
+                types
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )
+        } else if types.contains(&Rtype::CNAME) {
+            Some("CNAME".to_owned())
+        } else {
+            None
+        };
+        if let Some(other) = clash {
+            conflicts.push(format!(
+                "{} ({}): {} {} would sit beside {other} records the tool does not own",
+                d.sources.join(", "),
+                key.owner,
+                key.owner,
+                key.rtype
+            ));
+        }
+    }
+
+    // Ownership: exactly the desired keys.
+    let new_owned: BTreeSet<RrsetKey> = desired.rrsets.keys().cloned().collect();
+    let want_own = ownership::encode(&zone, new_owned.iter().cloned());
+    let mut ownership_changes = Vec::new();
+    let own_keys: BTreeSet<&RrsetKey> = want_own.keys().chain(cur_ownership.keys()).collect();
+    for key in own_keys {
+        if let Some(c) = diff_rrset(key, cur_ownership.get(key), want_own.get(key), false) {
+            ownership_changes.push(c);
+        }
+    }
+    let fmt_key = |k: &RrsetKey| format!("{} {}", k.owner, k.rtype);
+    Ok(ZonePlan {
+        zone,
+        changes,
+        ownership_added: new_owned.difference(&owned).map(fmt_key).collect(),
+        ownership_removed: owned.difference(&new_owned).map(fmt_key).collect(),
+        ownership_changes,
+        managed_records,
+        affected_records,
+        conflicts,
+    })
+}
+
+fn lower_fqdn(owner: &str) -> String {
+    let mut s = owner.to_ascii_lowercase();
+    if !s.ends_with('.') {
+        s.push('.');
+    }
+    s
+}
+
+fn diff_rrset(
+    key: &RrsetKey,
+    have: Option<&Rrset>,
+    want: Option<&Rrset>,
+    unowned: bool,
+) -> Option<RrsetChange> {
+    let mut change = RrsetChange {
+        owner: key.owner.clone(),
+        rtype: key.rtype.to_string(),
+        action: Action::Update,
+        adopted: false,
+        old_ttl: have.map(|h| h.ttl),
+        new_ttl: want.map(|w| w.ttl),
+        remove: Vec::new(),
+        add: Vec::new(),
+        keep: Vec::new(),
+    };
+    match (have, want) {
+        (None, None) => return None,
+        (None, Some(w)) => {
+            change.action = Action::Create;
+            change.add = w.rdata.values().cloned().collect();
+        }
+        (Some(h), None) => {
+            change.action = Action::Delete;
+            change.remove = h.rdata.values().cloned().collect();
+        }
+        (Some(h), Some(w)) => {
+            for (wire, text) in &h.rdata {
+                if w.rdata.contains_key(wire) {
+                    change.keep.push(text.clone());
+                } else {
+                    change.remove.push(text.clone());
+                }
+            }
+            for (wire, text) in &w.rdata {
+                if !h.rdata.contains_key(wire) {
+                    change.add.push(text.clone());
+                }
+            }
+            if h.ttl == w.ttl && change.remove.is_empty() && change.add.is_empty() {
+                return None;
+            }
+            change.adopted = unowned;
+        }
+    }
+    Some(change)
+}
+
+/// Renders `plan` as a readable diff (`+` added, `-` removed, `~` TTL change), with ANSI colour
+/// when `color` is set.
+pub fn render_plan(plan: &Plan, color: bool) -> String {
+    let (red, green, yellow, bold, reset) = if color {
+        ("\x1b[31m", "\x1b[32m", "\x1b[33m", "\x1b[1m", "\x1b[0m")
+    } else {
+        ("", "", "", "", "")
+    };
+    let mut out = String::new();
+    for note in &plan.notes {
+        let _ = writeln!(out, "note: {note}");
+    }
+    for z in &plan.zones {
+        let (mut add, mut del, mut upd) = (0, 0, 0);
+        for c in &z.changes {
+            match c.action {
+                Action::Create => add += 1,
+                Action::Delete => del += 1,
+                Action::Update => upd += 1,
+            }
+        }
+        let _ = writeln!(
+            out,
+            "{bold}zone {}{reset}: {}",
+            z.zone,
+            if z.is_empty() {
+                "no changes".to_owned()
+            } else {
+                format!(
+                    "{add} RRset(s) to create, {upd} to update, {del} to delete \
+                     ({} of {} managed records deleted or changed)",
+                    z.affected_records, z.managed_records
+                )
+            }
+        );
+        for c in &z.changes {
+            let whole = c.replaces_whole();
+            if c.adopted {
+                let _ = writeln!(
+                    out,
+                    "  {yellow}! {} {} exists but is not owned: taking it over{reset}",
+                    c.owner, c.rtype
+                );
+            }
+            let old_ttl = c.old_ttl.unwrap_or(0);
+            let new_ttl = c.new_ttl.unwrap_or(0);
+            for d in &c.remove {
+                let _ = writeln!(out, "  {red}- {} {old_ttl} {} {d}{reset}", c.owner, c.rtype);
+            }
+            for d in &c.keep {
+                if whole {
+                    let _ = writeln!(
+                        out,
+                        "  {yellow}~ {} {} {d}  (TTL {old_ttl} -> {new_ttl}){reset}",
+                        c.owner, c.rtype
+                    );
+                }
+            }
+            for d in &c.add {
+                let _ = writeln!(
+                    out,
+                    "  {green}+ {} {new_ttl} {} {d}{reset}",
+                    c.owner, c.rtype
+                );
+            }
+        }
+        if !z.ownership_added.is_empty() || !z.ownership_removed.is_empty() {
+            let _ = writeln!(
+                out,
+                "  ownership: {} RRset(s) taken, {} released",
+                z.ownership_added.len(),
+                z.ownership_removed.len()
+            );
+        }
+        for c in &z.conflicts {
+            let _ = writeln!(out, "  {red}conflict: {c}{reset}");
+        }
+    }
+    out
+}

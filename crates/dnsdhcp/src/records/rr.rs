@@ -1,0 +1,187 @@
+//! Resource records in one canonical form, parsed with NLnet Labs' `domain`.
+//!
+//! Both sides of a comparison (the values, and Knot's presentation format from `zone-read`) are
+//! parsed into the same representation: lowercase absolute owner, type, and the rdata in RFC 4034
+//! canonical wire form. Two records are the same record exactly when those are equal.
+
+use bytes::Bytes;
+use domain::base::iana::{Class, Rtype};
+use domain::base::name::{Name, ToName};
+use domain::base::rdata::ComposeRecordData;
+use domain::base::zonefile_fmt::{DisplayKind, ZonefileFmt};
+use domain::zonefile::inplace::{Entry, Zonefile};
+
+/// An absolute domain name.
+pub type DName = Name<Bytes>;
+
+/// Largest TTL (RFC 2181, section 8).
+pub const MAX_TTL: u32 = 2_147_483_647;
+
+/// A record parsed into canonical form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedRr {
+    /// Absolute owner, lowercase.
+    pub owner: DName,
+    /// Record type.
+    pub rtype: Rtype,
+    /// TTL in seconds.
+    pub ttl: u32,
+    /// Rdata in presentation format with absolute names (as sent to Knot).
+    pub data: String,
+    /// Rdata in canonical wire form (what comparisons use).
+    pub wire: Vec<u8>,
+}
+
+/// `name` as text with its trailing dot (`.` for the root).
+pub fn fqdn(name: &impl ToName) -> String {
+    let s = name.to_name::<Vec<u8>>().to_string();
+    if s == "." { s } else { format!("{s}.") }
+}
+
+/// Parses an absolute or relative name; a name without a trailing dot is taken as absolute.
+pub fn parse_abs_name(text: &str) -> Result<DName, String> {
+    let t = text.trim();
+    let t = if t.ends_with('.') {
+        t.to_owned()
+    } else {
+        format!("{t}.")
+    };
+    let n: Name<Vec<u8>> = t
+        .parse()
+        .map_err(|e| format!("invalid domain name `{text}`: {e}"))?;
+    Ok(n.to_canonical_name::<Bytes>())
+}
+
+/// Parses one record `text` (zone-file syntax: `owner [ttl] [class] TYPE rdata`), with `origin`
+/// for relative names and `default_ttl` when none is given.
+pub fn parse_rr(origin: &DName, default_ttl: u32, text: &str) -> Result<ParsedRr, String> {
+    let mut zf = Zonefile::with_capacity(text.len() + 24);
+    zf.extend_from_slice(format!("$TTL {default_ttl}\n").as_bytes());
+    zf.extend_from_slice(text.as_bytes());
+    zf.extend_from_slice(b"\n");
+    zf.set_origin(origin.clone());
+    zf.set_default_class(Class::IN);
+    let rec = match zf.next_entry() {
+        Ok(Some(Entry::Record(rec))) => rec,
+        Ok(Some(Entry::Include { .. })) => return Err("$INCLUDE is not allowed here".into()),
+        Ok(None) => return Err("empty record".into()),
+        Err(e) => return Err(clean_error(&e.to_string())),
+    };
+    match zf.next_entry() {
+        Ok(None) => {}
+        _ => return Err("more than one record in one entry".into()),
+    }
+    if rec.class() != Class::IN {
+        return Err(format!("class {} is not supported (only IN)", rec.class()));
+    }
+    let owner = rec.owner().to_canonical_name::<Bytes>();
+    let rtype = rec.rtype();
+    let ttl = rec.ttl().as_secs();
+    let data = rec.data();
+    let mut wire = Vec::new();
+    data.compose_canonical_rdata(&mut wire)
+        .map_err(|_| "record data too long".to_string())?;
+    let data = data.display_zonefile(DisplayKind::Simple).to_string();
+    Ok(ParsedRr {
+        owner,
+        rtype,
+        ttl,
+        data,
+        wire,
+    })
+}
+
+fn clean_error(s: &str) -> String {
+    // domain reports positions within the synthetic text; they mean nothing to the user.
+    match s.split_once(" at line") {
+        Some((head, _)) => head.to_owned(),
+        None => s.to_owned(),
+    }
+}
+
+/// Parses a record as Knot presents it (absolute owner, TTL, type name, rdata text).
+pub fn parse_knot_rr(owner: &str, ttl: u32, rtype: &str, data: &str) -> Result<ParsedRr, String> {
+    let line = format!("{owner} {ttl} IN {rtype} {data}");
+    parse_rr(&Name::root_bytes(), ttl, &line)
+}
+
+/// Types a static record may not have: managed by Knot itself (SOA, DNSSEC) or not zone data.
+pub fn forbidden_type(rtype: Rtype) -> bool {
+    matches!(
+        rtype,
+        Rtype::SOA
+            | Rtype::RRSIG
+            | Rtype::NSEC
+            | Rtype::NSEC3
+            | Rtype::NSEC3PARAM
+            | Rtype::DNSKEY
+            | Rtype::CDS
+            | Rtype::CDNSKEY
+            | Rtype::ZONEMD
+            | Rtype::OPT
+            | Rtype::TSIG
+            | Rtype::TKEY
+            | Rtype::ANY
+            | Rtype::AXFR
+            | Rtype::IXFR
+    )
+}
+
+/// DNSSEC types that may sit beside a CNAME and that the tool never touches.
+pub fn dnssec_type(rtype: Rtype) -> bool {
+    matches!(
+        rtype,
+        Rtype::RRSIG
+            | Rtype::NSEC
+            | Rtype::NSEC3
+            | Rtype::NSEC3PARAM
+            | Rtype::DNSKEY
+            | Rtype::CDS
+            | Rtype::CDNSKEY
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zone() -> DName {
+        parse_abs_name("home.arpa").unwrap()
+    }
+
+    #[test]
+    fn relative_and_absolute_names_compare_equal() {
+        let a = parse_rr(&zone(), 3600, "@ IN MX 10 mail").unwrap();
+        let b = parse_knot_rr("home.arpa.", 3600, "MX", "10 MAIL.home.arpa.").unwrap();
+        assert_eq!(a.owner, b.owner);
+        assert_eq!(a.wire, b.wire);
+        assert_eq!(a.data, "10 mail.home.arpa.");
+        assert_eq!(fqdn(&a.owner), "home.arpa.");
+    }
+
+    #[test]
+    fn default_ttl_class_and_ttl_order() {
+        let a = parse_rr(&zone(), 1234, "router A 192.168.1.1").unwrap();
+        assert_eq!(a.ttl, 1234);
+        let b = parse_rr(&zone(), 1234, "router IN 60 A 192.168.1.1").unwrap();
+        assert_eq!(b.ttl, 60);
+        assert_eq!(a.wire, b.wire);
+        assert_eq!(fqdn(&a.owner), "router.home.arpa.");
+    }
+
+    #[test]
+    fn txt_and_aaaa_forms() {
+        let a = parse_rr(&zone(), 1, r#"t TXT "a b" c"#).unwrap();
+        let b = parse_knot_rr("t.home.arpa.", 1, "TXT", r#""a b" "c""#).unwrap();
+        assert_eq!(a.wire, b.wire);
+        let c = parse_rr(&zone(), 1, "x AAAA fd00:0::10").unwrap();
+        assert_eq!(c.data, "fd00::10");
+    }
+
+    #[test]
+    fn bad_rdata_is_an_error() {
+        assert!(parse_rr(&zone(), 1, "x A 300.1.1.1").is_err());
+        assert!(parse_rr(&zone(), 1, "x A 1.2.3.4\ny A 1.2.3.4").is_err());
+        assert!(parse_rr(&zone(), 1, "x BOGUS 1").is_err());
+    }
+}

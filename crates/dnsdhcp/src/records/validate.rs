@@ -1,0 +1,377 @@
+//! Validation: turns merged values into the desired state, or lists every problem with its
+//! file, line and column. Nothing here talks to Knot except [`check_zones_exist`], which takes
+//! the server's zone list as plain input.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use domain::base::iana::Rtype;
+
+use super::error::{Diagnostic, RecordsError};
+use super::model::{Desired, DesiredRrset, DesiredZone, RrsetKey};
+use super::ownership::OWNERSHIP_LABEL;
+use super::ptr::reverse_zone_for;
+use super::rr::{
+    DName, MAX_TTL, ParsedRr, dnssec_type, forbidden_type, fqdn, parse_abs_name, parse_rr,
+};
+use super::values::{DEFAULT_TTL, Pos, RecordEntry, Values};
+
+struct ZoneInfo {
+    name: DName,
+    default_ttl: u32,
+}
+
+struct Item {
+    rr: ParsedRr,
+    zone: usize,
+    pos: Pos,
+    ptr: bool,
+}
+
+/// Validates `values` into the desired state. Every problem is reported at once.
+pub fn validate(values: &Values) -> Result<Desired, RecordsError> {
+    let mut diags: Vec<Diagnostic> = Vec::new();
+    let mut zones: Vec<ZoneInfo> = Vec::new();
+    for z in &values.zones {
+        let name = match parse_abs_name(&z.name) {
+            Ok(n) => n,
+            Err(e) => {
+                diags.push(values.diagnostic(z.pos, e));
+                continue;
+            }
+        };
+        if zones.iter().any(|o| o.name == name) {
+            diags.push(values.diagnostic(z.pos, format!("zone {} is listed twice", fqdn(&name))));
+            continue;
+        }
+        let default_ttl = match z.default_ttl {
+            None => DEFAULT_TTL,
+            Some(t) if (0..=i64::from(MAX_TTL)).contains(&t) => t as u32,
+            Some(t) => {
+                diags.push(values.diagnostic(
+                    z.pos,
+                    format!("defaultTtl {t} is out of range (0..={MAX_TTL})"),
+                ));
+                DEFAULT_TTL
+            }
+        };
+        zones.push(ZoneInfo { name, default_ttl });
+    }
+    let zone_names: Vec<DName> = zones.iter().map(|z| z.name.clone()).collect();
+
+    if zones.is_empty() {
+        if let Some(first) = values.records.first() {
+            diags.push(values.diagnostic(
+                first.pos(),
+                "static records are declared but `zones` is empty",
+            ));
+        }
+        return finish(diags, Desired::default());
+    }
+
+    let mut items: Vec<Item> = Vec::new();
+    for entry in &values.records {
+        let pos = entry.pos();
+        let mut err = |m: String| diags.push(values.diagnostic(pos, m));
+        // Which zone, and the text to parse.
+        let (zone_idx, text, explicit_ptr) = match entry {
+            RecordEntry::Line { text, .. } => {
+                let owner = text.split_whitespace().next().unwrap_or("");
+                let zi = if owner.ends_with('.') {
+                    match owner_zone(owner, &zone_names) {
+                        Some(i) => i,
+                        None => {
+                            err(format!("owner {owner} is in none of the configured zones"));
+                            continue;
+                        }
+                    }
+                } else {
+                    0
+                };
+                (zi, text.clone(), None)
+            }
+            RecordEntry::Structured {
+                name,
+                zone,
+                rtype,
+                ttl,
+                data,
+                ptr,
+                ..
+            } => {
+                let zi = match zone {
+                    Some(z) => match parse_abs_name(z) {
+                        Ok(zn) => match zone_names.iter().position(|n| *n == zn) {
+                            Some(i) => i,
+                            None => {
+                                err(format!("zone {} is not listed in `zones`", fqdn(&zn)));
+                                continue;
+                            }
+                        },
+                        Err(e) => {
+                            err(e);
+                            continue;
+                        }
+                    },
+                    None if name.trim().ends_with('.') => match owner_zone(name, &zone_names) {
+                        Some(i) => i,
+                        None => {
+                            err(format!("owner {name} is in none of the configured zones"));
+                            continue;
+                        }
+                    },
+                    None => 0,
+                };
+                if name.trim().is_empty() || name.split_whitespace().count() != 1 {
+                    err(format!("invalid owner name `{name}`"));
+                    continue;
+                }
+                if rtype.split_whitespace().count() != 1 {
+                    err(format!("invalid type `{rtype}`"));
+                    continue;
+                }
+                let ttl = match ttl {
+                    None => zones[zi].default_ttl,
+                    Some(t) if (0..=i64::from(MAX_TTL)).contains(t) => *t as u32,
+                    Some(t) => {
+                        err(format!("TTL {t} is out of range (0..={MAX_TTL})"));
+                        continue;
+                    }
+                };
+                (
+                    zi,
+                    format!("{} {ttl} IN {} {}", name.trim(), rtype.trim(), data),
+                    *ptr,
+                )
+            }
+        };
+        let zone = &zones[zone_idx];
+        let rr = match parse_rr(&zone.name, zone.default_ttl, &text) {
+            Ok(rr) => rr,
+            Err(e) => {
+                err(format!("invalid record `{}`: {e}", text.trim()));
+                continue;
+            }
+        };
+        if rr.ttl > MAX_TTL {
+            err(format!("TTL {} is out of range (0..={MAX_TTL})", rr.ttl));
+            continue;
+        }
+        if forbidden_type(rr.rtype) {
+            err(format!(
+                "type {} cannot be a static record (Knot manages it)",
+                rr.rtype
+            ));
+            continue;
+        }
+        if !rr.owner.ends_with(&zone.name) {
+            err(format!(
+                "owner {} is not inside zone {}",
+                fqdn(&rr.owner),
+                fqdn(&zone.name)
+            ));
+            continue;
+        }
+        let reserved = parse_abs_name(&format!("{OWNERSHIP_LABEL}.{}", fqdn(&zone.name)))
+            .expect("valid reserved name");
+        if rr.owner.ends_with(&reserved) {
+            err(format!(
+                "owner {} is reserved for the tool's ownership records",
+                fqdn(&rr.owner)
+            ));
+            continue;
+        }
+        let is_addr = rr.rtype == Rtype::A || rr.rtype == Rtype::AAAA;
+        if explicit_ptr.is_some() && !is_addr {
+            err(format!(
+                "`ptr` applies to A and AAAA records only, not {}",
+                rr.rtype
+            ));
+            continue;
+        }
+        if rr.rtype == Rtype::CNAME && rr.owner == zone.name {
+            err("a CNAME cannot be at the zone apex".into());
+            continue;
+        }
+        items.push(Item {
+            rr,
+            zone: zone_idx,
+            pos,
+            ptr: is_addr && explicit_ptr.unwrap_or(true),
+        });
+    }
+
+    // Group into RRsets; one TTL per RRset.
+    let mut desired = Desired {
+        zones: zones
+            .iter()
+            .map(|z| DesiredZone {
+                name: z.name.clone(),
+                rrsets: BTreeMap::new(),
+            })
+            .collect(),
+        notes: Vec::new(),
+    };
+    let mut first_pos: BTreeMap<(usize, RrsetKey), Pos> = BTreeMap::new();
+    for it in &items {
+        let key = RrsetKey::new(&it.rr.owner, it.rr.rtype);
+        let loc = values.diagnostic(it.pos, "").location();
+        let set = desired.zones[it.zone]
+            .rrsets
+            .entry(key.clone())
+            .or_insert_with(|| DesiredRrset {
+                rrset: super::model::Rrset {
+                    ttl: it.rr.ttl,
+                    rdata: BTreeMap::new(),
+                },
+                sources: Vec::new(),
+            });
+        let first = *first_pos.entry((it.zone, key.clone())).or_insert(it.pos);
+        if set.rrset.ttl != it.rr.ttl {
+            diags.push(values.diagnostic(
+                it.pos,
+                format!(
+                    "{} {} has TTL {} here but {} at {}; an RRset has one TTL",
+                    key.owner,
+                    key.rtype,
+                    it.rr.ttl,
+                    set.rrset.ttl,
+                    values.diagnostic(first, "").location()
+                ),
+            ));
+            continue;
+        }
+        set.rrset
+            .rdata
+            .insert(it.rr.wire.clone(), it.rr.data.clone());
+        set.sources.push(loc);
+    }
+
+    // Derived PTRs: into the most specific configured reverse zone; explicit PTRs keep their TTL.
+    let mut derived: BTreeMap<(usize, RrsetKey), (u32, BTreeMap<Vec<u8>, String>, Vec<String>)> =
+        BTreeMap::new();
+    for it in items.iter().filter(|i| i.ptr) {
+        let addr: IpAddr = match it.rr.data.parse() {
+            Ok(a) => a,
+            Err(_) => continue,
+        };
+        let Some((rzone, rname)) = reverse_zone_for(addr, &zone_names) else {
+            desired.notes.push(format!(
+                "{}: no configured reverse zone contains {addr}; no PTR for {}",
+                values.diagnostic(it.pos, "").location(),
+                fqdn(&it.rr.owner)
+            ));
+            continue;
+        };
+        let rz = zone_names
+            .iter()
+            .position(|z| z == rzone)
+            .expect("zone from list");
+        let ptr_text = format!("@ {} IN PTR {}", it.rr.ttl, fqdn(&it.rr.owner));
+        let ptr = parse_rr(&rname, it.rr.ttl, &ptr_text).expect("a derived PTR parses");
+        let key = RrsetKey::new(&rname, Rtype::PTR);
+        let e = derived
+            .entry((rz, key))
+            .or_insert_with(|| (ptr.ttl, BTreeMap::new(), Vec::new()));
+        e.0 = e.0.min(ptr.ttl);
+        e.1.insert(ptr.wire, ptr.data);
+        e.2.push(values.diagnostic(it.pos, "").location());
+    }
+    for ((rz, key), (ttl, rdata, sources)) in derived {
+        let set = desired.zones[rz]
+            .rrsets
+            .entry(key)
+            .or_insert_with(|| DesiredRrset {
+                rrset: super::model::Rrset {
+                    ttl,
+                    rdata: BTreeMap::new(),
+                },
+                sources: Vec::new(),
+            });
+        set.rrset.rdata.extend(rdata);
+        set.sources.extend(sources);
+    }
+
+    // CNAME and other data: never at the same owner; at most one CNAME record.
+    for (zi, zone) in desired.zones.iter().enumerate() {
+        let mut by_owner: BTreeMap<&str, BTreeSet<Rtype>> = BTreeMap::new();
+        for key in zone.rrsets.keys() {
+            by_owner.entry(&key.owner).or_default().insert(key.rtype);
+        }
+        for (owner, types) in by_owner {
+            if !types.contains(&Rtype::CNAME) {
+                continue;
+            }
+            let key = RrsetKey {
+                owner: owner.to_owned(),
+                rtype: Rtype::CNAME,
+            };
+            let pos = first_pos
+                .get(&(zi, key.clone()))
+                .copied()
+                .unwrap_or_default();
+            let others: Vec<String> = types
+                .iter()
+                .filter(|t| **t != Rtype::CNAME && !dnssec_type(**t))
+                .map(|t| t.to_string())
+                .collect();
+            if !others.is_empty() {
+                diags.push(values.diagnostic(
+                    pos,
+                    format!(
+                        "CNAME at {owner} beside other data ({}); a CNAME must be alone",
+                        others.join(", ")
+                    ),
+                ));
+            }
+            if zone.rrsets[&key].rrset.rdata.len() > 1 {
+                diags.push(
+                    values.diagnostic(pos, format!("{owner} has more than one CNAME record")),
+                );
+            }
+        }
+    }
+    finish(diags, desired)
+}
+
+fn finish(diags: Vec<Diagnostic>, desired: Desired) -> Result<Desired, RecordsError> {
+    if diags.is_empty() {
+        Ok(desired)
+    } else {
+        Err(RecordsError::Invalid(diags.into()))
+    }
+}
+
+/// The most specific configured zone containing the absolute `owner`.
+fn owner_zone(owner: &str, zones: &[DName]) -> Option<usize> {
+    let name = parse_abs_name(owner).ok()?;
+    zones
+        .iter()
+        .enumerate()
+        .filter(|(_, z)| name.ends_with(*z))
+        .max_by_key(|(_, z)| z.label_count())
+        .map(|(i, _)| i)
+}
+
+/// Checks that every zone in `values` is served by Knot (`server_zones`: names as Knot lists
+/// them, trailing dot optional). Errors point at the zone's entry in the values.
+pub fn check_zones_exist(values: &Values, server_zones: &[String]) -> Result<(), RecordsError> {
+    let served: BTreeSet<DName> = server_zones
+        .iter()
+        .filter_map(|z| parse_abs_name(z).ok())
+        .collect();
+    let diags: Vec<Diagnostic> = values
+        .zones
+        .iter()
+        .filter_map(|z| {
+            let name = parse_abs_name(&z.name).ok()?;
+            (!served.contains(&name)).then(|| {
+                values.diagnostic(
+                    z.pos,
+                    format!("zone {} does not exist on the Knot server", fqdn(&name)),
+                )
+            })
+        })
+        .collect();
+    finish(diags, Desired::default()).map(|_| ())
+}

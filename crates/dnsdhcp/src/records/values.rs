@@ -1,0 +1,527 @@
+//! Helm values files: load, deep-merge as Helm does, and extract `zones` and `staticRecords`
+//! with the file, line and column of every entry.
+//!
+//! Merge rules (those of `helm install -f a.yaml -f b.yaml`): later files win; maps merge key by
+//! key; lists and scalars replace; a `null` in a later file removes the key. Keys other than
+//! `zones` and `staticRecords` are ignored.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::Spanned;
+
+use super::error::{Diagnostic, RecordsError};
+
+/// One values file as read: its path (as given) and its text.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// The path the file was read from, as given by the caller.
+    pub path: PathBuf,
+    /// The whole text of the file.
+    pub text: String,
+}
+
+/// A place in one of the values files: index into [`Values::files`], 1-based line and column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pos {
+    /// Index of the file in [`Values::files`].
+    pub file: usize,
+    /// 1-based line (0 when unknown).
+    pub line: u32,
+    /// 1-based column (0 when unknown).
+    pub column: u32,
+}
+
+/// A `zones[]` entry.
+#[derive(Debug, Clone)]
+pub struct ZoneEntry {
+    /// `name`, as written (trailing dot optional).
+    pub name: String,
+    /// `defaultTtl`: TTL for records of this zone that give none (default [`DEFAULT_TTL`]).
+    pub default_ttl: Option<i64>,
+    /// Where the entry is.
+    pub pos: Pos,
+}
+
+/// The TTL of a record that gives none, unless its zone sets `defaultTtl`.
+pub const DEFAULT_TTL: u32 = 3600;
+
+/// A `staticRecords[]` entry, still as text.
+#[derive(Debug, Clone)]
+pub enum RecordEntry {
+    /// One-line form: `owner [ttl] [IN] TYPE rdata`.
+    Line {
+        /// The line as written.
+        text: String,
+        /// Where it is.
+        pos: Pos,
+    },
+    /// Structured form.
+    Structured {
+        /// `name`: owner, relative to the zone, `@`, or absolute with a trailing dot.
+        name: String,
+        /// `zone`: the zone the record belongs to.
+        zone: Option<String>,
+        /// `type`.
+        rtype: String,
+        /// `ttl`.
+        ttl: Option<i64>,
+        /// `data`: the rdata in presentation format.
+        data: String,
+        /// `ptr`: derive a PTR (A/AAAA only; default true).
+        ptr: Option<bool>,
+        /// Where the entry is.
+        pos: Pos,
+    },
+}
+
+impl RecordEntry {
+    /// Where the entry is.
+    pub fn pos(&self) -> Pos {
+        match self {
+            RecordEntry::Line { pos, .. } | RecordEntry::Structured { pos, .. } => *pos,
+        }
+    }
+}
+
+/// The merged values: the files (for messages) and the entries that matter here.
+#[derive(Debug, Clone, Default)]
+pub struct Values {
+    /// The files in merge order.
+    pub files: Vec<SourceFile>,
+    /// `zones`, in order (the first is the default zone).
+    pub zones: Vec<ZoneEntry>,
+    /// `staticRecords`, in order.
+    pub records: Vec<RecordEntry>,
+}
+
+impl Values {
+    /// A diagnostic at `pos` with `message`, with the file name and a snippet of the line.
+    pub fn diagnostic(&self, pos: Pos, message: impl Into<String>) -> Diagnostic {
+        let file = self.files.get(pos.file);
+        let path = file.map(|f| f.path.clone()).unwrap_or_default();
+        let source_line = file
+            .and_then(|f| f.text.lines().nth(pos.line.saturating_sub(1) as usize))
+            .filter(|_| pos.line > 0)
+            .map(str::to_owned);
+        Diagnostic {
+            path,
+            line: pos.line,
+            column: pos.column,
+            message: message.into(),
+            source_line,
+        }
+    }
+}
+
+/// Reads the values files at `paths` and merges them (later files win).
+pub fn load_values<P: AsRef<Path>>(paths: &[P]) -> Result<Values, RecordsError> {
+    let mut files = Vec::with_capacity(paths.len());
+    for p in paths {
+        let path = p.as_ref().to_path_buf();
+        let text = std::fs::read_to_string(&path).map_err(|source| RecordsError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        files.push(SourceFile { path, text });
+    }
+    parse_values(files)
+}
+
+/// Merges already-read values files (in order, later wins) and extracts zones and records.
+pub fn parse_values(files: Vec<SourceFile>) -> Result<Values, RecordsError> {
+    let mut merged: Option<Node> = None;
+    for (idx, f) in files.iter().enumerate() {
+        let node = parse_yaml(idx, f)?;
+        if matches!(node.kind, Kind::Null) {
+            // An empty file declares nothing and removes nothing.
+            continue;
+        }
+        merged = Some(match merged {
+            None => node,
+            Some(base) => merge(base, node),
+        });
+    }
+    let mut values = Values {
+        files,
+        ..Values::default()
+    };
+    let mut diags = Vec::new();
+    let Some(Node {
+        kind: Kind::Map(top),
+        ..
+    }) = merged
+    else {
+        // Empty files or a non-map document: nothing declared.
+        return Ok(values);
+    };
+    let mut zones = Vec::new();
+    let mut records = Vec::new();
+    for (key, node) in top {
+        match key.as_str() {
+            "zones" => extract_zones(&values, node, &mut diags, &mut zones),
+            "staticRecords" => extract_records(&values, node, &mut diags, &mut records),
+            _ => {}
+        }
+    }
+    values.zones = zones;
+    values.records = records;
+    if diags.is_empty() {
+        Ok(values)
+    } else {
+        Err(RecordsError::Invalid(diags.into()))
+    }
+}
+
+fn extract_zones(
+    values: &Values,
+    node: Node,
+    diags: &mut Vec<Diagnostic>,
+    zones: &mut Vec<ZoneEntry>,
+) {
+    let items = match node.kind {
+        Kind::Null => return,
+        Kind::Seq(items) => items,
+        _ => {
+            diags.push(values.diagnostic(node.pos, "`zones` must be a list"));
+            return;
+        }
+    };
+    for item in items {
+        let pos = item.pos;
+        match item.kind {
+            Kind::Map(fields) => {
+                let mut name = None;
+                let mut default_ttl = None;
+                for (k, v) in fields {
+                    match k.as_str() {
+                        "name" => match v.kind {
+                            Kind::Str(s) => name = Some(s),
+                            _ => diags.push(values.diagnostic(v.pos, "`name` must be a string")),
+                        },
+                        "defaultTtl" => match v.kind {
+                            Kind::Int(i) => default_ttl = Some(i),
+                            Kind::Null => {}
+                            _ => diags
+                                .push(values.diagnostic(v.pos, "`defaultTtl` must be an integer")),
+                        },
+                        _ => {}
+                    }
+                }
+                match name {
+                    Some(name) => zones.push(ZoneEntry {
+                        name,
+                        default_ttl,
+                        pos,
+                    }),
+                    None => diags.push(values.diagnostic(pos, "zone entry without `name`")),
+                }
+            }
+            Kind::Str(name) => zones.push(ZoneEntry {
+                name,
+                default_ttl: None,
+                pos,
+            }),
+            _ => diags.push(values.diagnostic(pos, "a zone must be a map with `name`")),
+        }
+    }
+}
+
+fn extract_records(
+    values: &Values,
+    node: Node,
+    diags: &mut Vec<Diagnostic>,
+    out: &mut Vec<RecordEntry>,
+) {
+    let items = match node.kind {
+        Kind::Null => return,
+        Kind::Seq(items) => items,
+        _ => {
+            diags.push(values.diagnostic(node.pos, "`staticRecords` must be a list"));
+            return;
+        }
+    };
+    for item in items {
+        let pos = item.pos;
+        match item.kind {
+            Kind::Str(text) => out.push(RecordEntry::Line { text, pos }),
+            Kind::Map(fields) => {
+                let mut name = None;
+                let mut zone = None;
+                let mut rtype = None;
+                let mut ttl = None;
+                let mut data = None;
+                let mut ptr = None;
+                let mut ok = true;
+                for (k, v) in fields {
+                    let vpos = v.pos;
+                    let mut bad = |what: &str| {
+                        diags.push(values.diagnostic(vpos, format!("`{k}` must be {what}")));
+                    };
+                    match (k.as_str(), v.kind) {
+                        ("name", Kind::Str(s)) => name = Some(s),
+                        ("zone", Kind::Str(s)) => zone = Some(s),
+                        ("type", Kind::Str(s)) => rtype = Some(s),
+                        ("data", Kind::Str(s)) => data = Some(s),
+                        ("ttl", Kind::Int(i)) => ttl = Some(i),
+                        ("ptr", Kind::Bool(b)) => ptr = Some(b),
+                        ("zone" | "ttl" | "ptr", Kind::Null) => {}
+                        ("name" | "zone" | "type" | "data", _) => {
+                            bad("a string");
+                            ok = false
+                        }
+                        ("ttl", _) => {
+                            bad("an integer");
+                            ok = false
+                        }
+                        ("ptr", _) => {
+                            bad("true or false");
+                            ok = false
+                        }
+                        _ => {
+                            diags.push(values.diagnostic(vpos, format!("unknown key `{k}`")));
+                            ok = false
+                        }
+                    }
+                }
+                let mut missing = |what: &str| {
+                    diags.push(values.diagnostic(pos, format!("record without `{what}`")));
+                };
+                match (name, rtype, data) {
+                    (Some(name), Some(rtype), Some(data)) if ok => {
+                        out.push(RecordEntry::Structured {
+                            name,
+                            zone,
+                            rtype,
+                            ttl,
+                            data,
+                            ptr,
+                            pos,
+                        })
+                    }
+                    (name, rtype, data) => {
+                        if name.is_none() {
+                            missing("name")
+                        }
+                        if rtype.is_none() {
+                            missing("type")
+                        }
+                        if data.is_none() {
+                            missing("data")
+                        }
+                    }
+                }
+            }
+            _ => diags.push(values.diagnostic(
+                pos,
+                "a static record must be a string (`owner [ttl] [IN] TYPE rdata`) or a map",
+            )),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A YAML tree with positions.
+
+#[derive(Debug, Clone)]
+struct Node {
+    kind: Kind,
+    pos: Pos,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Null,
+    Bool(bool),
+    Int(i64),
+    /// Floats and integers beyond i64: kept as text (only used for messages).
+    Other,
+    Str(String),
+    Seq(Vec<Node>),
+    Map(Vec<(String, Node)>),
+}
+
+fn parse_yaml(idx: usize, f: &SourceFile) -> Result<Node, RecordsError> {
+    if f.text.trim().is_empty() {
+        return Ok(Node {
+            kind: Kind::Null,
+            pos: Pos::default(),
+        });
+    }
+    let raw: Spanned<RawNode> =
+        serde_saphyr::from_str(&f.text).map_err(|e| RecordsError::Yaml {
+            path: f.path.clone(),
+            line: e.location().map(|l| l.line() as u32).unwrap_or(0),
+            column: e.location().map(|l| l.column() as u32).unwrap_or(0),
+            message: e.to_string(),
+        })?;
+    Ok(to_node(idx, raw))
+}
+
+fn to_node(file: usize, raw: Spanned<RawNode>) -> Node {
+    let pos = Pos {
+        file,
+        line: raw.referenced.line() as u32,
+        column: raw.referenced.column() as u32,
+    };
+    let kind = match raw.value {
+        RawNode::Null => Kind::Null,
+        RawNode::Bool(b) => Kind::Bool(b),
+        RawNode::Int(i) => Kind::Int(i),
+        RawNode::Other => Kind::Other,
+        RawNode::Str(s) => Kind::Str(s),
+        RawNode::Seq(items) => Kind::Seq(items.into_iter().map(|n| to_node(file, n)).collect()),
+        RawNode::Map(entries) => Kind::Map(
+            entries
+                .into_iter()
+                .map(|(k, v)| (k, to_node(file, v)))
+                .collect(),
+        ),
+    };
+    Node { kind, pos }
+}
+
+/// Helm's coalescing: maps merge recursively, everything else is replaced, `null` deletes.
+fn merge(base: Node, over: Node) -> Node {
+    match (base.kind, over.kind) {
+        (Kind::Map(mut b), Kind::Map(o)) => {
+            for (k, v) in o {
+                let existing = b.iter().position(|(bk, _)| *bk == k);
+                match (existing, &v.kind) {
+                    (Some(i), Kind::Null) => {
+                        b.remove(i);
+                    }
+                    (None, Kind::Null) => {}
+                    (Some(i), _) => {
+                        let (_, old) = b.remove(i);
+                        b.insert(i, (k, merge(old, v)));
+                    }
+                    (None, _) => b.push((k, v)),
+                }
+            }
+            Node {
+                kind: Kind::Map(b),
+                pos: over.pos,
+            }
+        }
+        (_, kind) => Node {
+            kind,
+            pos: over.pos,
+        },
+    }
+}
+
+enum RawNode {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Other,
+    Str(String),
+    Seq(Vec<Spanned<RawNode>>),
+    Map(Vec<(String, Spanned<RawNode>)>),
+}
+
+impl<'de> Deserialize<'de> for RawNode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(RawVisitor)
+    }
+}
+
+struct RawVisitor;
+
+impl<'de> Visitor<'de> for RawVisitor {
+    type Value = RawNode;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<RawNode, E> {
+        Ok(RawNode::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawNode, E> {
+        Ok(RawNode::Int(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawNode, E> {
+        Ok(i64::try_from(v).map_or(RawNode::Other, RawNode::Int))
+    }
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<RawNode, E> {
+        Ok(i64::try_from(v).map_or(RawNode::Other, RawNode::Int))
+    }
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<RawNode, E> {
+        Ok(i64::try_from(v).map_or(RawNode::Other, RawNode::Int))
+    }
+    fn visit_f64<E: de::Error>(self, _v: f64) -> Result<RawNode, E> {
+        Ok(RawNode::Other)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<RawNode, E> {
+        Ok(RawNode::Str(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<RawNode, E> {
+        Ok(RawNode::Str(v))
+    }
+    fn visit_bytes<E: de::Error>(self, _v: &[u8]) -> Result<RawNode, E> {
+        Ok(RawNode::Other)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<RawNode, E> {
+        Ok(RawNode::Null)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<RawNode, E> {
+        Ok(RawNode::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<RawNode, D::Error> {
+        RawNode::deserialize(d)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawNode, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Spanned<RawNode>>()? {
+            items.push(item);
+        }
+        Ok(RawNode::Seq(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawNode, A::Error> {
+        let mut entries: Vec<(String, Spanned<RawNode>)> = Vec::new();
+        while let Some(key) = map.next_key::<KeyString>()? {
+            let value = map.next_value::<Spanned<RawNode>>()?;
+            // YAML forbids duplicate keys; if the parser lets one through, the last wins.
+            entries.retain(|(k, _)| *k != key.0);
+            entries.push((key.0, value));
+        }
+        Ok(RawNode::Map(entries))
+    }
+}
+
+/// A map key of any scalar type, as text.
+struct KeyString(String);
+
+impl<'de> Deserialize<'de> for KeyString {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = KeyString;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a scalar map key")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<KeyString, E> {
+                Ok(KeyString(v.to_owned()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<KeyString, E> {
+                Ok(KeyString(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<KeyString, E> {
+                Ok(KeyString(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<KeyString, E> {
+                Ok(KeyString(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<KeyString, E> {
+                Ok(KeyString(v.to_string()))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<KeyString, E> {
+                Ok(KeyString("null".into()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
