@@ -271,26 +271,12 @@ impl Lease {
 
     /// Checks Kea's row-validity rules that span fields (field syntax is checked when parsing).
     pub fn validate(&self) -> Result<(), RowErrorKind> {
-        if self.hwaddr.len() > MAX_HWADDR_LEN {
-            return Err(bad("hwaddr", "longer than 20 bytes"));
-        }
-        if !self.client_id.is_empty()
-            && !(MIN_CLIENT_ID_LEN..=MAX_CLIENT_ID_LEN).contains(&self.client_id.len())
-        {
-            return Err(bad("client_id", "must be 2 to 255 bytes"));
-        }
-        if self.hwaddr.is_empty() && self.client_id.is_empty() && self.state != 1 {
-            return Err(RowErrorKind::NoIdentifier);
-        }
-        if !self.user_context.is_empty() {
-            let decoded = self.user_context.decode();
-            if serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&decoded)
-                .is_err()
-            {
-                return Err(bad("user_context", "not a JSON map"));
-            }
-        }
-        Ok(())
+        validate_parts(
+            self.hwaddr.len(),
+            self.client_id.len(),
+            self.state,
+            self.user_context.stored(),
+        )
     }
 
     /// Writes the row for `header`'s columns (without a line feed) into `out`.
@@ -330,7 +316,7 @@ impl Lease {
     }
 }
 
-fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+pub(crate) fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     for (i, b) in bytes.iter().enumerate() {
         if i > 0 {
@@ -488,16 +474,58 @@ fn parse_colon_hex(column: &'static str, f: &[u8]) -> Result<Vec<u8>, RowErrorKi
     Ok(out)
 }
 
-/// Parses one row (without its line feed) against `header`.
-pub fn parse_row(header: &Header, line: &[u8]) -> Result<Lease, RowErrorKind> {
+/// A row split and checked but not yet copied: borrowed fields, parsed numbers.
+struct Fields<'a> {
+    address: Ipv4Addr,
+    hwaddr: &'a [u8],
+    hwaddr_len: usize,
+    client_id: &'a [u8],
+    client_id_len: usize,
+    valid_lifetime: u32,
+    expire: u64,
+    subnet_id: u32,
+    fqdn_fwd: bool,
+    fqdn_rev: bool,
+    hostname: &'a [u8],
+    state: u32,
+    user_context: &'a [u8],
+    pool_id: u32,
+}
+
+/// Number of bytes in colon-separated hex, checking the syntax without allocating.
+fn colon_hex_len(column: &'static str, f: &[u8]) -> Result<usize, RowErrorKind> {
+    if f.is_empty() {
+        return Ok(0);
+    }
+    let mut n = 0;
+    for tok in f.split(|&b| b == b':') {
+        let ok = match tok {
+            [a] => hex_val(*a).is_some(),
+            [a, b] => hex_val(*a).is_some() && hex_val(*b).is_some(),
+            _ => false,
+        };
+        if !ok {
+            return Err(bad(column, "not colon-separated hex"));
+        }
+        n += 1;
+    }
+    Ok(n)
+}
+
+fn split_fields<'a>(
+    header: &Header,
+    line: &'a [u8],
+    mut extra: Option<&mut Vec<Vec<u8>>>,
+) -> Result<Fields<'a>, RowErrorKind> {
     let n = header.len();
     let mut fields: [&[u8]; 12] = [&[]; 12];
     let mut count = 0;
-    let mut extra = Vec::new();
     for f in line.split(|&b| b == b',') {
         if count < 12 {
             fields[count] = f;
-        } else if count < n {
+        } else if count < n
+            && let Some(extra) = extra.as_deref_mut()
+        {
             extra.push(f.to_vec());
         }
         count += 1;
@@ -512,46 +540,99 @@ pub fn parse_row(header: &Header, line: &[u8]) -> Result<Lease, RowErrorKind> {
         .ok()
         .and_then(|s| s.parse::<Ipv4Addr>().ok())
         .ok_or_else(|| bad("address", "not an IPv4 address"))?;
-    let hwaddr = parse_colon_hex("hwaddr", fields[1])?;
-    let client_id = parse_colon_hex("client_id", fields[2])?;
-    let valid_lifetime = parse_u32("valid_lifetime", fields[3])?;
-    let expire = parse_u64("expire", fields[4])?;
-    let subnet_id = parse_u32("subnet_id", fields[5])?;
-    let fqdn_fwd = parse_bool("fqdn_fwd", fields[6])?;
-    let fqdn_rev = parse_bool("fqdn_rev", fields[7])?;
-    let hostname = EscapedText(fields[8].to_vec());
-    let state = if n > 9 {
-        parse_u32("state", fields[9])?
-    } else {
-        0
-    };
-    let user_context = if n > 10 {
-        EscapedText(fields[10].to_vec())
-    } else {
-        EscapedText::default()
-    };
-    let pool_id = if n > 11 {
-        parse_u32("pool_id", fields[11])?
-    } else {
-        0
-    };
-    let lease = Lease {
+    let hwaddr_len = colon_hex_len("hwaddr", fields[1])?;
+    let client_id_len = colon_hex_len("client_id", fields[2])?;
+    let f = Fields {
         address,
-        hwaddr,
-        client_id,
-        valid_lifetime,
-        expire,
-        subnet_id,
-        fqdn_fwd,
-        fqdn_rev,
-        hostname,
-        state,
-        user_context,
-        pool_id,
-        extra,
+        hwaddr: fields[1],
+        hwaddr_len,
+        client_id: fields[2],
+        client_id_len,
+        valid_lifetime: parse_u32("valid_lifetime", fields[3])?,
+        expire: parse_u64("expire", fields[4])?,
+        subnet_id: parse_u32("subnet_id", fields[5])?,
+        fqdn_fwd: parse_bool("fqdn_fwd", fields[6])?,
+        fqdn_rev: parse_bool("fqdn_rev", fields[7])?,
+        hostname: fields[8],
+        state: if n > 9 {
+            parse_u32("state", fields[9])?
+        } else {
+            0
+        },
+        user_context: if n > 10 { fields[10] } else { &[] },
+        pool_id: if n > 11 {
+            parse_u32("pool_id", fields[11])?
+        } else {
+            0
+        },
     };
-    lease.validate()?;
-    Ok(lease)
+    validate_parts(f.hwaddr_len, f.client_id_len, f.state, f.user_context)?;
+    Ok(f)
+}
+
+fn validate_parts(
+    hwaddr_len: usize,
+    client_id_len: usize,
+    state: u32,
+    user_context: &[u8],
+) -> Result<(), RowErrorKind> {
+    if hwaddr_len > MAX_HWADDR_LEN {
+        return Err(bad("hwaddr", "longer than 20 bytes"));
+    }
+    if client_id_len != 0 && !(MIN_CLIENT_ID_LEN..=MAX_CLIENT_ID_LEN).contains(&client_id_len) {
+        return Err(bad("client_id", "must be 2 to 255 bytes"));
+    }
+    if hwaddr_len == 0 && client_id_len == 0 && state != 1 {
+        return Err(RowErrorKind::NoIdentifier);
+    }
+    if !user_context.is_empty() {
+        let decoded = unescape(user_context);
+        if serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&decoded).is_err() {
+            return Err(bad("user_context", "not a JSON map"));
+        }
+    }
+    Ok(())
+}
+
+/// The key facts of a valid row, checked without allocating: enough to apply Kea's load
+/// semantics (later rows replace earlier ones by address; valid lifetime 0 deletes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RowKey {
+    /// The leased address.
+    pub address: Ipv4Addr,
+    /// The valid lifetime (0 = deletion).
+    pub valid_lifetime: u32,
+}
+
+/// Checks one row against `header` with all of [`parse_row`]'s rules, without building a
+/// [`Lease`]; used on the hot path of snapshots.
+pub fn check_row(header: &Header, line: &[u8]) -> Result<RowKey, RowErrorKind> {
+    let f = split_fields(header, line, None)?;
+    Ok(RowKey {
+        address: f.address,
+        valid_lifetime: f.valid_lifetime,
+    })
+}
+
+/// Parses one row (without its line feed) against `header`, applying Kea's validity rules.
+pub fn parse_row(header: &Header, line: &[u8]) -> Result<Lease, RowErrorKind> {
+    let mut extra = Vec::new();
+    let f = split_fields(header, line, Some(&mut extra))?;
+    Ok(Lease {
+        address: f.address,
+        hwaddr: parse_colon_hex("hwaddr", f.hwaddr)?,
+        client_id: parse_colon_hex("client_id", f.client_id)?,
+        valid_lifetime: f.valid_lifetime,
+        expire: f.expire,
+        subnet_id: f.subnet_id,
+        fqdn_fwd: f.fqdn_fwd,
+        fqdn_rev: f.fqdn_rev,
+        hostname: EscapedText(f.hostname.to_vec()),
+        state: f.state,
+        user_context: EscapedText(f.user_context.to_vec()),
+        pool_id: f.pool_id,
+        extra,
+    })
 }
 
 /// One parsed row and where it came from.

@@ -15,9 +15,16 @@
 //! assert_eq!(file.to_bytes(), text); // byte-exact round trip
 //! ```
 
+pub mod control;
 pub mod csv;
 
 pub use csv::{
     EscapedText, Header, Lease, LeaseFile, LeaseReader, LeaseState, LeaseWriter, ParseError,
     ReadError, Record, RowError, RowErrorKind,
 };
+pub mod load;
+pub mod snapshot;
+
+pub use control::{ControlClient, ControlError, KeaLease, UnixConnector};
+pub use load::{EffectiveSet, LoadError, Role, load_effective};
+pub use snapshot::{Compacted, Snapshot, SnapshotError, SnapshotOptions};
