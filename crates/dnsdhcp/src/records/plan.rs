@@ -463,3 +463,180 @@ pub fn render_plan(plan: &Plan, color: bool) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::records::validate::validate;
+    use crate::records::values::{SourceFile, parse_values};
+
+    fn desired(records: &str) -> DesiredZone {
+        let text = format!("zones:\n  - name: home.arpa\nstaticRecords:\n{records}");
+        let v = parse_values(vec![SourceFile {
+            path: PathBuf::from("v.yaml"),
+            text,
+        }])
+        .unwrap();
+        validate(&v).unwrap().zones.remove(0)
+    }
+
+    fn rec(owner: &str, ttl: u32, rtype: &str, data: &str) -> CurrentRecord {
+        CurrentRecord {
+            owner: owner.into(),
+            ttl,
+            rtype: rtype.into(),
+            data: data.into(),
+        }
+    }
+
+    /// What the zone holds after applying `p` to `before` (a tiny model of Knot).
+    fn applied(before: &[CurrentRecord], p: &ZonePlan) -> Vec<CurrentRecord> {
+        let mut out: Vec<CurrentRecord> = before.to_vec();
+        for c in p.changes.iter().chain(&p.ownership_changes) {
+            let same =
+                |r: &CurrentRecord| r.owner.eq_ignore_ascii_case(&c.owner) && r.rtype == c.rtype;
+            if c.replaces_whole() {
+                out.retain(|r| !same(r));
+                if let Some(t) = c.new_ttl {
+                    for d in c.keep.iter().chain(&c.add) {
+                        out.push(rec(&c.owner, t, &c.rtype, d));
+                    }
+                }
+            } else {
+                out.retain(|r| !(same(r) && c.remove.contains(&r.data)));
+                for d in &c.add {
+                    out.push(rec(&c.owner, c.new_ttl.unwrap(), &c.rtype, d));
+                }
+            }
+        }
+        out
+    }
+
+    fn base() -> Vec<CurrentRecord> {
+        vec![
+            rec(
+                "home.arpa.",
+                3600,
+                "SOA",
+                "ns1.home.arpa. hostmaster.home.arpa. 1 3600 900 604800 300",
+            ),
+            rec("home.arpa.", 3600, "NS", "ns1.home.arpa."),
+            rec("ns1.home.arpa.", 3600, "A", "192.0.2.1"),
+            rec("laptop.home.arpa.", 300, "A", "192.168.1.50"),
+        ]
+    }
+
+    #[test]
+    fn create_then_nothing_to_do() {
+        let d =
+            desired("  - \"router A 192.168.1.1\"\n  - \"@ MX 10 MAIL\"\n  - 't TXT \"a b\"'\n");
+        let p = plan_zone(&d, base()).unwrap();
+        assert_eq!(p.changes.len(), 3);
+        assert!(p.changes.iter().all(|c| c.action == Action::Create));
+        assert_eq!(p.managed_records, 0);
+        let after = applied(&base(), &p);
+        let again = plan_zone(&d, after).unwrap();
+        assert!(again.is_empty(), "{again:#?}");
+        assert_eq!(again.managed_records, 3);
+    }
+
+    #[test]
+    fn prune_ttl_change_and_unowned_untouched() {
+        let d1 = desired("  - \"router A 192.168.1.1\"\n  - \"old A 192.168.1.9\"\n");
+        let z1 = applied(&base(), &plan_zone(&d1, base()).unwrap());
+        let d2 = desired("  - \"router 60 A 192.168.1.1\"\n");
+        let p = plan_zone(&d2, z1.clone()).unwrap();
+        let by_owner = |o: &str| p.changes.iter().find(|c| c.owner == o).unwrap();
+        let old = by_owner("old.home.arpa.");
+        assert_eq!(old.action, Action::Delete);
+        let router = by_owner("router.home.arpa.");
+        assert_eq!((router.old_ttl, router.new_ttl), (Some(3600), Some(60)));
+        assert!(router.replaces_whole());
+        assert_eq!(p.changes.len(), 2, "laptop (unowned) is not touched");
+        assert_eq!(p.ownership_removed, ["old.home.arpa. A"]);
+        assert_eq!((p.managed_records, p.affected_records), (2, 2));
+        let z2 = applied(&z1, &p);
+        assert!(z2.iter().any(|r| r.owner == "laptop.home.arpa."));
+        assert!(plan_zone(&d2, z2).unwrap().is_empty());
+    }
+
+    #[test]
+    fn adoption_and_conflicts() {
+        let d = desired("  - \"laptop A 192.168.1.60\"\n");
+        let p = plan_zone(&d, base()).unwrap();
+        assert!(p.changes[0].adopted);
+        assert_eq!(p.changes[0].remove, ["192.168.1.50"]);
+        assert_eq!(
+            p.affected_records, 0,
+            "unowned records are not counted as managed"
+        );
+
+        let d = desired("  - \"laptop CNAME router\"\n");
+        let p = plan_zone(&d, base()).unwrap();
+        assert_eq!(p.conflicts.len(), 1, "{p:#?}");
+        assert!(p.conflicts[0].contains("v.yaml:4:5"), "{}", p.conflicts[0]);
+        let plan = Plan {
+            zones: vec![p],
+            notes: vec![],
+        };
+        assert!(matches!(
+            check_conflicts(&plan),
+            Err(RecordsError::Conflict { .. })
+        ));
+    }
+
+    #[test]
+    fn safety_limit_counts_managed_records() {
+        let mut many = String::new();
+        for i in 0..10 {
+            many.push_str(&format!("  - \"h{i} A 192.168.1.{i}\"\n"));
+        }
+        let z = applied(&base(), &plan_zone(&desired(&many), base()).unwrap());
+        let mut fewer = String::new();
+        for i in 0..6 {
+            fewer.push_str(&format!("  - \"h{i} A 192.168.1.{i}\"\n"));
+        }
+        let limit = SafetyLimit::default();
+        let p3 = plan_zone(&desired(&fewer), z.clone()).unwrap();
+        assert_eq!((p3.managed_records, p3.affected_records), (10, 4));
+        let plan = Plan {
+            zones: vec![p3],
+            notes: vec![],
+        };
+        let e = limit.check(&plan).unwrap_err().to_string();
+        assert!(
+            e.contains("4 of 10 managed records (40%, limit 30%)"),
+            "{e}"
+        );
+        fewer.push_str("  - \"h6 A 192.168.1.6\"\n");
+        let p = plan_zone(&desired(&fewer), z).unwrap();
+        assert_eq!(p.affected_records, 3);
+        limit
+            .check(&Plan {
+                zones: vec![p],
+                notes: vec![],
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn render_and_json() {
+        let d = desired("  - \"router A 192.168.1.1\"\n");
+        let plan = Plan {
+            zones: vec![plan_zone(&d, base()).unwrap()],
+            notes: vec![],
+        };
+        let text = render_plan(&plan, false);
+        assert!(
+            text.contains("+ router.home.arpa. 3600 A 192.168.1.1"),
+            "{text}"
+        );
+        assert!(!text.contains('\x1b'));
+        assert!(render_plan(&plan, true).contains("\x1b[32m+"));
+        let json = serde_json::to_value(&plan).unwrap();
+        assert_eq!(json["zones"][0]["changes"][0]["type"], "A");
+        assert_eq!(json["zones"][0]["changes"][0]["action"], "create");
+    }
+}

@@ -375,3 +375,146 @@ pub fn check_zones_exist(values: &Values, server_zones: &[String]) -> Result<(),
         .collect();
     finish(diags, Desired::default()).map(|_| ())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::records::values::{SourceFile, parse_values};
+
+    fn values(text: &str) -> Values {
+        parse_values(vec![SourceFile {
+            path: PathBuf::from("v.yaml"),
+            text: text.to_owned(),
+        }])
+        .unwrap()
+    }
+
+    fn errors(text: &str) -> String {
+        validate(&values(text)).unwrap_err().to_string()
+    }
+
+    const ZONES: &str = "\
+zones:
+  - name: home.arpa
+  - name: 1.168.192.in-addr.arpa
+  - name: 0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa
+";
+
+    #[test]
+    fn valid_values_with_ptrs_and_defaults() {
+        let d = validate(&values(&format!(
+            "{ZONES}staticRecords:
+  - \"router IN A 192.168.1.1\"
+  - name: nas
+    type: AAAA
+    ttl: 300
+    data: fd00::10
+  - name: cam
+    type: A
+    data: 192.168.1.20
+    ptr: false
+  - \"@ IN MX 10 mail\"
+  - \"mail 60 A 192.168.1.2\"
+"
+        )))
+        .unwrap();
+        let home = &d.zones[0];
+        assert_eq!(home.record_count(), 5);
+        let mx = &home.rrsets[&RrsetKey {
+            owner: "home.arpa.".into(),
+            rtype: Rtype::MX,
+        }];
+        assert_eq!(mx.rrset.ttl, DEFAULT_TTL);
+        assert_eq!(
+            mx.rrset.rdata.values().next().unwrap(),
+            "10 mail.home.arpa."
+        );
+        let v4 = &d.zones[1];
+        assert_eq!(v4.record_count(), 2, "router and mail, not cam");
+        let ptr = &v4.rrsets[&RrsetKey {
+            owner: "1.1.168.192.in-addr.arpa.".into(),
+            rtype: Rtype::PTR,
+        }];
+        assert_eq!(
+            ptr.rrset.rdata.values().next().unwrap(),
+            "router.home.arpa."
+        );
+        let v6 = &d.zones[2];
+        let (k, set) = v6.rrsets.iter().next().unwrap();
+        assert!(k.owner.starts_with("0.1.0.0."), "{}", k.owner);
+        assert_eq!(set.rrset.ttl, 300);
+    }
+
+    #[test]
+    fn every_error_is_reported_with_its_line() {
+        let text = errors(&format!(
+            "{ZONES}staticRecords:
+  - \"bad IN A 300.1.1.1\"
+  - \"outside.example. IN A 192.0.2.1\"
+  - \"alias CNAME router\"
+  - \"alias A 192.168.1.3\"
+  - name: x
+    type: MX
+    data: 10 mail
+    ptr: true
+  - name: yy
+    type: A
+    ttl: -5
+    data: 192.168.1.4
+  - \"@ SOA a b 1 2 3 4 5\"
+  - \"_dnsdhcp-owned TXT x\"
+  - \"t 60 A 192.168.1.7\"
+  - \"t 61 A 192.168.1.8\"
+"
+        ));
+        for needle in [
+            "v.yaml:6:5: invalid record",
+            "v.yaml:7:5: owner outside.example. is in none of the configured zones",
+            "v.yaml:8:5: CNAME at alias.home.arpa. beside other data (A)",
+            "v.yaml:10:5: `ptr` applies to A and AAAA records only",
+            "v.yaml:14:5: TTL -5 is out of range",
+            "v.yaml:18:5: type SOA cannot be a static record",
+            "v.yaml:19:5: owner _dnsdhcp-owned.home.arpa. is reserved",
+            "v.yaml:21:5: t.home.arpa. A has TTL 61 here but 60 at v.yaml:20:5",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+        assert!(text.contains("8 errors"), "{text}");
+    }
+
+    #[test]
+    fn owner_must_be_inside_its_zone_and_zone_must_be_listed() {
+        let text = errors(&format!(
+            "{ZONES}staticRecords:
+  - name: r.other.test.
+    zone: home.arpa
+    type: A
+    data: 192.0.2.1
+  - name: r
+    zone: nowhere.test
+    type: A
+    data: 192.0.2.1
+"
+        ));
+        assert!(
+            text.contains("v.yaml:6:5: owner r.other.test. is not inside zone home.arpa."),
+            "{text}"
+        );
+        assert!(
+            text.contains("v.yaml:10:5: zone nowhere.test. is not listed"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn zones_must_exist_on_the_server() {
+        let v = values(ZONES);
+        let e = check_zones_exist(&v, &["home.arpa.".into(), "1.168.192.in-addr.arpa.".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("v.yaml:4:5: zone 0.0.0.0"), "{e}");
+        assert!(e.contains("does not exist on the Knot server"), "{e}");
+    }
+}

@@ -262,6 +262,9 @@ fn extract_records(
                     };
                     match (k.as_str(), v.kind) {
                         ("name", Kind::Str(s)) => name = Some(s),
+                        // `name: 1` (a PTR owner in a reverse zone) is an integer in YAML.
+                        ("name", Kind::Int(i)) => name = Some(i.to_string()),
+                        ("data", Kind::Int(i)) => data = Some(i.to_string()),
                         ("zone", Kind::Str(s)) => zone = Some(s),
                         ("type", Kind::Str(s)) => rtype = Some(s),
                         ("data", Kind::Str(s)) => data = Some(s),
@@ -269,7 +272,7 @@ fn extract_records(
                         ("ptr", Kind::Bool(b)) => ptr = Some(b),
                         ("zone" | "ttl" | "ptr", Kind::Null) => {}
                         ("name" | "zone" | "type" | "data", _) => {
-                            bad("a string");
+                            bad("a string (quote it)");
                             ok = false
                         }
                         ("ttl", _) => {
@@ -523,5 +526,122 @@ impl<'de> Deserialize<'de> for KeyString {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(name: &str, text: &str) -> SourceFile {
+        SourceFile {
+            path: PathBuf::from(name),
+            text: text.to_owned(),
+        }
+    }
+
+    const BASE: &str = "\
+image: knot
+zones:
+  - name: home.arpa
+  - name: 1.168.192.in-addr.arpa
+    defaultTtl: 600
+staticRecords:
+  - \"router IN A 192.168.1.1\"
+  - name: nas
+    zone: home.arpa
+    type: AAAA
+    ttl: 300
+    data: fd00::10
+    ptr: false
+";
+
+    #[test]
+    fn entries_with_positions() {
+        let v = parse_values(vec![src("a.yaml", BASE)]).unwrap();
+        assert_eq!(v.zones.len(), 2);
+        assert_eq!(v.zones[1].default_ttl, Some(600));
+        assert_eq!((v.zones[1].pos.line, v.zones[1].pos.column), (4, 5));
+        assert_eq!(v.records.len(), 2);
+        match &v.records[0] {
+            RecordEntry::Line { text, pos } => {
+                assert_eq!(text, "router IN A 192.168.1.1");
+                assert_eq!((pos.file, pos.line, pos.column), (0, 7, 5));
+            }
+            other => panic!("{other:?}"),
+        }
+        match &v.records[1] {
+            RecordEntry::Structured {
+                name,
+                ttl,
+                ptr,
+                pos,
+                ..
+            } => {
+                assert_eq!(name, "nas");
+                assert_eq!(*ttl, Some(300));
+                assert_eq!(*ptr, Some(false));
+                assert_eq!(pos.line, 8);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn later_files_win_maps_merge_lists_replace() {
+        let over = "\
+image: other
+staticRecords:
+  - \"printer A 192.168.1.9\"
+";
+        let v = parse_values(vec![src("a.yaml", BASE), src("b.yaml", over)]).unwrap();
+        // zones kept from the first file, records replaced by the second.
+        assert_eq!(v.zones.len(), 2);
+        assert_eq!(v.records.len(), 1);
+        let pos = v.records[0].pos();
+        assert_eq!((pos.file, pos.line), (1, 3));
+        assert_eq!(v.files[pos.file].path, PathBuf::from("b.yaml"));
+
+        // null removes a key; an empty file changes nothing.
+        let v = parse_values(vec![
+            src("a.yaml", BASE),
+            src("c.yaml", ""),
+            src("d.yaml", "staticRecords: null\n"),
+        ])
+        .unwrap();
+        assert_eq!(v.zones.len(), 2);
+        assert!(v.records.is_empty());
+    }
+
+    #[test]
+    fn nested_maps_merge() {
+        let a = src("a.yaml", "x:\n  a: 1\n  b: 2\nzones: [{name: a.test}]\n");
+        let b = src("b.yaml", "x:\n  b: 3\n  c: 4\n");
+        let merged = merge(parse_yaml(0, &a).unwrap(), parse_yaml(1, &b).unwrap());
+        let Kind::Map(top) = merged.kind else {
+            panic!()
+        };
+        let Kind::Map(x) = &top.iter().find(|(k, _)| k == "x").unwrap().1.kind else {
+            panic!()
+        };
+        let keys: Vec<&str> = x.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["a", "b", "c"]);
+        assert!(matches!(x[1].1.kind, Kind::Int(3)));
+    }
+
+    #[test]
+    fn bad_yaml_and_bad_shapes_name_file_and_line() {
+        let e = parse_values(vec![src("bad.yaml", "zones: [\n")]).unwrap_err();
+        assert!(e.to_string().starts_with("bad.yaml:"), "{e}");
+        let e = parse_values(vec![src(
+            "shape.yaml",
+            "zones:\n  - name: a.test\nstaticRecords:\n  - name: x\n    type: A\n    ttl: soon\n    data: 1.2.3.4\n",
+        )])
+        .unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("shape.yaml:6:10: `ttl` must be an integer"),
+            "{text}"
+        );
     }
 }
