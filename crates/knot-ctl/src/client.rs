@@ -253,6 +253,17 @@ impl<S: Read + Write> Client<S> {
         }
     }
 
+    /// Returns the underlying stream without sending END (pending request bytes are flushed).
+    /// Use it to hand the stream on, e.g. to close a Kubernetes exec session yourself.
+    pub fn into_inner(self) -> S {
+        let mut me = std::mem::ManuallyDrop::new(self);
+        let _ = me.io.flush_out();
+        // SAFETY: `me` is never used or dropped again, and each field is moved out exactly once.
+        let (io, version) = unsafe { (std::ptr::read(&me.io), std::ptr::read(&me.version)) };
+        drop(version);
+        io.inner
+    }
+
     /// Capacity of the reply read buffer: replies are never buffered beyond this plus one unit.
     pub fn read_buffer_capacity(&self) -> usize {
         self.io.rbuf.len()

@@ -91,7 +91,9 @@ fn zone_read_of_200k_records_streams_in_bounded_memory() {
     drop(stream);
     let peak = PEAK.load(Relaxed) - baseline;
 
-    println!("streamed {count} records (~{reply_bytes} B): peak heap growth {peak} B, largest unit {largest} B");
+    println!(
+        "streamed {count} records (~{reply_bytes} B): peak heap growth {peak} B, largest unit {largest} B"
+    );
     assert_eq!(count, RECORDS + 3);
     assert_eq!(txt, RECORDS / 2);
     assert!(
