@@ -1,1 +1,28 @@
 //! Backup archives: manifest, atomic writer, safe extraction, verification.
+//!
+//! An archive is a gzip-compressed tar file. Its members are the backed-up files (regular files
+//! and directories only) followed by [`MANIFEST_NAME`], a JSON [`Manifest`] that records the size
+//! and SHA-256 of every file, the SOA serial and record count of every zone file and the row count
+//! of every lease file. Archives are written under a temporary name and renamed into place
+//! ([`ArchiveWriter`]), checked entry by entry before anything is extracted ([`extract`]), and can
+//! be verified on their own ([`verify`]).
+
+mod error;
+mod extract;
+mod fsutil;
+mod manifest;
+mod scan;
+mod verify;
+mod writer;
+mod zone;
+
+pub use error::ArchiveError;
+pub use extract::{ExtractMode, ExtractOptions, Extracted, extract};
+pub use fsutil::{replace_file_atomically, write_file_atomically};
+pub use manifest::{
+    ArchiveKind, FORMAT_VERSION, FileEntry, LeaseFileFacts, MANIFEST_NAME, Manifest, ZoneFacts,
+};
+pub use scan::Limits;
+pub use verify::{LeaseFileCheck, Problem, VerifyReport, ZoneCheck, check_lease_rows, verify};
+pub use writer::{ArchiveWriter, Member, filter_archive};
+pub use zone::{ZoneFileError, zone_facts, zone_facts_from_file};

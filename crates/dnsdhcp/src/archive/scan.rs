@@ -1,0 +1,373 @@
+//! Reading an archive entry by entry and checking everything that safe extraction requires.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::Path;
+
+use flate2::read::GzDecoder;
+use sha2::{Digest, Sha256};
+
+use super::error::{ArchiveError, IoContext};
+use super::manifest::{FORMAT_VERSION, MANIFEST_NAME, Manifest};
+
+/// Bounds on what an archive may contain, checked before anything is extracted.
+///
+/// They keep a hostile or damaged archive from filling a volume or exhausting memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Maximum number of entries (files, directories and the manifest).
+    pub max_entries: u64,
+    /// Maximum size of one file, in bytes.
+    pub max_file_size: u64,
+    /// Maximum total size of all files, in bytes.
+    pub max_total_size: u64,
+    /// Maximum size of the manifest, which is read into memory.
+    pub max_manifest_size: u64,
+}
+
+impl Default for Limits {
+    /// 100,000 entries, 4 GiB per file, 16 GiB in total, 64 MiB of manifest.
+    fn default() -> Self {
+        Limits {
+            max_entries: 100_000,
+            max_file_size: 4 << 30,
+            max_total_size: 16 << 30,
+            max_manifest_size: 64 << 20,
+        }
+    }
+}
+
+/// Whether an entry is a file or a directory (the only two types accepted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    File,
+    Dir,
+}
+
+/// One accepted entry, as seen by the checking pass.
+#[derive(Clone, Debug)]
+pub(crate) struct ScannedEntry {
+    pub path: String,
+    pub kind: Kind,
+    pub size: u64,
+    /// Hex SHA-256 for files; empty for directories.
+    pub sha256: String,
+    /// Permission bits from the header (already masked to 0o777).
+    pub mode: u32,
+}
+
+/// The result of a checking pass: every entry in order (the manifest excluded) and the manifest.
+#[derive(Debug)]
+pub(crate) struct Scan {
+    pub entries: Vec<ScannedEntry>,
+    pub manifest: Option<Manifest>,
+}
+
+impl Scan {
+    /// Every file entry (no directories), by path.
+    pub fn files(&self) -> BTreeMap<&str, &ScannedEntry> {
+        self.entries
+            .iter()
+            .filter(|e| e.kind == Kind::File)
+            .map(|e| (e.path.as_str(), e))
+            .collect()
+    }
+}
+
+/// Normalise an entry path: UTF-8, relative, no `..`, `.` and empty components dropped.
+///
+/// Returns the `/`-joined components (empty for the archive root itself) or why it is refused.
+pub(crate) fn normalize_path(raw: &[u8]) -> Result<String, String> {
+    let s = std::str::from_utf8(raw).map_err(|_| "path is not valid UTF-8".to_owned())?;
+    if s.starts_with('/') {
+        return Err("absolute path".into());
+    }
+    let mut parts = Vec::new();
+    for c in s.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => return Err("path has a `..` component".into()),
+            c if c.contains('\0') => return Err("path contains NUL".into()),
+            c => parts.push(c),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+/// A reader that hashes and counts what passes through it.
+pub(crate) struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<R: Read> HashingReader<R> {
+    pub fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
+    }
+
+    /// Bytes read so far and the hex digest of them.
+    pub fn finish(self) -> (u64, String) {
+        (self.count, hex::encode(self.hasher.finalize()))
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+/// Open an archive for reading entries.
+pub(crate) fn open(
+    archive: &Path,
+) -> Result<tar::Archive<GzDecoder<BufReader<File>>>, ArchiveError> {
+    let file = File::open(archive).at(archive)?;
+    Ok(tar::Archive::new(GzDecoder::new(BufReader::with_capacity(
+        256 << 10,
+        file,
+    ))))
+}
+
+/// Read every entry of `archive`, check it, hash it, and hand each file's content to `on_file`
+/// (with its size and permission bits).
+///
+/// Checks: only regular files and directories; safe, unique paths; no file where another entry
+/// needs a directory; entry, file and total size limits; the gzip stream is complete and intact;
+/// the manifest (if present) parses and has a supported format. `on_file` sees a file's content
+/// (it may read none, some or all of it; the rest is read and hashed here). It is not called for
+/// the manifest. Manifest contents are not compared here; see [`check_manifest`].
+pub(crate) fn scan(
+    archive: &Path,
+    limits: &Limits,
+    mut on_file: impl FnMut(&str, u64, u32, &mut dyn Read) -> Result<(), ArchiveError>,
+) -> Result<Scan, ArchiveError> {
+    let corrupt = |source: io::Error| ArchiveError::Corrupt {
+        archive: archive.to_owned(),
+        source,
+    };
+    let reject = |entry: &str, reason: String| ArchiveError::Rejected {
+        archive: archive.to_owned(),
+        entry: entry.to_owned(),
+        reason,
+    };
+    let mut ar = open(archive)?;
+    let mut entries = Vec::new();
+    let mut manifest = None;
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut files: HashSet<String> = HashSet::new();
+    let mut parents: HashSet<String> = HashSet::new();
+    let mut count = 0u64;
+    let mut total = 0u64;
+    {
+        let iter = ar.entries().map_err(corrupt)?;
+        for entry in iter {
+            let mut entry = entry.map_err(corrupt)?;
+            let raw = entry.path_bytes().into_owned();
+            let shown = String::from_utf8_lossy(&raw).into_owned();
+            count += 1;
+            if count > limits.max_entries {
+                return Err(reject(
+                    &shown,
+                    format!("more than {} entries", limits.max_entries),
+                ));
+            }
+            let kind = match entry.header().entry_type() {
+                tar::EntryType::Regular => Kind::File,
+                tar::EntryType::Directory => Kind::Dir,
+                other => {
+                    return Err(reject(
+                        &shown,
+                        format!("entry type {other:?} is not a regular file or directory"),
+                    ));
+                }
+            };
+            let path = normalize_path(&raw).map_err(|r| reject(&shown, r))?;
+            if path.is_empty() {
+                if kind == Kind::Dir {
+                    continue; // "./": the archive root itself
+                }
+                return Err(reject(&shown, "file entry with an empty path".into()));
+            }
+            if !seen.insert(path.clone()) {
+                return Err(reject(&shown, "duplicate path".into()));
+            }
+            // A file may not sit where another entry needs a directory, nor the reverse.
+            if parents.contains(&path) && kind == Kind::File {
+                return Err(reject(&shown, "file where a directory is needed".into()));
+            }
+            let mut prefix = path.as_str();
+            while let Some(i) = prefix.rfind('/') {
+                prefix = &prefix[..i];
+                if files.contains(prefix) {
+                    return Err(reject(&shown, format!("parent {prefix:?} is a file")));
+                }
+                if !parents.insert(prefix.to_owned()) {
+                    break;
+                }
+            }
+            let mode = entry.header().mode().map_err(corrupt)? & 0o777;
+            let size = entry.size();
+            if kind == Kind::Dir {
+                entries.push(ScannedEntry {
+                    path,
+                    kind,
+                    size: 0,
+                    sha256: String::new(),
+                    mode,
+                });
+                continue;
+            }
+            files.insert(path.clone());
+            if path == MANIFEST_NAME {
+                if size > limits.max_manifest_size {
+                    return Err(reject(
+                        &shown,
+                        format!("manifest larger than {} bytes", limits.max_manifest_size),
+                    ));
+                }
+                let mut buf = Vec::with_capacity(size as usize);
+                entry.read_to_end(&mut buf).map_err(corrupt)?;
+                let m: Manifest =
+                    serde_json::from_slice(&buf).map_err(|e| ArchiveError::Manifest {
+                        archive: archive.to_owned(),
+                        reason: format!("invalid JSON: {e}"),
+                    })?;
+                if m.format > FORMAT_VERSION {
+                    return Err(ArchiveError::Manifest {
+                        archive: archive.to_owned(),
+                        reason: format!(
+                            "format {} is newer than this tool understands ({FORMAT_VERSION})",
+                            m.format
+                        ),
+                    });
+                }
+                manifest = Some(m);
+                continue;
+            }
+            if size > limits.max_file_size {
+                return Err(reject(
+                    &shown,
+                    format!(
+                        "size {size} exceeds the per-file limit {}",
+                        limits.max_file_size
+                    ),
+                ));
+            }
+            total += size;
+            if total > limits.max_total_size {
+                return Err(reject(
+                    &shown,
+                    format!("total size exceeds the limit {}", limits.max_total_size),
+                ));
+            }
+            let mut hashing = HashingReader::new(&mut entry);
+            on_file(&path, size, mode, &mut hashing)?;
+            io::copy(&mut hashing, &mut io::sink()).map_err(corrupt)?;
+            let (n, sha256) = hashing.finish();
+            if n != size {
+                return Err(corrupt(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("entry {shown:?} is truncated ({n} of {size} bytes)"),
+                )));
+            }
+            entries.push(ScannedEntry {
+                path,
+                kind,
+                size,
+                sha256,
+                mode,
+            });
+        }
+    }
+    // Read the gzip stream to its end so that its CRC and length are checked too.
+    let mut rest = ar.into_inner();
+    io::copy(&mut rest, &mut io::sink()).map_err(corrupt)?;
+    Ok(Scan { entries, manifest })
+}
+
+/// Compare a scan with its manifest: same files, sizes and digests, consistent zone/lease facts.
+pub(crate) fn check_manifest(
+    archive: &Path,
+    scan: &Scan,
+    manifest: &Manifest,
+) -> Result<(), ArchiveError> {
+    let mfail = |reason: String| ArchiveError::Manifest {
+        archive: archive.to_owned(),
+        reason,
+    };
+    let files = scan.files();
+    let mut listed = HashSet::new();
+    for f in &manifest.files {
+        if !listed.insert(f.path.as_str()) {
+            return Err(mfail(format!("lists {:?} twice", f.path)));
+        }
+        let Some(e) = files.get(f.path.as_str()) else {
+            return Err(mfail(format!(
+                "lists {:?}, which is not in the archive",
+                f.path
+            )));
+        };
+        if e.size != f.size {
+            return Err(ArchiveError::Checksum {
+                archive: archive.to_owned(),
+                member: f.path.clone(),
+                reason: format!("size {} but the manifest says {}", e.size, f.size),
+            });
+        }
+        if !e.sha256.eq_ignore_ascii_case(&f.sha256) {
+            return Err(ArchiveError::Checksum {
+                archive: archive.to_owned(),
+                member: f.path.clone(),
+                reason: format!("SHA-256 {} but the manifest says {}", e.sha256, f.sha256),
+            });
+        }
+    }
+    for path in files.keys() {
+        if !listed.contains(path) {
+            return Err(mfail(format!("does not list the archive member {path:?}")));
+        }
+    }
+    for z in &manifest.zones {
+        if !listed.contains(z.file.as_str()) {
+            return Err(mfail(format!(
+                "zone {} refers to {:?}, which is not a listed file",
+                z.name, z.file
+            )));
+        }
+    }
+    for l in &manifest.lease_files {
+        if !listed.contains(l.file.as_str()) {
+            return Err(mfail(format!(
+                "lease file {:?} is not a listed file",
+                l.file
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_path;
+
+    #[test]
+    fn normalize_accepts_relative_and_refuses_escapes() {
+        assert_eq!(normalize_path(b"a/b").unwrap(), "a/b");
+        assert_eq!(normalize_path(b"./a//b/").unwrap(), "a/b");
+        assert_eq!(normalize_path(b"./").unwrap(), "");
+        assert!(normalize_path(b"../x").is_err());
+        assert!(normalize_path(b"a/../../x").is_err());
+        assert!(normalize_path(b"a/..").is_err());
+        assert!(normalize_path(b"/etc/passwd").is_err());
+        assert!(normalize_path(b"\xff").is_err());
+    }
+}

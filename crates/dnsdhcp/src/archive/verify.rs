@@ -1,0 +1,389 @@
+//! Verifying an archive on its own: structure, checksums, zone files and lease rows.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use kea_leases::EffectiveSet;
+use kea_leases::csv::{LeaseReader, ReadError};
+use serde::Serialize;
+
+use super::error::ArchiveError;
+use super::manifest::{ArchiveKind, Manifest};
+use super::scan::{self, Limits};
+use super::zone::zone_facts;
+
+/// One thing wrong with an archive, tied to a member and line when possible.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// The archive member concerned, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
+    /// The 1-based line within that member, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.member, self.line) {
+            (Some(m), Some(l)) => write!(f, "{m}:{l}: {}", self.message),
+            (Some(m), None) => write!(f, "{m}: {}", self.message),
+            _ => f.write_str(&self.message),
+        }
+    }
+}
+
+/// A zone file as found by `verify`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ZoneCheck {
+    /// Zone name (from the manifest).
+    pub name: String,
+    /// Archive member.
+    pub file: String,
+    /// SOA serial parsed from the file.
+    pub serial: u32,
+    /// Records parsed from the file.
+    pub records: u64,
+}
+
+/// A lease file as found by `verify`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LeaseFileCheck {
+    /// Archive member.
+    pub file: String,
+    /// Valid lease rows.
+    pub rows: u64,
+    /// Distinct live leases in this file.
+    pub leases: u64,
+}
+
+/// The outcome of [`verify`]: what the archive holds and every problem found.
+///
+/// `ok` is true exactly when `problems` is empty. Serialises as the `--json` output.
+#[derive(Clone, Debug, Serialize)]
+pub struct VerifyReport {
+    /// The archive verified.
+    pub archive: PathBuf,
+    /// True when no problem was found.
+    pub ok: bool,
+    /// Archive kind from the manifest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ArchiveKind>,
+    /// Source from the manifest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Creation time from the manifest (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    /// Tool version that wrote the archive.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_version: Option<String>,
+    /// Regular files in the archive (manifest excluded).
+    pub files: u64,
+    /// Their total size in bytes.
+    pub bytes: u64,
+    /// Every zone file that parsed.
+    pub zones: Vec<ZoneCheck>,
+    /// Total records over those zones.
+    pub records: u64,
+    /// Every lease file that parsed.
+    pub lease_files: Vec<LeaseFileCheck>,
+    /// Distinct live leases over all lease files, in manifest order.
+    pub lease_count: u64,
+    /// Everything wrong; empty when `ok`.
+    pub problems: Vec<Problem>,
+}
+
+impl VerifyReport {
+    fn new(archive: &Path) -> Self {
+        VerifyReport {
+            archive: archive.to_owned(),
+            ok: false,
+            kind: None,
+            source: None,
+            created: None,
+            tool_version: None,
+            files: 0,
+            bytes: 0,
+            zones: Vec::new(),
+            records: 0,
+            lease_files: Vec::new(),
+            lease_count: 0,
+            problems: Vec::new(),
+        }
+    }
+
+    fn problem(&mut self, member: Option<&str>, line: Option<usize>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            member: member.map(str::to_owned),
+            line,
+            message: message.into(),
+        });
+    }
+
+    fn error(&mut self, e: ArchiveError) {
+        match e {
+            ArchiveError::Zone(z) => self.problem(Some(&z.file), z.line, z.message),
+            ArchiveError::Leases {
+                member,
+                line,
+                message,
+            } => self.problem(Some(&member), Some(line), message),
+            ArchiveError::Checksum { member, reason, .. } => {
+                self.problem(Some(&member), None, format!("checksum mismatch: {reason}"))
+            }
+            ArchiveError::Rejected { entry, reason, .. } => {
+                self.problem(Some(&entry), None, format!("rejected entry: {reason}"))
+            }
+            ArchiveError::Manifest { reason, .. } => {
+                self.problem(None, None, format!("manifest: {reason}"))
+            }
+            ArchiveError::Corrupt { source, .. } => {
+                self.problem(None, None, format!("unreadable archive: {source}"))
+            }
+            other => self.problem(None, None, other.to_string()),
+        }
+    }
+}
+
+/// The lease set Kea would load, as `kea_leases` computes it (last row per address wins, a zero
+/// valid lifetime deletes).
+pub(crate) type LeaseSet = EffectiveSet;
+
+/// Number of leases in a [`LeaseSet`].
+pub(crate) fn live(set: &LeaseSet) -> u64 {
+    set.leases.len() as u64
+}
+
+/// Check every row of a Kea memfile lease file and count them.
+///
+/// Parsing is `kea_leases`' (header, column count, field syntax, Kea's row-validity rules); any
+/// rejected row is an error naming `member` and the line. Returns (valid rows, distinct live
+/// leases), with Kea's load semantics (`kea_leases::EffectiveSet`).
+pub fn check_lease_rows(member: &str, data: &[u8]) -> Result<(u64, u64), ArchiveError> {
+    let mut set = LeaseSet::default();
+    let rows = lease_rows(member, data, &mut [&mut set])?;
+    Ok((rows, live(&set)))
+}
+
+/// [`check_lease_rows`], applying the rows to every set in `sets` (so several files can also
+/// combine in load order).
+pub(crate) fn lease_rows(
+    member: &str,
+    data: &[u8],
+    sets: &mut [&mut LeaseSet],
+) -> Result<u64, ArchiveError> {
+    let fail = |line: u64, message: String| ArchiveError::Leases {
+        member: member.to_owned(),
+        line: line as usize,
+        message,
+    };
+    let reader = LeaseReader::new(data, member).map_err(|e| match e {
+        kea_leases::ParseError::Header(r) => fail(r.line, r.kind.to_string()),
+        other => fail(1, other.to_string()),
+    })?;
+    let mut rows = 0;
+    for item in reader {
+        match item {
+            Ok(rec) => {
+                rows += 1;
+                for set in sets.iter_mut() {
+                    set.apply(rec.lease.clone());
+                }
+            }
+            Err(ReadError::Row(r)) => return Err(fail(r.line, r.kind.to_string())),
+            Err(e @ ReadError::Io { .. }) => return Err(fail(0, e.to_string())),
+        }
+    }
+    Ok(rows)
+}
+
+/// Verify `archive` completely: every entry is safe to extract (as [`extract`](super::extract)
+/// checks with `limits`), the manifest is present and matches every file's size and SHA-256,
+/// every zone file parses with `domain` and matches its recorded serial and record count, and
+/// every lease file's rows parse and match the recorded counts.
+///
+/// Never fails as a function: everything wrong is a [`Problem`] in the report.
+pub fn verify(archive: &Path, limits: &Limits) -> VerifyReport {
+    let mut report = VerifyReport::new(archive);
+    // Pass 1: structure, checksums, manifest.
+    let scan = match scan::scan(archive, limits, |_, _, _, _| Ok(())) {
+        Ok(scan) => scan,
+        Err(e) => {
+            report.error(e);
+            return report;
+        }
+    };
+    let files = scan.files();
+    report.files = files.len() as u64;
+    report.bytes = files.values().map(|e| e.size).sum();
+    drop(files);
+    let Some(manifest) = &scan.manifest else {
+        report.problem(None, None, "the archive has no manifest");
+        return report;
+    };
+    report.kind = Some(manifest.kind);
+    report.source = Some(manifest.source.clone());
+    report.created = Some(manifest.created.to_string());
+    report.tool_version = Some(manifest.tool_version.clone());
+    if let Err(e) = scan::check_manifest(archive, &scan, manifest) {
+        report.error(e);
+        return report;
+    }
+    // Pass 2: parse the zone and lease members named by the manifest.
+    check_contents(archive, limits, manifest, &scan, &mut report);
+    report.ok = report.problems.is_empty();
+    report
+}
+
+fn check_contents(
+    archive: &Path,
+    limits: &Limits,
+    manifest: &Manifest,
+    first: &scan::Scan,
+    report: &mut VerifyReport,
+) {
+    let zones: HashMap<&str, _> = manifest
+        .zones
+        .iter()
+        .map(|z| (z.file.as_str(), z))
+        .collect();
+    let leases: HashMap<&str, _> = manifest
+        .lease_files
+        .iter()
+        .map(|l| (l.file.as_str(), l))
+        .collect();
+    let mut lease_data: HashMap<String, Vec<u8>> = HashMap::new();
+    let mut zone_results = Vec::new();
+    let second = scan::scan(archive, limits, |path, size, _, data| {
+        if zones.contains_key(path) || leases.contains_key(path) {
+            let mut buf = Vec::with_capacity(size as usize);
+            data.read_to_end(&mut buf)
+                .map_err(|source| ArchiveError::Corrupt {
+                    archive: archive.to_owned(),
+                    source,
+                })?;
+            if let Some(z) = zones.get(path) {
+                zone_results.push((*z, zone_facts(path, &z.name, &buf)));
+            } else {
+                lease_data.insert(path.to_owned(), buf);
+            }
+        }
+        Ok(())
+    });
+    match second {
+        Err(e) => {
+            report.error(e);
+            return;
+        }
+        Ok(second) => {
+            // The archive must not have changed between the passes.
+            let a: Vec<_> = first.entries.iter().map(|e| (&e.path, &e.sha256)).collect();
+            let b: Vec<_> = second
+                .entries
+                .iter()
+                .map(|e| (&e.path, &e.sha256))
+                .collect();
+            if a != b {
+                report.problem(None, None, "the archive changed while being verified");
+                return;
+            }
+        }
+    }
+    for (z, result) in zone_results {
+        match result {
+            Ok((serial, records)) => {
+                if serial != z.serial || records != z.records {
+                    report.problem(
+                        Some(&z.file),
+                        None,
+                        format!(
+                            "zone {} has serial {serial} and {records} records, the manifest says {} and {}",
+                            z.name, z.serial, z.records
+                        ),
+                    );
+                }
+                report.records += records;
+                report.zones.push(ZoneCheck {
+                    name: z.name.clone(),
+                    file: z.file.clone(),
+                    serial,
+                    records,
+                });
+            }
+            Err(e) => report.error(e.into()),
+        }
+    }
+    let mut set = LeaseSet::default();
+    for l in &manifest.lease_files {
+        let Some(data) = lease_data.get(&l.file) else {
+            continue; // missing members were reported by check_manifest
+        };
+        let mut own = LeaseSet::default();
+        match lease_rows(&l.file, data, &mut [&mut own, &mut set]) {
+            Ok(rows) => {
+                let count = live(&own);
+                if rows != l.rows || count != l.leases {
+                    report.problem(
+                        Some(&l.file),
+                        None,
+                        format!(
+                            "{rows} rows and {count} leases, the manifest says {} and {}",
+                            l.rows, l.leases
+                        ),
+                    );
+                }
+                report.lease_files.push(LeaseFileCheck {
+                    file: l.file.clone(),
+                    rows,
+                    leases: count,
+                });
+            }
+            Err(e) => report.error(e),
+        }
+    }
+    report.lease_count = live(&set);
+    if report.lease_count != manifest.lease_count && report.problems.is_empty() {
+        report.problem(
+            None,
+            None,
+            format!(
+                "{} leases in total, the manifest says {}",
+                report.lease_count, manifest.lease_count
+            ),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = "address,hwaddr,client_id,valid_lifetime,expire,subnet_id,fqdn_fwd,fqdn_rev,hostname,state,user_context,pool_id\n";
+
+    #[test]
+    fn lease_rows_count_distinct_live_addresses() {
+        let data = format!(
+            "{HEADER}10.0.0.5,00:11:22:33:44:55,,3600,1700003600,1,0,0,a,0,,0\n\
+             10.0.0.6,00:11:22:33:44:56,,3600,1700003600,1,0,0,b,0,,0\n\
+             10.0.0.5,00:11:22:33:44:55,,3600,1700007200,1,0,0,a,0,,0\n\
+             10.0.0.6,00:11:22:33:44:56,,0,1700003600,1,0,0,b,0,,0\n"
+        );
+        assert_eq!(check_lease_rows("l.csv", data.as_bytes()).unwrap(), (4, 1));
+        assert_eq!(check_lease_rows("l.csv", b"").unwrap(), (0, 0));
+    }
+
+    #[test]
+    fn bad_lease_row_names_member_and_line() {
+        let data = format!(
+            "{HEADER}10.0.0.5,00:11:22:33:44:55,,3600,1700003600,1,0,0,a,0,,0\n10.0.0.999,00:11,,3600,1,1,0,0,,0,,0\n"
+        );
+        let e = check_lease_rows("kea-leases4.csv", data.as_bytes()).unwrap_err();
+        assert!(e.to_string().starts_with("kea-leases4.csv:3: "), "{e}");
+        let e = check_lease_rows("x.csv", b"nonsense,header\n").unwrap_err();
+        assert!(e.to_string().starts_with("x.csv:1: "), "{e}");
+    }
+}

@@ -1,0 +1,588 @@
+//! Writing archives: gzip over tar into a hidden temporary file, published by rename.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use tempfile::TempPath;
+
+use super::error::{ArchiveError, IoContext};
+use super::fsutil::{partial_file, publish};
+use super::manifest::{
+    ArchiveKind, FORMAT_VERSION, FileEntry, LeaseFileFacts, MANIFEST_NAME, Manifest, ZoneFacts,
+};
+use super::scan::{self, HashingReader, Limits, normalize_path};
+use super::verify::{LeaseSet, lease_rows, live};
+use super::zone::{normalize_zone_name, zone_facts};
+
+/// How [`ArchiveWriter::add_dir_all_with`] should record a file it finds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Member {
+    /// An ordinary file: size and SHA-256 only.
+    Plain,
+    /// A zone file of the named zone: also SOA serial and record count.
+    Zone(String),
+    /// A Kea memfile lease file: also row and lease counts.
+    Leases,
+}
+
+type Tar = tar::Builder<GzEncoder<BufWriter<File>>>;
+
+/// Builds one archive. Nothing appears under the final name until [`finish`](Self::finish)
+/// succeeds; dropping the writer (or a crash) leaves at most a hidden `.NAME.partial-*` file,
+/// which drop removes.
+pub struct ArchiveWriter {
+    final_path: PathBuf,
+    temp: Option<TempPath>,
+    tar: Option<Tar>,
+    kind: ArchiveKind,
+    source: String,
+    created: jiff::Timestamp,
+    files: Vec<FileEntry>,
+    zones: Vec<ZoneFacts>,
+    lease_files: Vec<LeaseFileFacts>,
+    /// Live leases over all lease files added so far, in order.
+    lease_set: LeaseSet,
+    paths: HashSet<String>,
+}
+
+impl std::fmt::Debug for ArchiveWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArchiveWriter")
+            .field("final_path", &self.final_path)
+            .field("kind", &self.kind)
+            .field("files", &self.files.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads exactly `size` bytes from a source file, failing if it ends early.
+struct ExactReader<R> {
+    inner: R,
+    remaining: u64,
+    short: bool,
+}
+
+impl<R: Read> Read for ExactReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.remaining == 0 {
+            return Ok(0);
+        }
+        let max = buf
+            .len()
+            .min(self.remaining.min(usize::MAX as u64) as usize);
+        let n = self.inner.read(&mut buf[..max])?;
+        if n == 0 {
+            self.short = true;
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "source ended early",
+            ));
+        }
+        self.remaining -= n as u64;
+        Ok(n)
+    }
+}
+
+impl ArchiveWriter {
+    /// Start an archive that will be published at `final_path`.
+    ///
+    /// The data goes to a hidden temporary file in the same directory, created with mode 0600.
+    /// `source` says where the data came from (e.g. `local:host1`).
+    pub fn create(
+        final_path: impl AsRef<Path>,
+        kind: ArchiveKind,
+        source: impl Into<String>,
+    ) -> Result<Self, ArchiveError> {
+        let final_path = final_path.as_ref().to_owned();
+        let (file, temp) = partial_file(&final_path)?;
+        let gz = GzEncoder::new(
+            BufWriter::with_capacity(256 << 10, file),
+            Compression::default(),
+        );
+        Ok(ArchiveWriter {
+            final_path,
+            temp: Some(temp),
+            tar: Some(tar::Builder::new(gz)),
+            kind,
+            source: source.into(),
+            created: jiff::Timestamp::now(),
+            files: Vec::new(),
+            zones: Vec::new(),
+            lease_files: Vec::new(),
+            lease_set: LeaseSet::default(),
+            paths: HashSet::new(),
+        })
+    }
+
+    /// The path the archive will have once finished.
+    pub fn final_path(&self) -> &Path {
+        &self.final_path
+    }
+
+    /// Validate and reserve a member path.
+    fn claim(&mut self, member: &str) -> Result<String, ArchiveError> {
+        let invalid = |reason: &str| ArchiveError::InvalidMemberPath {
+            path: member.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let path = normalize_path(member.as_bytes()).map_err(|r| invalid(&r))?;
+        if path.is_empty() {
+            return Err(invalid("empty path"));
+        }
+        if path == MANIFEST_NAME {
+            return Err(invalid("reserved for the manifest"));
+        }
+        if !self.paths.insert(path.clone()) {
+            return Err(invalid("already in the archive"));
+        }
+        Ok(path)
+    }
+
+    fn tar(&mut self) -> Result<&mut Tar, ArchiveError> {
+        self.tar.as_mut().ok_or_else(|| ArchiveError::WriterFailed {
+            path: self.final_path.clone(),
+        })
+    }
+
+    /// Write one entry; on failure the writer is poisoned (the tar stream may be inconsistent).
+    fn append(
+        &mut self,
+        path: &str,
+        mut header: tar::Header,
+        data: &mut dyn Read,
+    ) -> Result<(), ArchiveError> {
+        let temp = self.temp.as_deref().map(Path::to_owned).unwrap_or_default();
+        let tar = self.tar()?;
+        let result = tar.append_data(&mut header, path, data);
+        if let Err(e) = result {
+            self.tar = None;
+            return Err(ArchiveError::io(temp, e));
+        }
+        Ok(())
+    }
+
+    fn header(kind: tar::EntryType, size: u64, mode: u32, mtime: u64) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_size(size);
+        h.set_mode(mode & 0o777);
+        h.set_mtime(mtime);
+        h.set_uid(0);
+        h.set_gid(0);
+        h
+    }
+
+    /// Stream `size` bytes from `reader` into the archive as `member`, hashing on the way.
+    ///
+    /// Fails (and poisons the writer) if the reader yields fewer than `size` bytes.
+    pub fn add_reader(
+        &mut self,
+        member: &str,
+        size: u64,
+        mode: u32,
+        reader: impl Read,
+    ) -> Result<&FileEntry, ArchiveError> {
+        let path = self.claim(member)?;
+        self.add_claimed(path, size, mode, now(), reader, None)
+    }
+
+    fn add_claimed(
+        &mut self,
+        path: String,
+        size: u64,
+        mode: u32,
+        mtime: u64,
+        reader: impl Read,
+        source: Option<&Path>,
+    ) -> Result<&FileEntry, ArchiveError> {
+        let mut exact = ExactReader {
+            inner: reader,
+            remaining: size,
+            short: false,
+        };
+        let mut hashing = HashingReader::new(&mut exact);
+        let header = Self::header(tar::EntryType::Regular, size, mode, mtime);
+        let result = self.append(&path, header, &mut hashing);
+        let (count, sha256) = hashing.finish();
+        if exact.short {
+            self.tar = None;
+            return Err(ArchiveError::SourceChanged {
+                path: source.map_or_else(|| PathBuf::from(&path), Path::to_owned),
+                reason: format!("expected {size} bytes, got {count}"),
+            });
+        }
+        result?;
+        // A file that grew while being read is just as inconsistent as one that shrank.
+        if let Some(src) = source {
+            let mut probe = [0u8; 1];
+            if exact.inner.read(&mut probe).at(src)? != 0 {
+                self.tar = None;
+                return Err(ArchiveError::SourceChanged {
+                    path: src.to_owned(),
+                    reason: format!("grew past {size} bytes"),
+                });
+            }
+        }
+        self.files.push(FileEntry { path, size, sha256 });
+        Ok(self.files.last().expect("just pushed"))
+    }
+
+    /// Add `data` as `member` with permission bits `mode`.
+    pub fn add_bytes(
+        &mut self,
+        member: &str,
+        data: &[u8],
+        mode: u32,
+    ) -> Result<&FileEntry, ArchiveError> {
+        self.add_reader(member, data.len() as u64, mode, data)
+    }
+
+    /// Add the regular file `src` as `member`, keeping its permission bits and mtime.
+    pub fn add_file(&mut self, member: &str, src: &Path) -> Result<&FileEntry, ArchiveError> {
+        let path = self.claim(member)?;
+        let file = File::open(src).at(src)?;
+        let meta = file.metadata().at(src)?;
+        if !meta.is_file() {
+            return Err(ArchiveError::io(
+                src,
+                io::Error::other("not a regular file"),
+            ));
+        }
+        let reader = io::BufReader::with_capacity(256 << 10, file);
+        self.add_claimed(
+            path,
+            meta.len(),
+            meta.mode(),
+            meta.mtime().max(0) as u64,
+            reader,
+            Some(src),
+        )
+    }
+
+    /// Add a directory entry `member` (needed for empty directories; parents of files are
+    /// created on extraction anyway).
+    pub fn add_dir(&mut self, member: &str, mode: u32) -> Result<(), ArchiveError> {
+        let path = self.claim(member)?;
+        let header = Self::header(tar::EntryType::Directory, 0, mode, now());
+        self.append(&path, header, &mut io::empty())
+    }
+
+    /// Add the zone file `src` of zone `zone` as `member`; it must parse with `domain`, and its
+    /// SOA serial and record count go into the manifest.
+    pub fn add_zone_file(
+        &mut self,
+        member: &str,
+        zone: &str,
+        src: &Path,
+    ) -> Result<&ZoneFacts, ArchiveError> {
+        let (data, meta) = read_with_meta(src)?;
+        self.add_zone_data(member, zone, &data, meta.mode(), meta.mtime().max(0) as u64)
+    }
+
+    /// Add in-memory zone-file `data` of zone `zone` as `member` (see [`add_zone_file`](Self::add_zone_file)).
+    pub fn add_zone_bytes(
+        &mut self,
+        member: &str,
+        zone: &str,
+        data: &[u8],
+        mode: u32,
+    ) -> Result<&ZoneFacts, ArchiveError> {
+        self.add_zone_data(member, zone, data, mode, now())
+    }
+
+    fn add_zone_data(
+        &mut self,
+        member: &str,
+        zone: &str,
+        data: &[u8],
+        mode: u32,
+        mtime: u64,
+    ) -> Result<&ZoneFacts, ArchiveError> {
+        let (serial, records) = zone_facts(member, zone, data)?;
+        let path = self.claim(member)?;
+        self.add_claimed(path.clone(), data.len() as u64, mode, mtime, data, None)?;
+        self.zones.push(ZoneFacts {
+            name: normalize_zone_name(zone),
+            file: path,
+            serial,
+            records,
+        });
+        Ok(self.zones.last().expect("just pushed"))
+    }
+
+    /// Add the Kea memfile lease file `src` as `member`; its rows are checked and counted.
+    pub fn add_lease_file(
+        &mut self,
+        member: &str,
+        src: &Path,
+    ) -> Result<&LeaseFileFacts, ArchiveError> {
+        let (data, meta) = read_with_meta(src)?;
+        self.add_lease_data(member, &data, meta.mode(), meta.mtime().max(0) as u64)
+    }
+
+    /// Add in-memory lease-file `data` as `member` (see [`add_lease_file`](Self::add_lease_file)).
+    pub fn add_lease_bytes(
+        &mut self,
+        member: &str,
+        data: &[u8],
+        mode: u32,
+    ) -> Result<&LeaseFileFacts, ArchiveError> {
+        self.add_lease_data(member, data, mode, now())
+    }
+
+    fn add_lease_data(
+        &mut self,
+        member: &str,
+        data: &[u8],
+        mode: u32,
+        mtime: u64,
+    ) -> Result<&LeaseFileFacts, ArchiveError> {
+        let mut own = LeaseSet::default();
+        let mut combined = self.lease_set.clone();
+        let rows = lease_rows(member, data, &mut [&mut own, &mut combined])?;
+        let leases = live(&own);
+        let path = self.claim(member)?;
+        self.add_claimed(path.clone(), data.len() as u64, mode, mtime, data, None)?;
+        self.lease_set = combined;
+        self.lease_files.push(LeaseFileFacts {
+            file: path,
+            rows,
+            leases,
+        });
+        Ok(self.lease_files.last().expect("just pushed"))
+    }
+
+    /// Add every file and directory under `dir` below `prefix` (`""` for the archive root), all
+    /// as plain files. Symbolic links and special files are an error, not skipped.
+    pub fn add_dir_all(&mut self, prefix: &str, dir: &Path) -> Result<(), ArchiveError> {
+        self.add_dir_all_with(prefix, dir, |_| Member::Plain)
+    }
+
+    /// Like [`add_dir_all`](Self::add_dir_all), with `classify` deciding from each file's member
+    /// path whether it is a zone file, a lease file or plain. Entries are added in sorted order.
+    pub fn add_dir_all_with(
+        &mut self,
+        prefix: &str,
+        dir: &Path,
+        mut classify: impl FnMut(&str) -> Member,
+    ) -> Result<(), ArchiveError> {
+        self.walk(prefix, dir, &mut classify)
+    }
+
+    fn walk(
+        &mut self,
+        prefix: &str,
+        dir: &Path,
+        classify: &mut dyn FnMut(&str) -> Member,
+    ) -> Result<(), ArchiveError> {
+        let mut names: Vec<_> = fs::read_dir(dir)
+            .at(dir)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()
+            .at(dir)?;
+        names.sort();
+        for name in names {
+            let src = dir.join(&name);
+            let Some(name) = name.to_str() else {
+                return Err(ArchiveError::io(
+                    &src,
+                    io::Error::other("file name is not UTF-8"),
+                ));
+            };
+            let member = if prefix.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{}/{name}", prefix.trim_end_matches('/'))
+            };
+            let meta = fs::symlink_metadata(&src).at(&src)?;
+            if meta.is_dir() {
+                self.add_dir(&member, meta.mode())?;
+                self.walk(&member, &src, classify)?;
+            } else if meta.is_file() {
+                match classify(&member) {
+                    Member::Plain => drop(self.add_file(&member, &src)?),
+                    Member::Zone(zone) => drop(self.add_zone_file(&member, &zone, &src)?),
+                    Member::Leases => drop(self.add_lease_file(&member, &src)?),
+                }
+            } else {
+                return Err(ArchiveError::io(
+                    &src,
+                    io::Error::other("not a regular file or directory; refusing to archive it"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Append the manifest, finish the gzip stream, fsync, rename to the final name and fsync
+    /// the directory. Returns the manifest written.
+    pub fn finish(mut self) -> Result<Manifest, ArchiveError> {
+        let manifest = Manifest {
+            format: FORMAT_VERSION,
+            tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+            created: self.created,
+            source: self.source.clone(),
+            kind: self.kind,
+            files: std::mem::take(&mut self.files),
+            lease_count: live(&self.lease_set),
+            zones: std::mem::take(&mut self.zones),
+            lease_files: std::mem::take(&mut self.lease_files),
+        };
+        let json = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
+        let header = Self::header(tar::EntryType::Regular, json.len() as u64, 0o600, now());
+        self.append(MANIFEST_NAME, header, &mut json.as_slice())?;
+        let temp = self.temp.take().expect("temp path present until finish");
+        let tar = self.tar.take().ok_or_else(|| ArchiveError::WriterFailed {
+            path: self.final_path.clone(),
+        })?;
+        let file = tar
+            .into_inner()
+            .and_then(|gz| gz.finish())
+            .and_then(|buf| buf.into_inner().map_err(|e| e.into_error()))
+            .at(&*temp)?;
+        file.sync_all().at(&*temp)?;
+        drop(file);
+        publish(temp, &self.final_path)?;
+        Ok(manifest)
+    }
+}
+
+fn read_with_meta(src: &Path) -> Result<(Vec<u8>, fs::Metadata), ArchiveError> {
+    let mut file = File::open(src).at(src)?;
+    let meta = file.metadata().at(src)?;
+    let mut data = Vec::with_capacity(meta.len() as usize);
+    file.read_to_end(&mut data).at(src)?;
+    Ok((data, meta))
+}
+
+fn now() -> u64 {
+    jiff::Timestamp::now().as_second().max(0) as u64
+}
+
+/// Write a new archive at `final_path` holding the members of `src` for which `keep` is true,
+/// with their manifest facts; e.g. `zones.tar.gz` (zone files only) from a full zone backup.
+///
+/// `src` is first fully checked against its manifest (which must be present), then copied; the
+/// copy keeps the source's `source` and creation time and takes `kind`. Kept lease files are
+/// parsed again so the lease total is right. Written atomically like any archive.
+pub fn filter_archive(
+    src: &Path,
+    final_path: &Path,
+    kind: ArchiveKind,
+    limits: &Limits,
+    mut keep: impl FnMut(&str) -> bool,
+) -> Result<Manifest, ArchiveError> {
+    let first = scan::scan(src, limits, |_, _, _, _| Ok(()))?;
+    let manifest = first
+        .manifest
+        .as_ref()
+        .ok_or_else(|| ArchiveError::Manifest {
+            archive: src.to_owned(),
+            reason: "no manifest".into(),
+        })?;
+    scan::check_manifest(src, &first, manifest)?;
+    let zones: HashMap<&str, &ZoneFacts> = manifest
+        .zones
+        .iter()
+        .map(|z| (z.file.as_str(), z))
+        .collect();
+    let leases: HashSet<&str> = manifest
+        .lease_files
+        .iter()
+        .map(|l| l.file.as_str())
+        .collect();
+    let mut w = ArchiveWriter::create(final_path, kind, manifest.source.clone())?;
+    w.created = manifest.created;
+    scan::scan(src, limits, |path, size, mode, data| {
+        if !keep(path) {
+            return Ok(());
+        }
+        if leases.contains(path) {
+            let mut buf = Vec::with_capacity(size as usize);
+            data.read_to_end(&mut buf)
+                .map_err(|source| ArchiveError::Corrupt {
+                    archive: src.to_owned(),
+                    source,
+                })?;
+            w.add_lease_data(path, &buf, mode, now())?;
+        } else {
+            let claimed = w.claim(path)?;
+            w.add_claimed(claimed, size, mode, now(), data, None)?;
+            if let Some(z) = zones.get(path) {
+                w.zones.push((*z).clone());
+            }
+        }
+        Ok(())
+    })?;
+    // The copy must carry exactly what the checked source held.
+    let expected: HashMap<&str, &str> = manifest
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f.sha256.as_str()))
+        .collect();
+    for f in &w.files {
+        if expected.get(f.path.as_str()) != Some(&f.sha256.as_str()) {
+            return Err(ArchiveError::Checksum {
+                archive: src.to_owned(),
+                member: f.path.clone(),
+                reason: "the archive changed between checking and copying".into(),
+            });
+        }
+    }
+    w.finish()
+}
+
+impl Drop for ArchiveWriter {
+    fn drop(&mut self) {
+        // Drop the encoder stack first (it may try to write a trailer), then the temporary
+        // file's name; `TempPath`'s own drop removes it.
+        self.tar = None;
+        self.temp = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writer_refuses_unsafe_and_duplicate_member_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w =
+            ArchiveWriter::create(dir.path().join("a.tar.gz"), ArchiveKind::Zones, "t").unwrap();
+        for bad in ["../x", "/abs", "a/../../b", "", MANIFEST_NAME] {
+            assert!(
+                matches!(
+                    w.add_bytes(bad, b"x", 0o600),
+                    Err(ArchiveError::InvalidMemberPath { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        w.add_bytes("a", b"x", 0o600).unwrap();
+        assert!(w.add_bytes("./a", b"y", 0o600).is_err());
+        // Still usable after refused paths.
+        w.add_bytes("b", b"y", 0o600).unwrap();
+        w.finish().unwrap();
+    }
+
+    #[test]
+    fn short_reader_poisons_and_nothing_is_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let fin = dir.path().join("a.tar.gz");
+        let mut w = ArchiveWriter::create(&fin, ArchiveKind::Leases, "t").unwrap();
+        let e = w.add_reader("a", 10, 0o600, &b"abc"[..]).unwrap_err();
+        assert!(matches!(e, ArchiveError::SourceChanged { .. }), "{e}");
+        assert!(matches!(
+            w.add_bytes("b", b"x", 0o600),
+            Err(ArchiveError::WriterFailed { .. })
+        ));
+        assert!(w.finish().is_err());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}
