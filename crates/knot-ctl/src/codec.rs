@@ -285,8 +285,7 @@ pub fn read_unit<R: BufRead>(r: &mut R) -> Result<Option<Unit>, CodecError> {
         other => return Err(CodecError::InvalidType(other)),
     };
     let mut items = Items::new();
-    loop {
-        let Some(code) = peek_byte(r)? else { break };
+    while let Some(code) = peek_byte(r)? {
         if code < ITEM_CODE_BASE {
             break;
         }

@@ -16,7 +16,7 @@ pub struct ServerMessage {
     /// The zone copied from the failing request unit, if any.
     pub zone: Option<String>,
     /// The full error unit (COMMAND, ZONE, OWNER, ... as knotd copied them).
-    pub items: Items,
+    pub items: Box<Items>,
 }
 
 impl ServerMessage {
@@ -25,7 +25,7 @@ impl ServerMessage {
         Self {
             text: items.text(Item::Error).unwrap_or_default(),
             zone: items.text(Item::Zone),
-            items,
+            items: Box::new(items),
         }
     }
 }
