@@ -1,0 +1,146 @@
+{{/* Names and labels. */}}
+
+{{- define "udd.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name: also the StatefulSet name, i.e. dnsdhcp's -s/--statefulset. */}}
+{{- define "udd.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 52 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "udd.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "udd.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "udd.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "udd.labels" -}}
+helm.sh/chart: {{ include "udd.chart" . }}
+{{ include "udd.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "udd.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "udd.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "udd.operatorServiceAccountName" -}}
+{{- default (printf "%s-operator" (include "udd.fullname" .)) .Values.operatorRbac.serviceAccount.name }}
+{{- end }}
+
+{{- define "udd.tsigSecretName" -}}
+{{- default (printf "%s-tsig" (include "udd.fullname" .)) .Values.ddns.tsig.existingSecret }}
+{{- end }}
+
+{{- define "udd.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/*
+Zones, normalised: lower case, no trailing dot. Returned as JSON
+{"all": [...], "forward": [...], "reverse4": [...]}; use with fromJson.
+Fails on a duplicate zone.
+*/}}
+{{- define "udd.zones" -}}
+{{- $all := list }}
+{{- $fwd := list }}
+{{- $rev4 := list }}
+{{- range .Values.zones }}
+{{- $z := .name | lower | trimSuffix "." }}
+{{- if has $z $all }}
+{{- fail (printf "zones: %q is listed twice" $z) }}
+{{- end }}
+{{- $all = append $all $z }}
+{{- if hasSuffix ".in-addr.arpa" $z }}
+{{- $rev4 = append $rev4 $z }}
+{{- else if not (hasSuffix ".ip6.arpa" $z) }}
+{{- $fwd = append $fwd $z }}
+{{- end }}
+{{- end }}
+{{- dict "all" $all "forward" $fwd "reverse4" $rev4 | toJson }}
+{{- end }}
+
+{{/* An absolute name from a name relative to the first zone: (list . NAME). */}}
+{{- define "udd.absName" -}}
+{{- $ctx := index . 0 }}
+{{- $n := index . 1 }}
+{{- if hasSuffix "." $n }}
+{{- $n }}
+{{- else }}
+{{- $first := (index $ctx.Values.zones 0).name | lower | trimSuffix "." }}
+{{- printf "%s.%s." $n $first }}
+{{- end }}
+{{- end }}
+
+{{/* The DDNS forward zone of a subnet: (list . SUBNET). */}}
+{{- define "udd.subnetDomain" -}}
+{{- $ctx := index . 0 }}
+{{- $s := index . 1 }}
+{{- $zones := include "udd.zones" $ctx | fromJson }}
+{{- if $s.domain }}
+{{- $d := $s.domain | lower | trimSuffix "." }}
+{{- if not (has $d $zones.forward) }}
+{{- fail (printf "dhcp.subnets: domain %q of subnet %s is not one of the forward zones in `zones` (%s)" $d $s.subnet (join ", " $zones.forward)) }}
+{{- end }}
+{{- $d }}
+{{- else if $zones.forward }}
+{{- first $zones.forward }}
+{{- end }}
+{{- end }}
+
+{{/* Fixed paths inside the pod: the contract with the dnsdhcp binary (see the chart README). */}}
+{{- define "udd.env.knot" -}}
+- name: DNSDHCP_KNOT_SOCKET
+  value: /run/knot/knot.sock
+- name: DNSDHCP_ZONES_DIR
+  value: /var/lib/knot/zones
+{{- end }}
+
+{{- define "udd.env.kea" -}}
+- name: DNSDHCP_KEA_SOCKET
+  value: /run/kea/kea4-ctrl-socket
+- name: DNSDHCP_KEA_LEASE_FILE
+  value: /var/lib/kea/kea-leases4.csv
+{{- end }}
+
+{{/* Kea's path restrictions (2.6.3+): every directory it uses, set explicitly. */}}
+{{- define "udd.env.keaDirs" -}}
+- name: KEA_PIDFILE_DIR
+  value: /run/kea-pid
+- name: KEA_LOCKFILE_DIR
+  value: none
+- name: KEA_CONTROL_SOCKET_DIR
+  value: /run/kea
+- name: KEA_DHCP_DATA_DIR
+  value: /var/lib/kea
+- name: KEA_LOG_FILE_DIR
+  value: /run/kea-pid
+- name: KEA_HOOKS_PATH
+  value: {{ .Values.dhcp.hooksDir | quote }}
+{{- end }}
+
+{{/* Security context of a container that needs no privilege at all. */}}
+{{- define "udd.restricted" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: [ALL]
+{{- end }}

