@@ -584,6 +584,10 @@ impl<S: Read + Write> Client<S> {
 
     /// Batched `zone-set`: all records as DATA units of few request blocks. Returns the records
     /// knotd refused, by index in `records` (empty = all set). `Err` only for transport errors.
+    ///
+    /// A repeat of an earlier record (same owner, type, rdata as written) is not sent and is
+    /// reported as [`Error::DuplicateInBatch`]: on Knot 3.2 the failing repeat would make the
+    /// first change vanish from the committed zone.
     pub fn zone_set_batch(&mut self, zone: &str, records: &[Record]) -> Result<Vec<RecordError>> {
         self.batch("zone-set", zone, records, true)
     }
@@ -603,15 +607,38 @@ impl<S: Read + Write> Client<S> {
     ) -> Result<Vec<RecordError>> {
         self.check_command(command)?;
         let mut failures = Vec::new();
+        // Knot 3.2 (before 3.3.2) silently loses a change from the transaction when the same
+        // record is set or unset twice in it. Repeats are therefore never sent: they are
+        // reported as refused, pointing at the first occurrence.
+        let mut first_seen = std::collections::HashMap::with_capacity(records.len());
+        let mut to_send: Vec<usize> = Vec::with_capacity(records.len());
+        for (i, r) in records.iter().enumerate() {
+            let key = (r.owner.as_str(), r.rtype.as_str(), r.data.as_str());
+            match first_seen.entry(key) {
+                std::collections::hash_map::Entry::Occupied(first) => {
+                    failures.push(RecordError {
+                        index: i,
+                        error: Error::DuplicateInBatch {
+                            first: *first.get(),
+                        },
+                    });
+                }
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(i);
+                    to_send.push(i);
+                }
+            }
+        }
         let mut start = 0;
         let mut body = Vec::new();
-        while start < records.len() {
+        while start < to_send.len() {
             body.clear();
             let mut end = start;
-            while end < records.len() && (end == start || body.len() < BATCH_BLOCK_BYTES) {
-                let items = record_items(command, zone, &records[end], with_ttl);
+            while end < to_send.len() && (end == start || body.len() < BATCH_BLOCK_BYTES) {
+                let index = to_send[end];
+                let items = record_items(command, zone, &records[index], with_ttl);
                 codec::encode_unit(&Unit::Data(items), &mut body)
-                    .map_err(|e| Error::Protocol(format!("record {end}: {e}")))?;
+                    .map_err(|e| Error::Protocol(format!("record {index}: {e}")))?;
                 end += 1;
             }
             self.send_encoded(&body)?;
@@ -623,10 +650,10 @@ impl<S: Read + Write> Client<S> {
                     _ => None,
                 })
                 .collect();
-            let chunk = &records[start..end];
-            for (offset, items) in match_errors(chunk, errors, with_ttl)? {
+            let chunk: Vec<&Record> = to_send[start..end].iter().map(|&i| &records[i]).collect();
+            for (offset, items) in match_errors(&chunk, errors, with_ttl)? {
                 failures.push(RecordError {
-                    index: start + offset,
+                    index: to_send[start + offset],
                     error: Error::from_server(items),
                 });
             }
@@ -781,11 +808,11 @@ fn backup_items(command: &str, zones: &[&str], opts: &BackupOptions) -> Vec<Item
 /// Errors come in request order. Identical records fail as a suffix (the first may succeed, a
 /// repeat then fails), so the latest feasible match is taken, right to left.
 fn match_errors(
-    records: &[Record],
+    records: &[&Record],
     errors: Vec<Items>,
     with_ttl: bool,
 ) -> Result<Vec<(usize, Items)>> {
-    let key = |r: &Record| {
+    let key = |r: &&Record| {
         (
             r.owner.clone(),
             r.ttl.filter(|_| with_ttl).map(|t| t.to_string()),
@@ -989,7 +1016,7 @@ mod tests {
     fn matches_errors_right_to_left_for_duplicates() {
         let a = Record::new("a", 60, "A", "192.0.2.1");
         let b = Record::new("b", 60, "A", "192.0.2.2");
-        let recs = vec![a.clone(), b.clone(), a.clone()];
+        let recs = vec![&a, &b, &a];
         let err = |r: &Record| {
             record_items("zone-set", "z", r, true)
                 .with(Item::Error, "such record already exists in zone")
@@ -1000,6 +1027,7 @@ mod tests {
         assert_eq!(m.iter().map(|x| x.0).collect::<Vec<_>>(), vec![0, 1, 2]);
         let m = match_errors(&recs, vec![err(&b), err(&a)], true).unwrap();
         assert_eq!(m.iter().map(|x| x.0).collect::<Vec<_>>(), vec![1, 2]);
-        assert!(match_errors(&recs, vec![err(&Record::new("c", 1, "A", "x"))], true).is_err());
+        let c = Record::new("c", 1, "A", "x");
+        assert!(match_errors(&recs, vec![err(&c)], true).is_err());
     }
 }

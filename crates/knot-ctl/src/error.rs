@@ -114,6 +114,15 @@ pub enum Error {
         /// The refused command.
         command: String,
     },
+    /// Not sent: the same record (owner, type, rdata) appeared earlier in the same batch.
+    /// Knot 3.2 drops the first change from the transaction when a repeat fails.
+    #[error(
+        "same record as batch entry {first}; not sent (a repeat corrupts Knot 3.2 transactions)"
+    )]
+    DuplicateInBatch {
+        /// Index of the first occurrence in the batch.
+        first: usize,
+    },
     /// Refused client-side: knotd would ignore an unknown command and never reply.
     #[error("command {command} is not known to knotd {server} (needs {needs})")]
     UnsupportedCommand {

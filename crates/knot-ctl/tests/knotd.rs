@@ -295,6 +295,36 @@ fn batch_of_1000_with_3_bad_records_reports_exactly_those() {
 }
 
 #[test]
+fn repeated_record_in_a_batch_is_not_sent_and_the_first_survives() {
+    let (_knot, mut c) = start();
+    let a = Record::new("dup", 60, "A", "192.0.2.33");
+    let mut txn = c.zone_begin(ZONE).unwrap();
+    let failures = txn
+        .set_batch(&[
+            a.clone(),
+            Record::new("other", 60, "A", "192.0.2.34"),
+            a.clone(),
+        ])
+        .unwrap();
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].index, 2);
+    assert!(matches!(
+        failures[0].error,
+        Error::DuplicateInBatch { first: 0 }
+    ));
+    txn.commit().unwrap();
+    let dup: Vec<_> = c
+        .zone_read(ZONE, Some("dup"), None)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        dup,
+        vec![Record::new("dup.example.test.", 60, "A", "192.0.2.33")]
+    );
+}
+
+#[test]
 fn txt_rdata_round_trips_byte_exact() {
     let (_knot, mut c) = start();
     let texts = [

@@ -4,6 +4,10 @@
 //! into a fresh temporary directory, listens for DNS on a free 127.0.0.1 port, waits until the
 //! control socket answers and every zone is loaded, and stops the daemon when dropped.
 //!
+//! Knot 3.2 serves **one control connection at a time**: while a test holds an idle client
+//! connection, `knotc` (and any other client) waits until knotd's control timeout (30 s here)
+//! drops the idle one. Close or drop clients before running [`KnotServer::knotc`].
+//!
 //! ```no_run
 //! use test_support::knot::KnotServer;
 //! let knot = KnotServer::start(&[("example.test", test_support::knot::MINIMAL_ZONE)]);
