@@ -10,7 +10,8 @@
 #   - a Python venv with kubernetes-validate (Kubernetes OpenAPI schemas) and check-jsonschema.
 # Then, each a counted check:
 #   - values.schema.json is a valid draft-07 schema (check-jsonschema --check-metaschema);
-#   - for the default values and every charts/unified-dns-dhcp/examples/*.yaml:
+#   - for the default values, every charts/unified-dns-dhcp/examples/*.yaml and every
+#     charts/unified-dns-dhcp/tests/values/*.yaml (test-only values sets):
 #       helm lint --strict, helm template --kube-version 1.30.0, and
 #       kubernetes-validate --strict -k 1.30.0 over the rendered manifests, and
 #       charts/unified-dns-dhcp/tests/contracts.py: the env vars, paths, commands and mounts the
@@ -147,7 +148,7 @@ check "values.schema.json is a valid draft-07 schema" \
     "$VENV/bin/check-jsonschema" --check-metaschema "$CHART/values.schema.json"
 
 shopt -s nullglob
-examples=("$CHART"/examples/*.yaml)
+examples=("$CHART"/examples/*.yaml "$CHART"/tests/values/*.yaml)
 bad_values=("$CHART"/tests/bad-values/*.yaml)
 ((${#examples[@]} > 0)) || die "no examples in $CHART/examples"
 ((${#bad_values[@]} > 0)) || die "no bad values files in $CHART/tests/bad-values"

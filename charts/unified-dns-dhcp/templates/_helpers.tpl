@@ -131,8 +131,6 @@ Fails on a duplicate zone.
   value: /run/kea
 - name: KEA_DHCP_DATA_DIR
   value: /var/lib/kea
-- name: KEA_LOG_FILE_DIR
-  value: /run/kea-pid
 - name: KEA_HOOKS_PATH
   value: {{ .Values.dhcp.hooksDir | quote }}
 {{- end }}
@@ -143,4 +141,41 @@ allowPrivilegeEscalation: false
 readOnlyRootFilesystem: true
 capabilities:
   drop: [ALL]
+{{- end }}
+
+{{/*
+kea-dhcp-ddns.json: (list . SECRET). With SECRET empty the key is read from the Secret volume
+(`secret-file`, Kea >= 2.5.8); otherwise it is inlined (for older Kea; then this file is itself
+rendered into the Secret).
+*/}}
+{{- define "udd.d2Config" -}}
+{{- $ctx := index . 0 }}
+{{- $inline := index . 1 }}
+{{- $zones := include "udd.zones" $ctx | fromJson }}
+{{- $t := $ctx.Values.ddns.tsig }}
+{{- $server := list (dict "ip-address" "127.0.0.1" "port" 53) }}
+{{- $fwd := list }}
+{{- range $zones.forward }}
+{{- $fwd = append $fwd (dict "name" (printf "%s." .) "key-name" $t.keyName "dns-servers" $server) }}
+{{- end }}
+{{- $rev := list }}
+{{- range $zones.reverse4 }}
+{{- $rev = append $rev (dict "name" (printf "%s." .) "key-name" $t.keyName "dns-servers" $server) }}
+{{- end }}
+{{- $key := dict "name" $t.keyName "algorithm" (upper $t.algorithm) }}
+{{- if $inline }}
+{{- $_ := set $key "secret" $inline }}
+{{- else }}
+{{- $_ := set $key "secret-file" "/etc/dnsdhcp/tsig/secret" }}
+{{- end }}
+{{- $d2 := dict
+  "ip-address" "127.0.0.1"
+  "port" 53001
+  "dns-server-timeout" 1000
+  "tsig-keys" (list $key)
+  "forward-ddns" (dict "ddns-domains" $fwd)
+  "reverse-ddns" (dict "ddns-domains" $rev)
+  "loggers" (list (dict "name" "kea-dhcp-ddns" "output_options" (list (dict "output" "stdout")) "severity" $ctx.Values.ddns.logSeverity))
+}}
+{{- dict "DhcpDdns" $d2 | toPrettyJson }}
 {{- end }}

@@ -6,6 +6,7 @@ Usage: contracts.py RENDERED.yaml [-f VALUES.yaml]...
 (the same -f files the rendering used; merged over the chart's values.yaml as Helm does).
 Exits non-zero listing every violation. Needs PyYAML (installed with kubernetes-validate).
 """
+import base64
 import json
 import os
 import posixpath
@@ -229,20 +230,36 @@ def main():
     if d4.get("dhcp-ddns", {}).get("enable-updates") != ddns:
         err("Kea dhcp-ddns enable-updates != ddns.enabled")
     if ddns:
-        d2 = json.loads(kea_cm["data"]["kea-dhcp-ddns.json"])["DhcpDdns"]
+        inline = not values["ddns"]["tsig"]["secretFile"]
+        if inline:
+            sname = volumes["tsig"]["secret"]["secretName"]
+            d2text = base64.b64decode(secrets[sname]["data"]["kea-dhcp-ddns.json"]).decode()
+            if "kea-dhcp-ddns.json" in kea_cm["data"]:
+                err("inline TSIG: kea-dhcp-ddns.json must not be in the ConfigMap")
+        else:
+            d2text = kea_cm["data"]["kea-dhcp-ddns.json"]
+        d2 = json.loads(d2text)["DhcpDdns"]
+        m = mounted(ctrs["kea-dhcp-ddns"], "/etc/kea/kea-dhcp-ddns.json")
+        want_vol = "tsig" if inline else "kea-config"
+        if not m or m["name"] != want_vol:
+            err(f"kea-dhcp-ddns reads its configuration from {m and m['name']}, want {want_vol}")
         f = [norm_zone(x["name"]) for x in d2["forward-ddns"]["ddns-domains"]]
         r = [norm_zone(x["name"]) for x in d2["reverse-ddns"]["ddns-domains"]]
         if f != fwd or r != rev4:
             err(f"DDNS domains {f} / {r}, want {fwd} / {rev4}")
         key = d2["tsig-keys"][0]
         mm = mounted(ctrs["kea-dhcp-ddns"], key.get("secret-file", ""))
-        if "secret" in key or not mm or "secret" not in volumes.get(mm["name"], {}):
+        if inline:
+            want_secret = base64.b64decode(secrets[sname]["data"]["secret"]).decode()
+            if key.get("secret") != want_secret or "secret-file" in key:
+                err("inline TSIG key differs from the Secret's")
+        elif "secret" in key or not mm or "secret" not in volumes.get(mm["name"], {}):
             err("Kea TSIG key is not read from the Secret volume through secret-file")
         sname = volumes["tsig"]["secret"]["secretName"]
         if values["ddns"]["tsig"]["existingSecret"]:
             if sname != values["ddns"]["tsig"]["existingSecret"] or sname in secrets:
                 err("existing TSIG Secret not used as is")
-        elif set(secrets.get(sname, {}).get("data", {})) != {"secret", "knot-key.conf"}:
+        elif set(secrets.get(sname, {}).get("data", {})) - {"kea-dhcp-ddns.json"} != {"secret", "knot-key.conf"}:
             err(f"generated TSIG Secret {sname} lacks secret/knot-key.conf")
 
     # Security contexts.
