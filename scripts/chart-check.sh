@@ -16,6 +16,10 @@
 #       kubernetes-validate --strict -k 1.30.0 over the rendered manifests, and
 #       charts/unified-dns-dhcp/tests/contracts.py: the env vars, paths, commands and mounts the
 #       dnsdhcp binary relies on, the daemons' configuration agreeing with them, security contexts;
+#       when knotd/knotc/kea-dhcp4/kea-dhcp-ddns are installed, tests/daemon-check.py: the
+#       rendered configuration loaded by the real daemons (knotd serving the initial zones and
+#       accepting a TSIG-signed update, kea-dhcp4 -t, kea-dhcp-ddns -t);
+#   - the chart README documents every value of values.schema.json (tests/docs-check.py);
 #   - every charts/unified-dns-dhcp/tests/bad-values/*.yaml is REJECTED by both helm lint and
 #     helm template, with an error containing the text of its "# expect: ..." line (see rejected()).
 # Ends with "chart-check: N passed, M failed"; exits non-zero when M > 0 or setup fails.
@@ -146,6 +150,16 @@ rejected() {
 
 check "values.schema.json is a valid draft-07 schema" \
     "$VENV/bin/check-jsonschema" --check-metaschema "$CHART/values.schema.json"
+check "the chart README documents every value" "$VENV/bin/python" "$CHART/tests/docs-check.py"
+
+# The real daemons, when this machine has them (scripts/install-deps.sh installs them).
+daemons=false
+if command -v knotc >/dev/null && command -v knotd >/dev/null &&
+    command -v kea-dhcp4 >/dev/null && command -v kea-dhcp-ddns >/dev/null; then
+    daemons=true
+else
+    log "knotd/knotc/kea-dhcp4/kea-dhcp-ddns not installed: the daemon configuration checks do not run"
+fi
 
 shopt -s nullglob
 examples=("$CHART"/examples/*.yaml "$CHART"/tests/values/*.yaml)
@@ -167,6 +181,10 @@ for set in "${values_sets[@]}"; do
     check "helm template ($name)" render "$rendered" "${args[@]}"
     check "kubernetes-validate --strict -k $KUBE_VERSION ($name)" validate "$rendered"
     check "dnsdhcp contracts ($name)" contracts "$rendered" "${args[@]}"
+    if $daemons; then
+        check "knotd and kea accept the configuration ($name)" \
+            "$VENV/bin/python" "$CHART/tests/daemon-check.py" "$rendered"
+    fi
 done
 
 for f in "${bad_values[@]}"; do
