@@ -10,12 +10,10 @@
 //! Because LFC only ever creates new files and renames or unlinks old ones, and Kea only
 //! appends to the current file, the open descriptors keep describing that moment for as long
 //! as the snapshot lives: reading can take its time. Memory stays bounded: parts are streamed,
-//! and [`Snapshot::compact`] keeps only a 24-byte index entry per effective lease and writes
-//! in chunks of bounded size.
+//! and [`Snapshot::compact`] keeps only a 24-byte index entry per row (parsed on all cores) and
+//! writes in chunks of bounded size.
 
-use std::collections::HashMap;
 use std::fs::{self, File};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::Ipv4Addr;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -351,25 +349,6 @@ fn role_index(r: Role) -> usize {
     ROLES.iter().position(|&x| x == r).expect("known role")
 }
 
-/// A fast hasher for `u32` keys (Fibonacci hashing); addresses are not attacker-chosen keys
-/// that could hurt us here beyond a slower snapshot.
-#[derive(Default)]
-struct AddrHasher(u64);
-
-impl Hasher for AddrHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_u32(&mut self, v: u32) {
-        self.0 = u64::from(v).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
 #[derive(Clone, Copy, Debug)]
 struct Loc {
     off: u64,
@@ -377,6 +356,35 @@ struct Loc {
     len: u32,
     part: u8,
 }
+
+/// One valid row seen while indexing: where it is, and whether it deletes its address.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    addr: u32,
+    loc: Loc,
+    deleted: bool,
+}
+
+/// A byte range of one part, parsed by one thread.
+struct Piece {
+    part: usize,
+    start: u64,
+    end: u64,
+}
+
+/// What a thread found in one piece.
+#[derive(Default)]
+struct PieceResult {
+    entries: Vec<Entry>,
+    /// Errors with line numbers relative to the piece's first line (0-based).
+    errors: Vec<RowError>,
+    /// Lines in the piece (blank ones included).
+    lines: u64,
+    rows: u64,
+}
+
+/// Pieces of at least this many bytes are parsed in parallel.
+const PIECE: u64 = 8 << 20;
 
 /// The effective lease set of a [`Snapshot`], as LFC would write it: one header, then one row
 /// per lease sorted by address; replaced and deleted rows dropped, expired rows kept. Rows are
@@ -397,14 +405,19 @@ const CHUNK: u64 = 16 << 20;
 
 impl<'a> Compacted<'a> {
     fn build(snapshot: &'a Snapshot) -> Result<Self, SnapshotError> {
-        let mut map: HashMap<u32, Loc, BuildHasherDefault<AddrHasher>> = HashMap::default();
-        let mut headers = Vec::with_capacity(snapshot.parts.len());
-        let mut errors = Vec::new();
-        let mut rows = 0;
+        let parts = &snapshot.parts;
+        let mut headers = Vec::with_capacity(parts.len());
+        let mut header_lens = Vec::with_capacity(parts.len());
         // The output header: that of the last part with one (the file Kea wrote itself).
         let mut out_header: Option<Header> = None;
-        for p in &snapshot.parts {
-            let reader = LeaseReader::new(BufReader::with_capacity(1 << 18, p.reader()), &p.path)?;
+        for p in parts {
+            let mut input = BufReader::with_capacity(4096, p.reader());
+            let mut line = Vec::new();
+            input
+                .read_until(b'\n', &mut line)
+                .map_err(io_err(&p.path))?;
+            header_lens.push(line.len() as u64);
+            let reader = LeaseReader::new(&line[..], &p.path)?;
             if let Some(h) = reader.header() {
                 out_header = Some(h.clone());
             }
@@ -415,77 +428,112 @@ impl<'a> Compacted<'a> {
             .iter()
             .map(|h| h.as_ref().is_some_and(|h| *h != header))
             .collect();
-        for (pi, p) in snapshot.parts.iter().enumerate() {
-            let mut input = BufReader::with_capacity(1 << 18, p.reader());
-            let Some(part_header) = headers[pi].clone() else {
+
+        // Split every part's rows into pieces that start at line boundaries.
+        let mut pieces = Vec::new();
+        for (pi, p) in parts.iter().enumerate() {
+            if headers[pi].is_none() {
                 continue;
-            };
-            // Skip the header line (already validated).
-            let mut line = Vec::with_capacity(512);
-            let mut off = input
-                .read_until(b'\n', &mut line)
-                .map_err(io_err(&p.path))? as u64;
-            let mut line_no = 1u64;
-            let mut out_row = Vec::new();
-            loop {
-                line.clear();
-                let n = input
-                    .read_until(b'\n', &mut line)
-                    .map_err(io_err(&p.path))?;
-                if n == 0 {
-                    break;
+            }
+            let mut start = header_lens[pi];
+            while start < p.len {
+                let mut end = (start + PIECE).min(p.len);
+                if end < p.len {
+                    end = next_line_start(p, end).map_err(io_err(&p.path))?;
                 }
-                line_no += 1;
-                let row_off = off;
-                off += n as u64;
-                if line.last() == Some(&b'\n') {
-                    line.pop();
-                }
-                if line.is_empty() {
-                    continue;
-                }
-                let key = match check_row(&part_header, &line) {
-                    Ok(k) => k,
-                    Err(kind) => {
-                        errors.push(RowError {
-                            file: p.path.clone(),
-                            line: line_no,
-                            kind,
-                        });
-                        continue;
-                    }
-                };
-                rows += 1;
-                let addr = u32::from(key.address);
-                if key.valid_lifetime == 0 {
-                    map.remove(&addr);
-                    continue;
-                }
-                let len = if reserialize[pi] {
-                    out_row.clear();
-                    parse_row(&part_header, &line)
-                        .expect("checked row parses")
-                        .write_row(&header, &mut out_row);
-                    out_row.len()
-                } else {
-                    line.len()
-                };
-                let len = u32::try_from(len).map_err(|_| SnapshotError::Io {
-                    path: p.path.clone(),
-                    source: io::Error::new(io::ErrorKind::InvalidData, "row longer than 4 GiB"),
-                })?;
-                map.insert(
-                    addr,
-                    Loc {
-                        off: row_off,
-                        len,
-                        part: pi as u8,
-                    },
-                );
+                pieces.push(Piece {
+                    part: pi,
+                    start,
+                    end,
+                });
+                start = end;
             }
         }
-        let mut index: Vec<(u32, Loc)> = map.into_iter().collect();
-        index.sort_unstable_by_key(|e| e.0);
+
+        // Parse pieces on all cores; each piece is independent.
+        let threads = thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(pieces.len().max(1));
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let mut results: Vec<Option<Result<PieceResult, SnapshotError>>> =
+            (0..pieces.len()).map(|_| None).collect();
+        let headers_ref = &headers;
+        let reserialize_ref = &reserialize;
+        let header_ref = &header;
+        let pieces_ref = &pieces;
+        let collected: Vec<Vec<(usize, Result<PieceResult, SnapshotError>)>> =
+            thread::scope(|scope| {
+                let handles: Vec<_> = (0..threads)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            let mut done = Vec::new();
+                            loop {
+                                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                let Some(piece) = pieces_ref.get(k) else {
+                                    break;
+                                };
+                                let pi = piece.part;
+                                let r = index_piece(
+                                    &parts[pi],
+                                    piece,
+                                    headers_ref[pi]
+                                        .as_ref()
+                                        .expect("piece of a part with header"),
+                                    reserialize_ref[pi].then_some(header_ref),
+                                );
+                                done.push((k, r));
+                            }
+                            done
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("index thread panicked"))
+                    .collect()
+            });
+        for (k, r) in collected.into_iter().flatten() {
+            results[k] = Some(r);
+        }
+
+        // Merge in load order: fix line numbers, gather entries and errors.
+        let mut entries = Vec::new();
+        let mut errors = Vec::new();
+        let mut rows = 0;
+        let mut line_base = vec![1u64; parts.len()];
+        for (piece, r) in pieces.iter().zip(results) {
+            let r = r.expect("every piece indexed")?;
+            let base = line_base[piece.part];
+            errors.extend(r.errors.into_iter().map(|mut e| {
+                e.line += base + 1;
+                e
+            }));
+            line_base[piece.part] += r.lines;
+            rows += r.rows;
+            if entries.is_empty() {
+                entries = r.entries;
+            } else {
+                entries.extend_from_slice(&r.entries);
+            }
+        }
+
+        // Later rows (part, offset) win per address; deletions remove.
+        entries.sort_unstable_by_key(|e| (e.addr, e.loc.part, e.loc.off));
+        let mut index: Vec<(u32, Loc)> = Vec::new();
+        let mut k = 0;
+        while k < entries.len() {
+            let mut last = k;
+            while last + 1 < entries.len() && entries[last + 1].addr == entries[k].addr {
+                last += 1;
+            }
+            let e = entries[last];
+            if !e.deleted {
+                index.push((e.addr, e.loc));
+            }
+            k = last + 1;
+        }
+        drop(entries);
+        index.shrink_to_fit();
         Ok(Self {
             snapshot,
             header,
@@ -541,67 +589,230 @@ impl<'a> Compacted<'a> {
     /// Writes the compacted file to `out`. Output is assembled in chunks of at most 16 MiB (or
     /// one row, if longer), each read from the snapshot in file order.
     pub fn write_to(&self, mut out: impl Write) -> Result<(), SnapshotError> {
-        let head = format!("{}\n", self.header.to_line());
-        out.write_all(head.as_bytes())
-            .map_err(io_err(self.snapshot.lease_file()))?;
-        let parts = &self.snapshot.parts;
-        let mut buf: Vec<u8> = Vec::new();
-        let mut order: Vec<(u8, u64, usize, u32)> = Vec::new();
-        let mut raw = Vec::new();
-        let mut start = 0;
-        while start < self.index.len() {
-            // Choose the chunk [start, end) by output size.
-            let mut end = start;
-            let mut size = 0u64;
-            while end < self.index.len() {
-                let l = u64::from(self.index[end].1.len) + 1;
-                if size > 0 && size + l > CHUNK {
-                    break;
-                }
-                size += l;
-                end += 1;
-            }
-            buf.clear();
-            buf.resize(size as usize, b'\n');
-            order.clear();
-            let mut pos = 0usize;
-            for (_, loc) in &self.index[start..end] {
-                order.push((loc.part, loc.off, pos, loc.len));
-                pos += loc.len as usize + 1;
-            }
-            order.sort_unstable_by_key(|o| (o.0, o.1));
-            let mut readers: Vec<Window> = parts.iter().map(Window::new).collect();
-            for &(part, off, pos, len) in &order {
-                let pi = usize::from(part);
-                let dest = &mut buf[pos..pos + len as usize];
-                if self.reserialize[pi] {
-                    // The stored row has another schema: read it (its own length) and rewrite.
-                    raw.clear();
-                    readers[pi]
-                        .read_line(off, &mut raw)
-                        .map_err(io_err(&parts[pi].path))?;
-                    let h = self.headers[pi]
-                        .as_ref()
-                        .expect("part with rows has a header");
-                    let lease = parse_row(h, &raw).map_err(|kind| SnapshotError::Io {
-                        path: parts[pi].path.clone(),
-                        source: io::Error::new(io::ErrorKind::InvalidData, kind.to_string()),
-                    })?;
-                    let mut row = Vec::with_capacity(len as usize);
-                    lease.write_row(&self.header, &mut row);
-                    dest.copy_from_slice(&row);
-                } else {
-                    readers[pi]
-                        .read_exact(off, dest)
-                        .map_err(io_err(&parts[pi].path))?;
-                }
-            }
+        let mut r = self.reader();
+        let mut buf = Vec::new();
+        while r.next_chunk(&mut buf)? {
             out.write_all(&buf)
                 .map_err(io_err(self.snapshot.lease_file()))?;
-            start = end;
         }
         Ok(())
     }
+
+    /// The compacted file as a [`Read`] (e.g. for a tar entry of size [`Compacted::len`]),
+    /// producing the same bytes as [`Compacted::write_to`] with the same bounded memory.
+    pub fn reader(&self) -> CompactedReader<'_, 'a> {
+        CompactedReader {
+            comp: self,
+            next: 0,
+            header_done: false,
+            buf: Vec::new(),
+            pos: 0,
+            order: Vec::new(),
+        }
+    }
+
+    /// Fills `buf` with the output rows of `index[start..]` up to the chunk size; returns the
+    /// index after the last row taken.
+    fn fill_chunk(
+        &self,
+        start: usize,
+        buf: &mut Vec<u8>,
+        order: &mut Vec<(u8, u64, usize, u32)>,
+    ) -> Result<usize, SnapshotError> {
+        let parts = &self.snapshot.parts;
+        let mut end = start;
+        let mut size = 0u64;
+        while end < self.index.len() {
+            let l = u64::from(self.index[end].1.len) + 1;
+            if size > 0 && size + l > CHUNK {
+                break;
+            }
+            size += l;
+            end += 1;
+        }
+        buf.clear();
+        buf.resize(size as usize, b'\n');
+        order.clear();
+        let mut pos = 0usize;
+        for (_, loc) in &self.index[start..end] {
+            order.push((loc.part, loc.off, pos, loc.len));
+            pos += loc.len as usize + 1;
+        }
+        order.sort_unstable_by_key(|o| (o.0, o.1));
+        let mut readers: Vec<Window> = parts.iter().map(Window::new).collect();
+        let mut raw = Vec::new();
+        for &(part, off, pos, len) in order.iter() {
+            let pi = usize::from(part);
+            let dest = &mut buf[pos..pos + len as usize];
+            if self.reserialize[pi] {
+                // The stored row has another schema: read it (its own length) and rewrite.
+                raw.clear();
+                readers[pi]
+                    .read_line(off, &mut raw)
+                    .map_err(io_err(&parts[pi].path))?;
+                let h = self.headers[pi]
+                    .as_ref()
+                    .expect("part with rows has a header");
+                let lease = parse_row(h, &raw).map_err(|kind| SnapshotError::Io {
+                    path: parts[pi].path.clone(),
+                    source: io::Error::new(io::ErrorKind::InvalidData, kind.to_string()),
+                })?;
+                let mut row = Vec::with_capacity(len as usize);
+                lease.write_row(&self.header, &mut row);
+                dest.copy_from_slice(&row);
+            } else {
+                readers[pi]
+                    .read_exact(off, dest)
+                    .map_err(io_err(&parts[pi].path))?;
+            }
+        }
+        Ok(end)
+    }
+}
+
+/// Reads a [`Compacted`] file chunk by chunk; see [`Compacted::reader`].
+pub struct CompactedReader<'c, 'a> {
+    comp: &'c Compacted<'a>,
+    next: usize,
+    header_done: bool,
+    buf: Vec<u8>,
+    pos: usize,
+    order: Vec<(u8, u64, usize, u32)>,
+}
+
+impl CompactedReader<'_, '_> {
+    /// Replaces `buf` with the next chunk of output; `false` when there is no more.
+    pub fn next_chunk(&mut self, buf: &mut Vec<u8>) -> Result<bool, SnapshotError> {
+        if !self.header_done {
+            self.header_done = true;
+            buf.clear();
+            buf.extend_from_slice(self.comp.header.to_line().as_bytes());
+            buf.push(b'\n');
+            return Ok(true);
+        }
+        if self.next >= self.comp.index.len() {
+            return Ok(false);
+        }
+        self.next = self.comp.fill_chunk(self.next, buf, &mut self.order)?;
+        Ok(true)
+    }
+}
+
+impl Read for CompactedReader<'_, '_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.buf.len() {
+            let mut buf = std::mem::take(&mut self.buf);
+            let more = self.next_chunk(&mut buf).map_err(|e| match e {
+                SnapshotError::Io { source, .. } => source,
+                e => io::Error::other(e.to_string()),
+            })?;
+            self.buf = buf;
+            self.pos = 0;
+            if !more {
+                self.buf.clear();
+                return Ok(0);
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// The offset just after the first line feed at or after `pos` (or the part's end).
+fn next_line_start(part: &Part, pos: u64) -> io::Result<u64> {
+    let mut buf = [0u8; 4096];
+    let mut at = pos;
+    while at < part.len {
+        let n = ((part.len - at) as usize).min(buf.len());
+        part.file.read_exact_at(&mut buf[..n], at)?;
+        if let Some(i) = buf[..n].iter().position(|&b| b == b'\n') {
+            return Ok(at + i as u64 + 1);
+        }
+        at += n as u64;
+    }
+    Ok(part.len)
+}
+
+/// Indexes one piece: checks every row, records where valid rows are. With `out_header`, rows
+/// are measured as re-serialised for that header.
+fn index_piece(
+    part: &Part,
+    piece: &Piece,
+    header: &Header,
+    out_header: Option<&Header>,
+) -> Result<PieceResult, SnapshotError> {
+    let mut input = BufReader::with_capacity(
+        1 << 18,
+        PartReader {
+            file: &part.file,
+            pos: piece.start,
+            end: piece.end,
+        },
+    );
+    let mut res = PieceResult {
+        entries: Vec::with_capacity(((piece.end - piece.start) / 80) as usize),
+        ..PieceResult::default()
+    };
+    let mut line = Vec::with_capacity(512);
+    let mut out_row = Vec::new();
+    let mut off = piece.start;
+    loop {
+        line.clear();
+        let n = input
+            .read_until(b'\n', &mut line)
+            .map_err(io_err(&part.path))?;
+        if n == 0 {
+            break;
+        }
+        let row_off = off;
+        off += n as u64;
+        let line_no = res.lines;
+        res.lines += 1;
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        }
+        if line.is_empty() {
+            continue;
+        }
+        let key = match check_row(header, &line) {
+            Ok(k) => k,
+            Err(kind) => {
+                res.errors.push(RowError {
+                    file: part.path.clone(),
+                    line: line_no,
+                    kind,
+                });
+                continue;
+            }
+        };
+        res.rows += 1;
+        let len = match out_header {
+            Some(h) => {
+                out_row.clear();
+                parse_row(header, &line)
+                    .expect("checked row parses")
+                    .write_row(h, &mut out_row);
+                out_row.len()
+            }
+            None => line.len(),
+        };
+        let len = u32::try_from(len).map_err(|_| SnapshotError::Io {
+            path: part.path.clone(),
+            source: io::Error::new(io::ErrorKind::InvalidData, "row longer than 4 GiB"),
+        })?;
+        res.entries.push(Entry {
+            addr: u32::from(key.address),
+            loc: Loc {
+                off: row_off,
+                len,
+                part: piece.part as u8,
+            },
+            deleted: key.valid_lifetime == 0,
+        });
+    }
+    Ok(res)
 }
 
 /// Forward-moving window over one part, for reads sorted by offset.

@@ -175,3 +175,49 @@ fn empty_directory_and_empty_current_file() {
     fs::write(&x, "").unwrap();
     assert!(Snapshot::take(&x).unwrap().parts().is_empty());
 }
+
+#[test]
+fn large_files_parsed_in_parallel_pieces_keep_line_numbers_and_order() {
+    let d = tempfile::tempdir().unwrap();
+    let x = d.path().join("l.csv");
+    // ~20 MB in .2 so it is split into several pieces; a bad row deep inside, and later rows
+    // for the same addresses in the current file.
+    let mut text = String::from(H11);
+    let n = 250_000u32;
+    let bad_line = 200_001u64;
+    for i in 0..n {
+        if u64::from(i) + 2 == bad_line {
+            text.push_str("10.0.0.1,zz,,1,2,1,0,0,,0,\n");
+            continue;
+        }
+        let a = std::net::Ipv4Addr::from(0x0a00_0000 + i);
+        text.push_str(&format!(
+            "{a},00:16:3e:{:02x}:{:02x}:{:02x},,4000,1800004000,1,0,0,host-{i}.example.org-padding-padding,0,\n",
+            i >> 16 & 255,
+            i >> 8 & 255,
+            i & 255
+        ));
+    }
+    assert!(text.len() > 16 << 20);
+    fs::write(Role::Previous.path_for(&x), &text).unwrap();
+    fs::write(
+        &x,
+        format!(
+            "{H11}{}",
+            "10.0.0.5,00:00:00:00:00:05,,0,1800000000,1,0,0,,0,\n"
+        ),
+    )
+    .unwrap();
+    let snap = Snapshot::take(&x).unwrap();
+    let c = snap.compact().unwrap();
+    assert_eq!(c.errors().len(), 1);
+    assert_eq!(c.errors()[0].line, bad_line);
+    assert_eq!(c.lease_count(), n as usize - 2);
+    let mut out = Vec::new();
+    c.write_to(&mut out).unwrap();
+    let set = load_effective(&x).unwrap();
+    assert_eq!(set.errors[0].line, bad_line);
+    let mut want = Vec::new();
+    set.write_to(&mut want).unwrap();
+    assert!(out == want);
+}
