@@ -274,6 +274,8 @@ def main():
         if c["name"] == "kea-dhcp4":
             if not added <= {"NET_RAW", "NET_BIND_SERVICE"}:
                 err(f"kea-dhcp4 adds {added}")
+            if ("NET_RAW" in added) != (values["dhcp"]["socketType"] == "raw"):
+                err("kea-dhcp4 must have NET_RAW exactly when dhcp.socketType is raw")
         elif added:
             err(f"{c['name']}: adds capabilities {added}")
         if c["name"] not in ("kea-dhcp4", "init-kea-leases") and sc.get("runAsNonRoot") is not True:
