@@ -264,6 +264,16 @@ impl Lease {
         self.valid_lifetime == 0
     }
 
+    /// Makes the lease what Kea holds in memory after reading the row (and what LFC writes):
+    /// the hostname lower-cased (ASCII only, as Kea's `Lease4` does) and both text fields
+    /// re-escaped minimally. Hardware address and numbers are already canonical once parsed.
+    pub fn normalize(&mut self) {
+        let mut host = self.hostname.decode();
+        host.make_ascii_lowercase();
+        self.hostname = EscapedText::encode(&host);
+        self.user_context = EscapedText::encode(&self.user_context.decode());
+    }
+
     /// The state as a typed value.
     pub fn lease_state(&self) -> LeaseState {
         LeaseState::from(self.state)
@@ -476,6 +486,7 @@ fn parse_colon_hex(column: &'static str, f: &[u8]) -> Result<Vec<u8>, RowErrorKi
 
 /// A row split and checked but not yet copied: borrowed fields, parsed numbers.
 struct Fields<'a> {
+    raw: [&'a [u8]; 12],
     address: Ipv4Addr,
     hwaddr: &'a [u8],
     hwaddr_len: usize,
@@ -543,6 +554,7 @@ fn split_fields<'a>(
     let hwaddr_len = colon_hex_len("hwaddr", fields[1])?;
     let client_id_len = colon_hex_len("client_id", fields[2])?;
     let f = Fields {
+        raw: fields,
         address,
         hwaddr: fields[1],
         hwaddr_len,
@@ -602,15 +614,53 @@ pub struct RowKey {
     pub address: Ipv4Addr,
     /// The valid lifetime (0 = deletion).
     pub valid_lifetime: u32,
+    /// Whether the row is written exactly as Kea writes it (lowercase two-digit hex, plain
+    /// numbers, lowercase hostname, minimal `&#x` escapes), so LFC would copy it unchanged.
+    pub canonical: bool,
+}
+
+fn canonical_hex(f: &[u8]) -> bool {
+    f.is_empty()
+        || f.split(|&b| b == b':').all(|t| {
+            t.len() == 2
+                && t.iter()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+        })
+}
+
+fn canonical_num(f: &[u8]) -> bool {
+    !f.is_empty() && f[0] != b'+' && (f.len() == 1 || f[0] != b'0')
+}
+
+fn canonical_text(f: &[u8], lowercase: bool) -> bool {
+    let suspicious = f.contains(&b'&') || (lowercase && f.iter().any(u8::is_ascii_uppercase));
+    if !suspicious {
+        return true;
+    }
+    let mut d = unescape(f);
+    if lowercase {
+        d.make_ascii_lowercase();
+    }
+    EscapedText::encode(&d).0 == f
 }
 
 /// Checks one row against `header` with all of [`parse_row`]'s rules, without building a
 /// [`Lease`]; used on the hot path of snapshots.
 pub fn check_row(header: &Header, line: &[u8]) -> Result<RowKey, RowErrorKind> {
     let f = split_fields(header, line, None)?;
+    let n = header.len();
+    let r = &f.raw;
+    let canonical = canonical_hex(r[1])
+        && canonical_hex(r[2])
+        && [3usize, 4, 5, 9, 11]
+            .iter()
+            .all(|&i| i >= n || canonical_num(r[i]))
+        && canonical_text(r[8], true)
+        && canonical_text(f.user_context, false);
     Ok(RowKey {
         address: f.address,
         valid_lifetime: f.valid_lifetime,
+        canonical,
     })
 }
 

@@ -94,8 +94,10 @@ pub struct EffectiveSet {
 
 impl EffectiveSet {
     /// Applies one valid row as Kea does: replace by address, or delete if valid lifetime is 0.
-    pub fn apply(&mut self, lease: Lease) {
+    /// The lease is stored as Kea holds it ([`Lease::normalize`]: hostname lower-cased).
+    pub fn apply(&mut self, mut lease: Lease) {
         self.rows += 1;
+        lease.normalize();
         if lease.is_deletion() {
             self.leases.remove(&lease.address);
         } else {

@@ -355,6 +355,8 @@ struct Loc {
     /// Output length of the row without its line feed.
     len: u32,
     part: u8,
+    /// The row must be re-serialised (other header, or not as LFC would write it).
+    rewrite: bool,
 }
 
 /// One valid row seen while indexing: where it is, and whether it deletes its address.
@@ -392,8 +394,6 @@ const PIECE: u64 = 8 << 20;
 pub struct Compacted<'a> {
     snapshot: &'a Snapshot,
     header: Header,
-    /// Which parts' rows must be re-serialised for `header`.
-    reserialize: Vec<bool>,
     headers: Vec<Option<Header>>,
     index: Vec<(u32, Loc)>,
     errors: Vec<RowError>,
@@ -537,7 +537,6 @@ impl<'a> Compacted<'a> {
         Ok(Self {
             snapshot,
             header,
-            reserialize,
             headers,
             index,
             errors,
@@ -617,7 +616,7 @@ impl<'a> Compacted<'a> {
         &self,
         start: usize,
         buf: &mut Vec<u8>,
-        order: &mut Vec<(u8, u64, usize, u32)>,
+        order: &mut Vec<(u8, u64, usize, u32, bool)>,
     ) -> Result<usize, SnapshotError> {
         let parts = &self.snapshot.parts;
         let mut end = start;
@@ -635,17 +634,17 @@ impl<'a> Compacted<'a> {
         order.clear();
         let mut pos = 0usize;
         for (_, loc) in &self.index[start..end] {
-            order.push((loc.part, loc.off, pos, loc.len));
+            order.push((loc.part, loc.off, pos, loc.len, loc.rewrite));
             pos += loc.len as usize + 1;
         }
         order.sort_unstable_by_key(|o| (o.0, o.1));
         let mut readers: Vec<Window> = parts.iter().map(Window::new).collect();
         let mut raw = Vec::new();
-        for &(part, off, pos, len) in order.iter() {
+        for &(part, off, pos, len, rewrite) in order.iter() {
             let pi = usize::from(part);
             let dest = &mut buf[pos..pos + len as usize];
-            if self.reserialize[pi] {
-                // The stored row has another schema: read it (its own length) and rewrite.
+            if rewrite {
+                // Another schema, or not as LFC writes it: read the row and rewrite it.
                 raw.clear();
                 readers[pi]
                     .read_line(off, &mut raw)
@@ -653,10 +652,11 @@ impl<'a> Compacted<'a> {
                 let h = self.headers[pi]
                     .as_ref()
                     .expect("part with rows has a header");
-                let lease = parse_row(h, &raw).map_err(|kind| SnapshotError::Io {
+                let mut lease = parse_row(h, &raw).map_err(|kind| SnapshotError::Io {
                     path: parts[pi].path.clone(),
                     source: io::Error::new(io::ErrorKind::InvalidData, kind.to_string()),
                 })?;
+                lease.normalize();
                 let mut row = Vec::with_capacity(len as usize);
                 lease.write_row(&self.header, &mut row);
                 dest.copy_from_slice(&row);
@@ -677,7 +677,7 @@ pub struct CompactedReader<'c, 'a> {
     header_done: bool,
     buf: Vec<u8>,
     pos: usize,
-    order: Vec<(u8, u64, usize, u32)>,
+    order: Vec<(u8, u64, usize, u32, bool)>,
 }
 
 impl CompactedReader<'_, '_> {
@@ -788,15 +788,15 @@ fn index_piece(
             }
         };
         res.rows += 1;
-        let len = match out_header {
-            Some(h) => {
-                out_row.clear();
-                parse_row(header, &line)
-                    .expect("checked row parses")
-                    .write_row(h, &mut out_row);
-                out_row.len()
-            }
-            None => line.len(),
+        let rewrite = out_header.is_some() || !key.canonical;
+        let len = if rewrite {
+            out_row.clear();
+            let mut lease = parse_row(header, &line).expect("checked row parses");
+            lease.normalize();
+            lease.write_row(out_header.unwrap_or(header), &mut out_row);
+            out_row.len()
+        } else {
+            line.len()
         };
         let len = u32::try_from(len).map_err(|_| SnapshotError::Io {
             path: part.path.clone(),
@@ -808,6 +808,7 @@ fn index_piece(
                 off: row_off,
                 len,
                 part: piece.part as u8,
+                rewrite,
             },
             deleted: key.valid_lifetime == 0,
         });

@@ -1,0 +1,155 @@
+//! `load_effective` against kea-dhcp4 itself: a lease directory with tricky rows over `.2`, `.1`
+//! and the current file; Kea loads it at start-up and must hold exactly the set this crate
+//! computes, and skip exactly the rows this crate reports as malformed.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use kea_leases::control::{ControlClient, KeaLease};
+use kea_leases::load::{Role, load_effective, pid_path};
+use kea_leases::snapshot::Snapshot;
+use test_support::kea::{KeaConfig, KeaServer};
+
+const H10: &str =
+    "address,hwaddr,client_id,valid_lifetime,expire,subnet_id,fqdn_fwd,fqdn_rev,hostname,state\n";
+const H11: &str = "address,hwaddr,client_id,valid_lifetime,expire,subnet_id,fqdn_fwd,fqdn_rev,hostname,state,user_context\n";
+
+/// Writes `.2` (older 10-column header), `.1` and (if `with_current`) the current file, full
+/// of rows Kea treats specially; returns the lease file path.
+fn write_tricky(dir: &Path, with_current: bool) -> PathBuf {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let e = now + 86_400; // expire for a one-day lease with cltt = now
+    let inf = now + 4_294_967_295;
+    let x = dir.join("kea-leases4.csv");
+
+    // .2 with the older 10-column header (state, no user_context).
+    fs::write(
+        Role::Previous.path_for(&x),
+        format!(
+            "{H10}\
+10.77.1.1,00:0c:01:02:03:01,,86400,{e},1,0,0,one,0\n\
+10.77.1.2,00:0c:01:02:03:02,01:00:0c:01:02:03:02,86400,{e},1,1,1,two,0\n\
+10.77.1.3,0:C:1:2:3:A3,,86400,{e},1,0,0,UPPER,0\n\
+\n\
+10.77.1.4,000c01020304,,86400,{e},1,0,0,nocolon,0\n\
+10.77.1.12,00:0c:01:02:03:0c,,86400,{e},1,0,0,cr,0\r\n"
+        ),
+    )
+    .unwrap();
+    // .1 (Kea 2.2 header).
+    fs::write(
+        Role::Rotated.path_for(&x),
+        format!(
+            "{H11}\
+10.77.1.2,00:0c:01:02:03:02,01:00:0c:01:02:03:02,0,{e},1,1,1,two,0,\n\
+10.77.1.5,,,86400,{e},1,0,0,,1,\n\
+10.77.1.6,,,86400,{e},1,0,0,,0,\n\
+10.77.1.7,00:0c:01:02:03:07,,86400,{e},1,0,0,a&#x2cb&#x26c&#x4A&#x4a&#xZZ,0,\n\
+10.77.1.8,00:0c:01:02:03:08,,4294967295,{inf},1,0,0,forever,0,\n\
+10.77.1.9,00:0c:01:02:03:09,,86400,{e},1,0,0,ctx,0,{{ \"a\": \"b&#x2cc \\u00c3\\u00a9\" }}\n\
+10.77.1.10,00:0c:01:02:03:0a,,86400,{e},1,0,0,badctx,0,[ 1 ]\n"
+        ),
+    )
+    .unwrap();
+    if with_current {
+        // The current file, its last row torn (no line feed) but complete.
+        fs::write(
+            &x,
+            format!(
+                "{H11}\
+10.77.1.1,00:0c:01:02:03:01,,86400,{e},1,0,0,one-renewed,0,\n\
+10.77.1.13,00:0c:01:02:03:0d,,86400,{e},1,2,0,badfqdn,0,\n\
+10.77.1.14,00:0c:01:02:03:0e,01,86400,{e},1,0,0,shortcid,0,\n\
+10.77.1.15,,01:02:03,86400,{e},1,0,0,cidonly,0,\n\
+10.77.1.16,00:0c:01:02:03:10,,86400,{e},1,0,0,torn,0,"
+            ),
+        )
+        .unwrap();
+    }
+    x
+}
+
+#[test]
+fn kea_loads_exactly_the_effective_set_and_skips_exactly_the_reported_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = write_tricky(dir.path(), true);
+    let expected = load_effective(&x).unwrap();
+    let bad: Vec<String> = expected
+        .errors
+        .iter()
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e.file.file_name().unwrap().to_string_lossy(),
+                e.line
+            )
+        })
+        .collect();
+    assert_eq!(
+        bad,
+        [
+            "kea-leases4.csv.2:6",
+            "kea-leases4.csv.2:7",
+            "kea-leases4.csv.1:4",
+            "kea-leases4.csv.1:8",
+            "kea-leases4.csv:3",
+            "kea-leases4.csv:4"
+        ],
+        "{:#?}",
+        expected.errors
+    );
+
+    let kea = KeaServer::start(KeaConfig::new().data_dir(dir.path()));
+    let c = ControlClient::unix(kea.socket_path());
+    let api = c.lease4_get_all_paged(100).unwrap();
+    let ours: Vec<KeaLease> = expected.leases.values().map(KeaLease::from_lease).collect();
+    let fmt = |v: &[KeaLease]| serde_json::to_string_pretty(v).unwrap();
+    assert_eq!(ours, api, "ours: {}\nkea: {}", fmt(&ours), fmt(&api));
+
+    // Kea logged one discarded row per malformed row we reported.
+    let log = fs::read_to_string(kea.dir().join("kea-dhcp4.log")).unwrap();
+    let discarded = log.matches("LEASE_LOAD_ROW_ERROR").count();
+    assert_eq!(discarded, expected.errors.len(), "{log}");
+}
+
+#[test]
+fn compaction_matches_kea_lfc_output_byte_for_byte() {
+    let kea = KeaServer::start(KeaConfig::new());
+    let dir = tempfile::tempdir().unwrap();
+    let x = write_tricky(dir.path(), false);
+    let snap = Snapshot::take(&x).unwrap();
+    let comp = snap.compact().unwrap();
+    let mut ours = Vec::new();
+    comp.write_to(&mut ours).unwrap();
+    drop(comp);
+    drop(snap);
+    let status = std::process::Command::new(test_support::kea::KEA_LFC)
+        .arg("-4")
+        .arg("-x")
+        .arg(Role::Previous.path_for(&x))
+        .arg("-i")
+        .arg(Role::Rotated.path_for(&x))
+        .arg("-o")
+        .arg(dir.path().join("kea-leases4.csv.output"))
+        .arg("-f")
+        .arg(Role::Completed.path_for(&x))
+        .arg("-p")
+        .arg(pid_path(&x))
+        .arg("-c")
+        .arg(kea.dir().join("kea-dhcp4.conf"))
+        .env("KEA_LOCKFILE_DIR", dir.path())
+        .env("KEA_PIDFILE_DIR", dir.path())
+        .status()
+        .expect("kea-lfc (Debian package kea-common) is missing");
+    assert!(status.success());
+    let lfc = fs::read(Role::Previous.path_for(&x)).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&ours),
+        String::from_utf8_lossy(&lfc),
+        "compaction differs from kea-lfc's output"
+    );
+}
