@@ -646,3 +646,89 @@ fn decode_args<T: for<'de> Deserialize<'de>>(
         source,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A byte stream that holds one answer and fails any read past it.
+    struct OneAnswer {
+        answer: Vec<u8>,
+        pos: usize,
+        sent: Vec<u8>,
+    }
+
+    impl Read for OneAnswer {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            assert!(self.pos < self.answer.len(), "read past a complete answer");
+            let n = buf.len().min(3).min(self.answer.len() - self.pos);
+            buf[..n].copy_from_slice(&self.answer[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    impl Write for OneAnswer {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.sent.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn exchange_stops_at_a_complete_value_without_waiting_for_eof() {
+        let answer = br#"{ "result": 0, "text": "a } ] \" {", "arguments": { "x": [ 1 ] } }"#;
+        let mut s = OneAnswer {
+            answer: answer.to_vec(),
+            pos: 0,
+            sent: Vec::new(),
+        };
+        let got = exchange(&mut s, b"{\"command\": \"x\"}").unwrap();
+        assert_eq!(got, answer);
+        assert_eq!(s.sent, b"{\"command\": \"x\"}");
+        let r = parse_response("x", &got).unwrap();
+        assert_eq!(r.result, 0);
+        assert_eq!(r.arguments.unwrap().get(), r#"{ "x": [ 1 ] }"#);
+    }
+
+    #[test]
+    fn truncated_answer_is_an_error() {
+        /// A peer that sends 13 bytes of an answer and closes.
+        struct Closes(io::Cursor<&'static [u8]>);
+        impl Read for Closes {
+            fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
+                self.0.read(b)
+            }
+        }
+        impl Write for Closes {
+            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut peer = Closes(io::Cursor::new(b"{ \"result\": 0"));
+        assert!(matches!(
+            exchange(&mut peer, b"{}"),
+            Err(ControlError::Truncated(13))
+        ));
+    }
+
+    #[test]
+    fn kea_string_escapes_round_trip_bytes() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        let lit = kea_json_string(&bytes);
+        assert!(lit.is_ascii());
+        assert!(lit.contains("\\u00ff") && lit.contains("\\u007f") && lit.contains("\\n"));
+        assert_eq!(decode_kea_json_string(&lit).unwrap(), bytes);
+        assert_eq!(decode_kea_json_string(r#""\u0100""#), None);
+        assert_eq!(
+            decode_kea_json_string("\"caf\u{e9}\"").unwrap(),
+            "caf\u{e9}".as_bytes()
+        );
+    }
+}
