@@ -140,39 +140,49 @@ pub enum ControlError {
     },
 }
 
-/// Length of the first complete JSON value in `buf`, if it is complete.
-fn complete_json(buf: &[u8]) -> Option<usize> {
-    let mut depth = 0usize;
-    let mut started = false;
-    let mut in_str = false;
-    let mut esc = false;
-    for (i, &b) in buf.iter().enumerate() {
-        if in_str {
-            if esc {
-                esc = false;
-            } else if b == b'\\' {
-                esc = true;
-            } else if b == b'"' {
-                in_str = false;
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_str = true,
-            b'{' | b'[' => {
-                depth += 1;
-                started = true;
-            }
-            b'}' | b']' => {
-                depth = depth.saturating_sub(1);
-                if started && depth == 0 {
-                    return Some(i + 1);
+/// Finds where the first JSON object or array ends, fed incrementally (linear in the answer).
+#[derive(Default)]
+struct JsonEnd {
+    depth: usize,
+    started: bool,
+    in_str: bool,
+    esc: bool,
+    seen: usize,
+}
+
+impl JsonEnd {
+    /// Scans `more` (the bytes after those already fed); returns the total length of the
+    /// value once its closing bracket has been seen.
+    fn feed(&mut self, more: &[u8]) -> Option<usize> {
+        for (i, &b) in more.iter().enumerate() {
+            if self.in_str {
+                if self.esc {
+                    self.esc = false;
+                } else if b == b'\\' {
+                    self.esc = true;
+                } else if b == b'"' {
+                    self.in_str = false;
                 }
+                continue;
             }
-            _ => {}
+            match b {
+                b'"' => self.in_str = true,
+                b'{' | b'[' => {
+                    self.depth += 1;
+                    self.started = true;
+                }
+                b'}' | b']' => {
+                    self.depth = self.depth.saturating_sub(1);
+                    if self.started && self.depth == 0 {
+                        return Some(self.seen + i + 1);
+                    }
+                }
+                _ => {}
+            }
         }
+        self.seen += more.len();
+        None
     }
-    None
 }
 
 /// Sends `command` (one JSON value) on `stream` and reads one JSON answer: until the peer
@@ -182,6 +192,7 @@ pub fn exchange<S: Read + Write>(stream: &mut S, command: &[u8]) -> Result<Vec<u
     stream.flush()?;
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = vec![0u8; 64 * 1024];
+    let mut scan = JsonEnd::default();
     loop {
         let n = match stream.read(&mut chunk) {
             Ok(n) => n,
@@ -189,25 +200,13 @@ pub fn exchange<S: Read + Write>(stream: &mut S, command: &[u8]) -> Result<Vec<u
             Err(e) => return Err(e.into()),
         };
         if n == 0 {
-            break;
+            return Err(ControlError::Truncated(buf.len()));
         }
-        let scan_from = buf.len();
         buf.extend_from_slice(&chunk[..n]);
-        // Only complete once the closing bracket arrived; cheap check on the new bytes first.
-        if chunk[..n].iter().any(|&b| b == b'}' || b == b']')
-            && let Some(len) = complete_json(&buf)
-        {
-            let _ = scan_from;
+        if let Some(len) = scan.feed(&chunk[..n]) {
             buf.truncate(len);
             return Ok(buf);
         }
-    }
-    match complete_json(&buf) {
-        Some(len) => {
-            buf.truncate(len);
-            Ok(buf)
-        }
-        None => Err(ControlError::Truncated(buf.len())),
     }
 }
 
@@ -282,23 +281,9 @@ impl Eq for KeaLease {}
 /// Encodes bytes as a JSON string literal the way Kea writes strings: `\"`, `\\`, the short
 /// escapes for control characters, and `\u00XX` for every other byte outside printable ASCII.
 pub fn kea_json_string(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() + 2);
-    s.push('"');
-    for &b in bytes {
-        match b {
-            b'"' => s.push_str("\\\""),
-            b'\\' => s.push_str("\\\\"),
-            b'\x08' => s.push_str("\\b"),
-            b'\x0c' => s.push_str("\\f"),
-            b'\n' => s.push_str("\\n"),
-            b'\r' => s.push_str("\\r"),
-            b'\t' => s.push_str("\\t"),
-            0x20..=0x7e => s.push(char::from(b)),
-            _ => s.push_str(&format!("\\u{b:04x}")),
-        }
-    }
-    s.push('"');
-    s
+    let mut out = Vec::with_capacity(bytes.len() + 2);
+    crate::kea_json::render_str(&mut out, bytes);
+    String::from_utf8(out).expect("rendered JSON strings are ASCII")
 }
 
 /// Decodes a JSON string literal as Kea does: to bytes, `\u00XX` being byte `XX`. Fails on
@@ -365,6 +350,7 @@ impl KeaLease {
     pub fn from_lease(l: &Lease) -> Self {
         let hostname = kea_json_string(&l.hostname.decode());
         let ctx = l.user_context.decode();
+        let ctx = crate::kea_json::canonical_map(&ctx).unwrap_or(ctx);
         Self {
             ip_address: l.address,
             hw_address: colon_hex(&l.hwaddr),

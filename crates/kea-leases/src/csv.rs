@@ -265,13 +265,15 @@ impl Lease {
     }
 
     /// Makes the lease what Kea holds in memory after reading the row (and what LFC writes):
-    /// the hostname lower-cased (ASCII only, as Kea's `Lease4` does) and both text fields
-    /// re-escaped minimally. Hardware address and numbers are already canonical once parsed.
+    /// the hostname lower-cased (ASCII only, as Kea's `Lease4` does), the user context
+    /// re-rendered as Kea renders JSON, and both re-escaped minimally. Hardware address and numbers are already canonical once parsed.
     pub fn normalize(&mut self) {
         let mut host = self.hostname.decode();
         host.make_ascii_lowercase();
         self.hostname = EscapedText::encode(&host);
-        self.user_context = EscapedText::encode(&self.user_context.decode());
+        let ctx = self.user_context.decode();
+        let ctx = crate::kea_json::canonical_map(&ctx).unwrap_or(ctx);
+        self.user_context = EscapedText::encode(&ctx);
     }
 
     /// The state as a typed value.
@@ -597,11 +599,9 @@ fn validate_parts(
     if hwaddr_len == 0 && client_id_len == 0 && state != 1 {
         return Err(RowErrorKind::NoIdentifier);
     }
-    if !user_context.is_empty() {
-        let decoded = unescape(user_context);
-        if serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&decoded).is_err() {
-            return Err(bad("user_context", "not a JSON map"));
-        }
+    if !user_context.is_empty() && crate::kea_json::canonical_map(&unescape(user_context)).is_none()
+    {
+        return Err(bad("user_context", "not a JSON map"));
     }
     Ok(())
 }
@@ -632,6 +632,16 @@ fn canonical_num(f: &[u8]) -> bool {
     !f.is_empty() && f[0] != b'+' && (f.len() == 1 || f[0] != b'0')
 }
 
+/// Whether a stored user context is exactly what Kea writes: its JSON rendering, escaped.
+fn canonical_context(f: &[u8]) -> bool {
+    if f.is_empty() {
+        return true;
+    }
+    let decoded = unescape(f);
+    crate::kea_json::canonical_map(&decoded).is_some_and(|c| c == decoded)
+        && EscapedText::encode(&decoded).0 == f
+}
+
 fn canonical_text(f: &[u8], lowercase: bool) -> bool {
     let suspicious = f.contains(&b'&') || (lowercase && f.iter().any(u8::is_ascii_uppercase));
     if !suspicious {
@@ -656,7 +666,7 @@ pub fn check_row(header: &Header, line: &[u8]) -> Result<RowKey, RowErrorKind> {
             .iter()
             .all(|&i| i >= n || canonical_num(r[i]))
         && canonical_text(r[8], true)
-        && canonical_text(f.user_context, false);
+        && canonical_context(f.user_context);
     Ok(RowKey {
         address: f.address,
         valid_lifetime: f.valid_lifetime,

@@ -17,6 +17,7 @@
 
 pub mod control;
 pub mod csv;
+pub mod kea_json;
 
 pub use csv::{
     EscapedText, Header, Lease, LeaseFile, LeaseReader, LeaseState, LeaseWriter, ParseError,
