@@ -251,6 +251,84 @@ fn lease_archive_counts_leases_and_filtered_copy_keeps_facts() {
 }
 
 #[test]
+fn prefix_copy_publishes_the_zone_files_as_their_own_archive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    knot_backup_tree(&src);
+    let full = tmp.path().join("knot-zones-test.tar.gz");
+    let zones = tmp.path().join("zones.tar.gz");
+    fs::write(&zones, "previous").unwrap();
+    let mut w = ArchiveWriter::create(&full, ArchiveKind::ZonesFull, "local:test").unwrap();
+    w.add_dir_all_with("zonefiles", &src.join("zonefiles"), classify)
+        .unwrap();
+    w.end_prefix().unwrap();
+    w.add_file("knot_backup.label", &src.join("knot_backup.label"))
+        .unwrap();
+    w.add_dir_all("keys", &src.join("keys")).unwrap();
+    let (fm, zm) = w
+        .finish_with_prefix_copy(&zones, ArchiveKind::Zones)
+        .unwrap();
+    assert_eq!(fm.files.len(), 4);
+    assert_eq!(zm.kind, ArchiveKind::Zones);
+    assert_eq!(
+        zm.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+        ["zonefiles/example.com.zone", "zonefiles/example.net.zone"]
+    );
+    assert_eq!(zm.zones, fm.zones);
+    assert_eq!(zm.created, fm.created);
+    assert_eq!(mode(&zones), 0o600);
+    for (archive, files) in [(&full, 4), (&zones, 2)] {
+        let report = verify(archive, &Limits::default());
+        assert!(report.ok, "{}: {:?}", archive.display(), report.problems);
+        assert_eq!(report.files, files);
+        assert_eq!(report.zones.len(), 2);
+    }
+    let dest = tmp.path().join("z");
+    let got = extract(&zones, &dest, &ExtractOptions::default()).unwrap();
+    assert_eq!(got.manifest.unwrap().kind, ArchiveKind::Zones);
+    assert_eq!(
+        fs::read(dest.join("zonefiles/example.net.zone")).unwrap(),
+        fs::read(src.join("zonefiles/example.net.zone")).unwrap()
+    );
+    assert!(!dest.join("keys").exists());
+    // The full archive cut right after its first gzip member is a valid gzip stream, but
+    // without a manifest it is refused.
+    let (a, b) = (fs::read(&full).unwrap(), fs::read(&zones).unwrap());
+    let common = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let cut = tmp.path().join("cut.tar.gz");
+    fs::write(&cut, &a[..common]).unwrap();
+    assert_rejected(&cut, Limits::default(), "cut at member boundary");
+    // The system tar reads both (gzip with several members is standard).
+    if let Ok(out) = Command::new("tar").arg("tzf").arg(&full).output() {
+        let listing = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{listing}");
+        assert!(listing.contains("keys/data.mdb") && listing.contains(MANIFEST_NAME));
+    }
+}
+
+#[test]
+fn bad_zone_fails_finish_naming_file_and_line_and_publishes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("zones.tar.gz");
+    let mut w = ArchiveWriter::create(&out, ArchiveKind::Zones, "t").unwrap();
+    w.add_zone_bytes(
+        "a.zone",
+        "a.example",
+        zone_text("a.example", 1, 2).as_bytes(),
+        0o600,
+    )
+    .unwrap();
+    let bad = zone_text("b.example", 1, 2).replace("h1 IN A", "h1 IN AAAA");
+    // The parse runs in the background: the error comes from this call or from finish.
+    let err = match w.add_zone_bytes("b.zone", "b.example", bad.as_bytes(), 0o600) {
+        Err(e) => e,
+        Ok(()) => w.finish().unwrap_err(),
+    };
+    assert!(err.to_string().starts_with("b.zone:7: "), "{err}");
+    assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
+
+#[test]
 fn writer_refuses_symlinks_in_source_trees_and_drop_removes_temp() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 
-use flate2::read::GzDecoder;
+use flate2::read::MultiGzDecoder;
 use sha2::{Digest, Sha256};
 
 use super::error::{ArchiveError, IoContext};
@@ -129,12 +129,11 @@ impl<R: Read> Read for HashingReader<R> {
 /// Open an archive for reading entries.
 pub(crate) fn open(
     archive: &Path,
-) -> Result<tar::Archive<GzDecoder<BufReader<File>>>, ArchiveError> {
+) -> Result<tar::Archive<MultiGzDecoder<BufReader<File>>>, ArchiveError> {
     let file = File::open(archive).at(archive)?;
-    Ok(tar::Archive::new(GzDecoder::new(BufReader::with_capacity(
-        256 << 10,
-        file,
-    ))))
+    Ok(tar::Archive::new(MultiGzDecoder::new(
+        BufReader::with_capacity(256 << 10, file),
+    )))
 }
 
 /// Read every entry of `archive`, check it, hash it, and hand each file's content to `on_file`

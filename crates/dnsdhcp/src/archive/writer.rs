@@ -1,23 +1,25 @@
 //! Writing archives: gzip over tar into a hidden temporary file, published by rename.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Read};
-use std::os::unix::fs::MetadataExt;
+use std::io::{self, BufWriter, Read, Write};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use tempfile::TempPath;
 
 use super::error::{ArchiveError, IoContext};
-use super::fsutil::{partial_file, publish};
+use super::fsutil::{partial_file, publish, write_file_atomically};
 use super::manifest::{
     ArchiveKind, FORMAT_VERSION, FileEntry, LeaseFileFacts, MANIFEST_NAME, Manifest, ZoneFacts,
 };
 use super::scan::{self, HashingReader, Limits, normalize_path};
 use super::verify::{LeaseSet, lease_rows, live};
-use super::zone::{normalize_zone_name, zone_facts};
+use super::zone::{ZoneFileError, normalize_zone_name, zone_facts};
 
 /// How [`ArchiveWriter::add_dir_all_with`] should record a file it finds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,7 +32,82 @@ pub enum Member {
     Leases,
 }
 
-type Tar = tar::Builder<GzEncoder<BufWriter<File>>>;
+/// Counts the bytes written through it (the compressed offset in the archive file).
+struct Counting<W> {
+    inner: W,
+    count: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The compressed output: a gzip member that can be ended and a new one started, so that a
+/// prefix of the file is itself a complete gzip stream (see [`ArchiveWriter::end_prefix`]).
+struct Sink {
+    gz: Option<GzEncoder<Counting<BufWriter<File>>>>,
+}
+
+impl Sink {
+    fn gz(&mut self) -> io::Result<&mut GzEncoder<Counting<BufWriter<File>>>> {
+        self.gz
+            .as_mut()
+            .ok_or_else(|| io::Error::other("gzip stream already failed"))
+    }
+
+    /// Finish the current gzip member and start another; returns the file offset between them.
+    fn end_member(&mut self) -> io::Result<u64> {
+        let gz = self.gz.take().expect("gzip encoder present");
+        let inner = gz.finish()?;
+        let offset = inner.count;
+        self.gz = Some(GzEncoder::new(inner, Compression::default()));
+        Ok(offset)
+    }
+
+    fn finish(mut self) -> io::Result<File> {
+        let gz = self.gz.take().expect("gzip encoder present");
+        gz.finish()?.inner.into_inner().map_err(|e| e.into_error())
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.gz()?.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.gz()?.flush()
+    }
+}
+
+type Tar = tar::Builder<Sink>;
+
+/// A zone file whose facts are being computed on a background thread.
+enum ZoneSlot {
+    Done(ZoneFacts),
+    Pending {
+        name: String,
+        file: String,
+        job: JoinHandle<Result<(u32, u64), ZoneFileError>>,
+    },
+}
+
+/// What had been added when [`ArchiveWriter::end_prefix`] was called.
+#[derive(Clone, Copy, Debug)]
+struct Prefix {
+    offset: u64,
+    files: usize,
+    zones: usize,
+    lease_files: usize,
+}
 
 /// Builds one archive. Nothing appears under the final name until [`finish`](Self::finish)
 /// succeeds; dropping the writer (or a crash) leaves at most a hidden `.NAME.partial-*` file,
@@ -43,10 +120,15 @@ pub struct ArchiveWriter {
     source: String,
     created: jiff::Timestamp,
     files: Vec<FileEntry>,
-    zones: Vec<ZoneFacts>,
+    zones: Vec<ZoneSlot>,
+    /// Indices into `zones` still parsing, oldest first.
+    pending: VecDeque<usize>,
     lease_files: Vec<LeaseFileFacts>,
     /// Live leases over all lease files added so far, in order.
     lease_set: LeaseSet,
+    /// Live leases when the prefix ended.
+    prefix_leases: Option<LeaseSet>,
+    prefix: Option<Prefix>,
     paths: HashSet<String>,
 }
 
@@ -100,21 +182,25 @@ impl ArchiveWriter {
     ) -> Result<Self, ArchiveError> {
         let final_path = final_path.as_ref().to_owned();
         let (file, temp) = partial_file(&final_path)?;
-        let gz = GzEncoder::new(
-            BufWriter::with_capacity(256 << 10, file),
-            Compression::default(),
-        );
+        let counting = Counting {
+            inner: BufWriter::with_capacity(256 << 10, file),
+            count: 0,
+        };
+        let gz = GzEncoder::new(counting, Compression::default());
         Ok(ArchiveWriter {
             final_path,
             temp: Some(temp),
-            tar: Some(tar::Builder::new(gz)),
+            tar: Some(tar::Builder::new(Sink { gz: Some(gz) })),
             kind,
             source: source.into(),
             created: jiff::Timestamp::now(),
             files: Vec::new(),
             zones: Vec::new(),
+            pending: VecDeque::new(),
             lease_files: Vec::new(),
             lease_set: LeaseSet::default(),
+            prefix_leases: None,
+            prefix: None,
             paths: HashSet::new(),
         })
     }
@@ -272,16 +358,18 @@ impl ArchiveWriter {
         self.append(&path, header, &mut io::empty())
     }
 
-    /// Add the zone file `src` of zone `zone` as `member`; it must parse with `domain`, and its
-    /// SOA serial and record count go into the manifest.
+    /// Add the zone file `src` of zone `zone` as `member`. It is parsed with `domain` on a
+    /// background thread while the archive is being compressed; its SOA serial and record count
+    /// go into the manifest, and a parse error fails a later `add_zone_*` or [`finish`](Self::finish)
+    /// (the archive is then not published).
     pub fn add_zone_file(
         &mut self,
         member: &str,
         zone: &str,
         src: &Path,
-    ) -> Result<&ZoneFacts, ArchiveError> {
+    ) -> Result<(), ArchiveError> {
         let (data, meta) = read_with_meta(src)?;
-        self.add_zone_data(member, zone, &data, meta.mode(), meta.mtime().max(0) as u64)
+        self.add_zone_data(member, zone, data, meta.mode(), meta.mtime().max(0) as u64)
     }
 
     /// Add in-memory zone-file `data` of zone `zone` as `member` (see [`add_zone_file`](Self::add_zone_file)).
@@ -291,28 +379,96 @@ impl ArchiveWriter {
         zone: &str,
         data: &[u8],
         mode: u32,
-    ) -> Result<&ZoneFacts, ArchiveError> {
-        self.add_zone_data(member, zone, data, mode, now())
+    ) -> Result<(), ArchiveError> {
+        self.add_zone_data(member, zone, data.to_vec(), mode, now())
     }
 
     fn add_zone_data(
         &mut self,
         member: &str,
         zone: &str,
-        data: &[u8],
+        data: Vec<u8>,
         mode: u32,
         mtime: u64,
-    ) -> Result<&ZoneFacts, ArchiveError> {
-        let (serial, records) = zone_facts(member, zone, data)?;
+    ) -> Result<(), ArchiveError> {
+        // Bound the parsing threads (and the zone data they hold) to the CPUs available.
+        let max = std::thread::available_parallelism().map_or(2, |n| n.get());
+        while self.pending.len() >= max {
+            self.join_oldest()?;
+        }
         let path = self.claim(member)?;
-        self.add_claimed(path.clone(), data.len() as u64, mode, mtime, data, None)?;
-        self.zones.push(ZoneFacts {
+        let data = Arc::new(data);
+        let job = {
+            let (file, zone, data) = (path.clone(), zone.to_owned(), Arc::clone(&data));
+            std::thread::Builder::new()
+                .name("zone-parse".into())
+                .spawn(move || zone_facts(&file, &zone, &data))
+                .map_err(|e| ArchiveError::io(&self.final_path, e))?
+        };
+        self.zones.push(ZoneSlot::Pending {
             name: normalize_zone_name(zone),
-            file: path,
-            serial,
-            records,
+            file: path.clone(),
+            job,
         });
-        Ok(self.zones.last().expect("just pushed"))
+        self.pending.push_back(self.zones.len() - 1);
+        self.add_claimed(path, data.len() as u64, mode, mtime, data.as_slice(), None)?;
+        Ok(())
+    }
+
+    /// Wait for the oldest zone still parsing; a parse error poisons the writer.
+    fn join_oldest(&mut self) -> Result<(), ArchiveError> {
+        let Some(i) = self.pending.pop_front() else {
+            return Ok(());
+        };
+        let slot = std::mem::replace(
+            &mut self.zones[i],
+            ZoneSlot::Done(ZoneFacts {
+                name: String::new(),
+                file: String::new(),
+                serial: 0,
+                records: 0,
+            }),
+        );
+        let ZoneSlot::Pending { name, file, job } = slot else {
+            unreachable!("pending index points at a pending slot");
+        };
+        let result = job.join().unwrap_or_else(|_| {
+            Err(ZoneFileError {
+                file: file.clone(),
+                line: None,
+                message: "zone parser panicked".into(),
+            })
+        });
+        match result {
+            Ok((serial, records)) => {
+                self.zones[i] = ZoneSlot::Done(ZoneFacts {
+                    name,
+                    file,
+                    serial,
+                    records,
+                });
+                Ok(())
+            }
+            Err(e) => {
+                self.tar = None;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Every zone's facts, waiting for the parsers still running.
+    fn zone_facts(&mut self) -> Result<Vec<ZoneFacts>, ArchiveError> {
+        while !self.pending.is_empty() {
+            self.join_oldest()?;
+        }
+        Ok(self
+            .zones
+            .iter()
+            .map(|z| match z {
+                ZoneSlot::Done(f) => f.clone(),
+                ZoneSlot::Pending { .. } => unreachable!("all joined"),
+            })
+            .collect())
     }
 
     /// Add the Kea memfile lease file `src` as `member`; its rows are checked and counted.
@@ -405,9 +561,13 @@ impl ArchiveWriter {
                 self.walk(&member, &src, classify)?;
             } else if meta.is_file() {
                 match classify(&member) {
-                    Member::Plain => drop(self.add_file(&member, &src)?),
-                    Member::Zone(zone) => drop(self.add_zone_file(&member, &zone, &src)?),
-                    Member::Leases => drop(self.add_lease_file(&member, &src)?),
+                    Member::Plain => {
+                        self.add_file(&member, &src)?;
+                    }
+                    Member::Zone(zone) => self.add_zone_file(&member, &zone, &src)?,
+                    Member::Leases => {
+                        self.add_lease_file(&member, &src)?;
+                    }
                 }
             } else {
                 return Err(ArchiveError::io(
@@ -419,36 +579,124 @@ impl ArchiveWriter {
         Ok(())
     }
 
-    /// Append the manifest, finish the gzip stream, fsync, rename to the final name and fsync
-    /// the directory. Returns the manifest written.
-    pub fn finish(mut self) -> Result<Manifest, ArchiveError> {
-        let manifest = Manifest {
+    /// End the shared prefix: everything added so far is closed off as its own gzip member,
+    /// so that [`finish_with_prefix_copy`](Self::finish_with_prefix_copy) can publish it as a
+    /// second archive by copying bytes instead of compressing again (e.g. `zones.tar.gz` from
+    /// the zone files at the start of a full zone backup). Call at most once.
+    pub fn end_prefix(&mut self) -> Result<(), ArchiveError> {
+        if self.prefix.is_some() {
+            return Err(ArchiveError::InvalidMemberPath {
+                path: String::new(),
+                reason: "end_prefix called twice".into(),
+            });
+        }
+        let temp = self.temp.as_deref().map(Path::to_owned).unwrap_or_default();
+        let tar = self.tar()?;
+        let offset = match tar.get_mut().end_member() {
+            Ok(offset) => offset,
+            Err(e) => {
+                self.tar = None;
+                return Err(ArchiveError::io(temp, e));
+            }
+        };
+        self.prefix = Some(Prefix {
+            offset,
+            files: self.files.len(),
+            zones: self.zones.len(),
+            lease_files: self.lease_files.len(),
+        });
+        self.prefix_leases = Some(self.lease_set.clone());
+        Ok(())
+    }
+
+    fn manifest(&mut self) -> Result<Manifest, ArchiveError> {
+        Ok(Manifest {
             format: FORMAT_VERSION,
             tool_version: env!("CARGO_PKG_VERSION").to_owned(),
             created: self.created,
             source: self.source.clone(),
             kind: self.kind,
+            zones: self.zone_facts()?,
             files: std::mem::take(&mut self.files),
             lease_count: live(&self.lease_set),
-            zones: std::mem::take(&mut self.zones),
             lease_files: std::mem::take(&mut self.lease_files),
+        })
+    }
+
+    /// Append the manifest, finish the gzip stream, fsync, rename to the final name and fsync
+    /// the directory. Returns the manifest written.
+    pub fn finish(mut self) -> Result<Manifest, ArchiveError> {
+        let manifest = self.manifest()?;
+        self.write_out(&manifest)?;
+        Ok(manifest)
+    }
+
+    /// Like [`finish`](Self::finish), then also publish (atomically, mode 0600) at `copy_path`
+    /// an archive of kind `kind` holding exactly the members added before
+    /// [`end_prefix`](Self::end_prefix), with its own manifest. Returns both manifests.
+    pub fn finish_with_prefix_copy(
+        mut self,
+        copy_path: &Path,
+        kind: ArchiveKind,
+    ) -> Result<(Manifest, Manifest), ArchiveError> {
+        let prefix = self.prefix.ok_or_else(|| ArchiveError::InvalidMemberPath {
+            path: String::new(),
+            reason: "finish_with_prefix_copy without end_prefix".into(),
+        })?;
+        let manifest = self.manifest()?;
+        let lease_files = manifest.lease_files[..prefix.lease_files].to_vec();
+        let copy = Manifest {
+            kind,
+            files: manifest.files[..prefix.files].to_vec(),
+            zones: manifest.zones[..prefix.zones].to_vec(),
+            lease_count: self.prefix_leases.as_ref().map_or(0, live),
+            lease_files,
+            ..manifest.clone()
         };
-        let json = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
+        let file = self.write_out(&manifest)?;
+        // The tail of the copy: its manifest and the end-of-archive blocks, as one gzip member.
+        let json = serde_json::to_vec_pretty(&copy).expect("manifest serialises");
+        let mut tail = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::default()));
+        let mut header = Self::header(tar::EntryType::Regular, json.len() as u64, 0o600, now());
+        let tail = tail
+            .append_data(&mut header, MANIFEST_NAME, json.as_slice())
+            .and_then(|()| tail.into_inner())
+            .and_then(|gz| gz.finish())
+            .at(copy_path)?;
+        let src = self.final_path.clone();
+        write_file_atomically(copy_path, |out| {
+            let mut buf = vec![0u8; 256 << 10];
+            let mut pos = 0u64;
+            while pos < prefix.offset {
+                let want = buf.len().min((prefix.offset - pos) as usize);
+                let n = file.read_at(&mut buf[..want], pos)?;
+                if n == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("{} ended inside its prefix", src.display()),
+                    ));
+                }
+                out.write_all(&buf[..n])?;
+                pos += n as u64;
+            }
+            out.write_all(&tail)
+        })?;
+        Ok((manifest, copy))
+    }
+
+    /// Append `manifest`, finish, fsync and publish; returns the (renamed) file, still open.
+    fn write_out(&mut self, manifest: &Manifest) -> Result<File, ArchiveError> {
+        let json = serde_json::to_vec_pretty(manifest).expect("manifest serialises");
         let header = Self::header(tar::EntryType::Regular, json.len() as u64, 0o600, now());
         self.append(MANIFEST_NAME, header, &mut json.as_slice())?;
         let temp = self.temp.take().expect("temp path present until finish");
         let tar = self.tar.take().ok_or_else(|| ArchiveError::WriterFailed {
             path: self.final_path.clone(),
         })?;
-        let file = tar
-            .into_inner()
-            .and_then(|gz| gz.finish())
-            .and_then(|buf| buf.into_inner().map_err(|e| e.into_error()))
-            .at(&*temp)?;
+        let file = tar.into_inner().and_then(Sink::finish).at(&*temp)?;
         file.sync_all().at(&*temp)?;
-        drop(file);
         publish(temp, &self.final_path)?;
-        Ok(manifest)
+        Ok(file)
     }
 }
 
@@ -514,7 +762,7 @@ pub fn filter_archive(
             let claimed = w.claim(path)?;
             w.add_claimed(claimed, size, mode, now(), data, None)?;
             if let Some(z) = zones.get(path) {
-                w.zones.push((*z).clone());
+                w.zones.push(ZoneSlot::Done((*z).clone()));
             }
         }
         Ok(())
@@ -540,7 +788,8 @@ pub fn filter_archive(
 impl Drop for ArchiveWriter {
     fn drop(&mut self) {
         // Drop the encoder stack first (it may try to write a trailer), then the temporary
-        // file's name; `TempPath`'s own drop removes it.
+        // file's name; `TempPath`'s own drop removes it. Parsers still running finish on their
+        // own; their results are discarded.
         self.tar = None;
         self.temp = None;
     }
