@@ -223,6 +223,12 @@ impl Snapshot {
         opts: &SnapshotOptions,
     ) -> Result<Self, SnapshotError> {
         let lease_file = lease_file.as_ref().to_owned();
+        // A missing directory is a misconfiguration, not an empty lease set.
+        let dir = match lease_file.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        fs::metadata(&dir).map_err(io_err(&dir))?;
         let lfc_deadline = Instant::now() + opts.lfc_wait;
         let mut attempts = 0;
         loop {

@@ -221,3 +221,10 @@ fn large_files_parsed_in_parallel_pieces_keep_line_numbers_and_order() {
     set.write_to(&mut want).unwrap();
     assert!(out == want);
 }
+
+#[test]
+fn missing_directory_is_an_error() {
+    let d = tempfile::tempdir().unwrap();
+    let err = Snapshot::take(d.path().join("nope/l.csv")).unwrap_err();
+    assert!(err.to_string().contains("nope"), "{err}");
+}

@@ -154,7 +154,24 @@ impl Default for NetnsPair {
 
 impl Drop for NetnsPair {
     fn drop(&mut self) {
-        // Deleting a namespace removes its interfaces, the veth pair included.
+        // Processes still running in our namespaces (e.g. after a failed test) are ours: end
+        // them by PID, then delete the namespaces, which removes the veth pair too.
+        for ns in [&self.server_ns, &self.client_ns] {
+            if let Ok(out) = Command::new(IP)
+                .args(["netns", "pids", ns])
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .output()
+            {
+                for pid in String::from_utf8_lossy(&out.stdout)
+                    .split_whitespace()
+                    .filter_map(|p| p.parse::<libc::pid_t>().ok())
+                {
+                    // SAFETY: plain kill(2) on a PID that lives in a namespace this test created.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+        }
         for ns in [&self.server_ns, &self.client_ns] {
             let _ = Command::new(IP)
                 .args(["netns", "del", ns])
