@@ -11,8 +11,8 @@ use std::process::{Command, Stdio};
 
 use dnsdhcp::archive::{
     ArchiveError, ArchiveKind, ArchiveWriter, ExtractMode, ExtractOptions, Limits, MANIFEST_NAME,
-    Manifest, Member, extract, filter_archive, replace_file_atomically, verify,
-    write_file_atomically,
+    Manifest, Member, extract, filter_archive, remove_partial_files, replace_file_atomically,
+    verify, write_file_atomically,
 };
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -1047,6 +1047,7 @@ fn sigkill_while_writing_leaves_previous_archive_intact() {
         assert!(report.ok, "{point}: {:?}", report.problems);
         assert_eq!(report.zones[0].serial, 41);
         // Only hidden partial files (mode 0600) besides the final name.
+        let mut partials = 0;
         for e in fs::read_dir(dir).unwrap() {
             let e = e.unwrap();
             let name = e.file_name().to_string_lossy().into_owned();
@@ -1058,8 +1059,10 @@ fn sigkill_while_writing_leaves_previous_archive_intact() {
                 "{point}: unexpected file {name}"
             );
             assert_eq!(mode(&e.path()), 0o600, "{point}: {name}");
-            fs::remove_file(e.path()).unwrap();
+            partials += 1;
         }
+        assert_eq!(remove_partial_files(&final_path).unwrap(), partials);
+        assert_eq!(fs::read_dir(dir).unwrap().count(), 1);
     }
 
     // Killed after finish: the new archive is complete under the final name.

@@ -69,6 +69,33 @@ pub fn replace_file_atomically(src: &Path, final_path: &Path) -> Result<(), Arch
     write_file_atomically(final_path, |out| io::copy(&mut input, out).map(drop))
 }
 
+/// Remove the hidden `.NAME.partial-*` files a killed writer left beside `final_path`; returns
+/// how many were removed.
+///
+/// Only call this when no other writer for the same final name can be running (e.g. under the
+/// backup's own lock): it would delete that writer's temporary file.
+pub fn remove_partial_files(final_path: &Path) -> Result<usize, ArchiveError> {
+    let Some(name) = final_path.file_name() else {
+        return Ok(0);
+    };
+    let prefix = format!(".{}.partial-", name.to_string_lossy());
+    let dir = parent_dir(final_path);
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir).at(dir)? {
+        let entry = entry.at(dir)?;
+        if entry.file_name().to_string_lossy().starts_with(&prefix)
+            && entry.file_type().at(entry.path())?.is_file()
+        {
+            std::fs::remove_file(entry.path()).at(entry.path())?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        fsync_dir(dir)?;
+    }
+    Ok(removed)
+}
+
 /// A unique, hidden, not-yet-existing sibling name for `path`: `.NAME.TAG-XXXXXX`.
 pub(crate) fn sibling_dir(path: &Path, tag: &str) -> Result<tempfile::TempDir, ArchiveError> {
     let name = path

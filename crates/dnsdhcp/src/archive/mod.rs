@@ -18,7 +18,7 @@ mod zone;
 
 pub use error::ArchiveError;
 pub use extract::{ExtractMode, ExtractOptions, Extracted, extract};
-pub use fsutil::{replace_file_atomically, write_file_atomically};
+pub use fsutil::{remove_partial_files, replace_file_atomically, write_file_atomically};
 pub use manifest::{
     ArchiveKind, FORMAT_VERSION, FileEntry, LeaseFileFacts, MANIFEST_NAME, Manifest, ZoneFacts,
 };

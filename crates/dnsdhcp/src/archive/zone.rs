@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::str::FromStr;
 
+use domain::base::iana::Class;
 use domain::base::{Name, Rtype, ToName};
 use domain::rdata::ZoneRecordData;
 use domain::zonefile::inplace::{Entry, Zonefile};
@@ -41,6 +42,7 @@ pub fn zone_facts(file: &str, zone: &str, data: &[u8]) -> Result<(u32, u64), Zon
         Name::from_str(&apex).map_err(|e| err(None, format!("invalid zone name {zone:?}: {e}")))?;
     let mut zf = Zonefile::from(data);
     zf.set_origin(origin.clone());
+    zf.set_default_class(Class::IN);
     let mut records = 0u64;
     let mut serial = None;
     loop {
