@@ -101,3 +101,23 @@ fn generic_stream_and_typed_errors() {
     c.config_reload().unwrap();
     assert!(c.config_get().unwrap().get().contains("lease-database"));
 }
+
+#[test]
+fn declined_and_expired_leases_round_trip_through_the_api() {
+    let kea = KeaServer::start(KeaConfig::new());
+    let c = ControlClient::unix(kea.socket_path());
+    let mut declined = lease(20);
+    declined.hw_address = String::new();
+    declined.hostname = Some(RawValue::from_string("\"\"".into()).unwrap());
+    declined.state = 1;
+    let mut reclaimed = lease(21);
+    reclaimed.state = 2;
+    reclaimed.hostname = Some(RawValue::from_string("\"gone\"".into()).unwrap());
+    for l in [&declined, &reclaimed] {
+        if let Err(e) = c.lease4_update(l, true) {
+            panic!("{} (state {}): {e}", l.ip_address, l.state);
+        }
+    }
+    let got = c.lease4_get_all_paged(10).unwrap();
+    assert_eq!(got, vec![declined, reclaimed]);
+}
