@@ -92,6 +92,12 @@ pub enum ArchiveError {
         /// The final path the archive was meant for.
         path: PathBuf,
     },
+    /// The writer's methods were called in an order it does not support (a programming error).
+    #[error("archive writer misuse: {reason}")]
+    Misuse {
+        /// What was wrong.
+        reason: &'static str,
+    },
     /// The extraction destination already exists and the mode does not allow replacing it.
     #[error("{}: destination already exists", path.display())]
     DestinationExists {

@@ -6,6 +6,14 @@
 //! of every lease file. Archives are written under a temporary name and renamed into place
 //! ([`ArchiveWriter`]), checked entry by entry before anything is extracted ([`extract`]), and can
 //! be verified on their own ([`verify`]).
+//!
+//! Layout: members keep the relative paths they were added with (e.g. a Knot backup directory
+//! added with [`ArchiveWriter::add_dir_all_with`] gives `knot_backup.label`, `zonefiles/*.zone`,
+//! `keys/...`); [`MANIFEST_NAME`] comes last. A writer may end a first gzip member after the
+//! zone files ([`ArchiveWriter::end_prefix`]) so that `zones.tar.gz` is published by copying
+//! those bytes and appending its own manifest
+//! ([`ArchiveWriter::finish_with_prefix_copy`]); readers accept gzip streams of several
+//! members, as `gzip` and `tar` do.
 
 mod error;
 mod extract;

@@ -585,9 +585,8 @@ impl ArchiveWriter {
     /// the zone files at the start of a full zone backup). Call at most once.
     pub fn end_prefix(&mut self) -> Result<(), ArchiveError> {
         if self.prefix.is_some() {
-            return Err(ArchiveError::InvalidMemberPath {
-                path: String::new(),
-                reason: "end_prefix called twice".into(),
+            return Err(ArchiveError::Misuse {
+                reason: "end_prefix called twice",
             });
         }
         let temp = self.temp.as_deref().map(Path::to_owned).unwrap_or_default();
@@ -639,9 +638,8 @@ impl ArchiveWriter {
         copy_path: &Path,
         kind: ArchiveKind,
     ) -> Result<(Manifest, Manifest), ArchiveError> {
-        let prefix = self.prefix.ok_or_else(|| ArchiveError::InvalidMemberPath {
-            path: String::new(),
-            reason: "finish_with_prefix_copy without end_prefix".into(),
+        let prefix = self.prefix.ok_or(ArchiveError::Misuse {
+            reason: "finish_with_prefix_copy without end_prefix",
         })?;
         let manifest = self.manifest()?;
         let lease_files = manifest.lease_files[..prefix.lease_files].to_vec();
