@@ -592,15 +592,41 @@ impl<'a> Compacted<'a> {
     }
 
     /// Writes the compacted file to `out`. Output is assembled in chunks of at most 16 MiB (or
-    /// one row, if longer), each read from the snapshot in file order.
+    /// one row, if longer), each read from the snapshot in file order; a second thread
+    /// assembles the next chunk while `out` consumes the current one (e.g. compresses it), so
+    /// at most three chunks are in memory.
     pub fn write_to(&self, mut out: impl Write) -> Result<(), SnapshotError> {
-        let mut r = self.reader();
-        let mut buf = Vec::new();
-        while r.next_chunk(&mut buf)? {
-            out.write_all(&buf)
-                .map_err(io_err(self.snapshot.lease_file()))?;
-        }
-        Ok(())
+        use std::sync::mpsc;
+        let (tx, rx) = mpsc::sync_channel::<Result<Vec<u8>, SnapshotError>>(1);
+        let (back_tx, back_rx) = mpsc::channel::<Vec<u8>>();
+        let path = self.snapshot.lease_file();
+        thread::scope(|scope| {
+            scope.spawn(move || {
+                let mut r = self.reader();
+                loop {
+                    let mut buf = back_rx.try_recv().unwrap_or_default();
+                    match r.next_chunk(&mut buf) {
+                        Ok(true) => {
+                            if tx.send(Ok(buf)).is_err() {
+                                return;
+                            }
+                        }
+                        Ok(false) => return,
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    }
+                }
+            });
+            // Dropping `rx` on an early return makes the producer's next send fail and stop.
+            for chunk in rx {
+                let chunk = chunk?;
+                out.write_all(&chunk).map_err(io_err(path))?;
+                let _ = back_tx.send(chunk);
+            }
+            out.flush().map_err(io_err(path))
+        })
     }
 
     /// The compacted file as a [`Read`] (e.g. for a tar entry of size [`Compacted::len`]),
