@@ -1,5 +1,24 @@
 //! The `dnsdhcp` tool as a library: every command is a function here; `main.rs` only parses
 //! arguments and prints.
+//!
+//! Data takes one path: read → validate → plan → apply. The operations are written once over a
+//! [`target::LocalTarget`] (Knot's and Kea's sockets and files on this host or in this pod).
+//!
+//! | module | what |
+//! |---|---|
+//! | [`archive`] | tar.gz archives with a manifest: atomic writer, safe extraction, verify |
+//! | [`backup`] | `backup zones|leases`: Knot's `zone-backup`, LFC-safe lease snapshots |
+//! | [`restore`] | `restore --local`: into running daemons, verified first |
+//! | [`zones`] | make a zone serve exactly a zone file's records, in one transaction |
+//! | [`leases`] | put restored lease files in place crash-safely |
+//! | [`records`] | static records from Helm values: load, validate, plan, apply |
+//! | [`pod`] | the in-pod roles: init-zones, init-leases, post-start |
 
 pub mod archive;
+pub mod backup;
+pub mod leases;
+pub mod pod;
 pub mod records;
+pub mod restore;
+pub mod target;
+pub mod zones;

@@ -1,10 +1,18 @@
+//! `dnsdhcp`: the command line. Parses arguments, calls one library function, prints.
+
+mod cli;
+
+use std::process::ExitCode;
+
 use clap::Parser;
 
-/// Back up, restore and declaratively manage Knot DNS zones and Kea DHCPv4 leases.
-#[derive(Parser)]
-#[command(version, about)]
-struct Cli {}
-
-fn main() {
-    let _cli = Cli::parse();
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    match cli::run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,270 @@
+//! `dnsdhcp backup`: zones through Knot's own `zone-backup`, leases from a consistent snapshot.
+//!
+//! Each backup writes a timestamped archive and replaces the fixed-name archive the restore path
+//! consumes (`zones.tar.gz`, `kea-leases.tar.gz`). Both are written under a temporary name and
+//! renamed into place when complete, so a crash never leaves a partial file under a final name
+//! and never damages the previous archive.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use kea_leases::Snapshot;
+use knot_ctl::{BackupOptions, Components};
+
+use crate::archive::{self, ArchiveError, ArchiveKind, ArchiveWriter, Limits, Manifest, Member};
+use crate::target::LocalTarget;
+
+/// The zones-only archive the post-start role and `restore --zones` consume.
+pub const ZONES_ARCHIVE: &str = "zones.tar.gz";
+/// The lease archive the init-leases role and `restore --leases` consume.
+pub const LEASES_ARCHIVE: &str = "kea-leases.tar.gz";
+/// Where Knot's backup layout keeps zone files.
+pub const ZONEFILES_DIR: &str = "zonefiles";
+
+/// Why a backup failed. Nothing under a final name has changed when this is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// Knot refused or failed a command.
+    #[error("knot: {context}: {source}")]
+    Knot {
+        /// What was being done.
+        context: String,
+        /// Knot's error.
+        #[source]
+        source: knot_ctl::Error,
+    },
+    /// Knot serves no zones.
+    #[error("knot serves no zones; nothing to back up")]
+    NoZones,
+    /// The lease snapshot failed.
+    #[error("lease snapshot of {}: {source}", path.display())]
+    Snapshot {
+        /// The lease file.
+        path: PathBuf,
+        /// The snapshot error.
+        #[source]
+        source: kea_leases::SnapshotError,
+    },
+    /// Writing an archive failed.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    /// A file-system operation failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn knot(context: impl Into<String>) -> impl FnOnce(knot_ctl::Error) -> BackupError {
+    let context = context.into();
+    move |source| BackupError::Knot { context, source }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
+    move |source| BackupError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// One archive a backup wrote.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Written {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its manifest.
+    pub manifest: Manifest,
+}
+
+/// What a zone backup wrote: the full archive and the zones-only copy.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ZonesBackup {
+    /// `knot-zones-<name>-<stamp>.tar.gz`: Knot's whole backup directory.
+    pub full: Written,
+    /// `zones.tar.gz`: zone files only.
+    pub zones: Written,
+}
+
+/// What a lease backup wrote.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LeasesBackup {
+    /// `kea-leases-<name>-<stamp>.tar.gz`.
+    pub archive: Written,
+    /// `kea-leases.tar.gz`, the same content.
+    pub latest: Written,
+    /// Rows Kea itself would skip at load (malformed), with file and line.
+    pub skipped_rows: Vec<String>,
+    /// How many attempts the snapshot needed (more than one: the lease files changed under it).
+    pub snapshot_attempts: u32,
+}
+
+/// A UTC timestamp for archive names, e.g. `20261127T064500Z`.
+pub fn stamp() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y%m%dT%H%M%SZ")
+        .to_string()
+}
+
+/// Backs up every zone Knot serves into `out_dir` (created if missing).
+///
+/// Knot writes its own backup (`zone-backup`, blocking, with zone files, journal, timers, keys
+/// and catalog) into a private staging directory inside `out_dir`, handed to knotd's user; that
+/// directory becomes `knot-zones-<name>-<stamp>.tar.gz`, and its `zonefiles/` the new
+/// `zones.tar.gz`. The zone files are written by Knot from memory, so they hold every change it
+/// accepted, dynamic updates included.
+pub fn backup_zones(target: &LocalTarget, out_dir: &Path) -> Result<ZonesBackup, BackupError> {
+    fs::create_dir_all(out_dir).map_err(io(out_dir))?;
+    let out_dir = fs::canonicalize(out_dir).map_err(io(out_dir))?;
+    let mut client = target.knot().map_err(knot("connect"))?;
+    let zones: Vec<String> = client
+        .zone_status_all()
+        .map_err(knot("zone-status"))?
+        .into_iter()
+        .map(|s| s.zone)
+        .collect();
+    if zones.is_empty() {
+        return Err(BackupError::NoZones);
+    }
+
+    let staging = tempfile::Builder::new()
+        .prefix(".knot-backup-")
+        .tempdir_in(&out_dir)
+        .map_err(io(&out_dir))?;
+    hand_to_knot(target, staging.path())?;
+    let backup_dir = staging.path().join("backup");
+    let opts = BackupOptions {
+        components: Components {
+            zonefile: Some(true),
+            journal: Some(true),
+            timers: Some(true),
+            kaspdb: Some(true),
+            catalog: Some(true),
+        },
+        ..BackupOptions::new(&backup_dir)
+    };
+    let names: Vec<&str> = zones.iter().map(String::as_str).collect();
+    client.zone_backup(&names, &opts).map_err(knot(format!(
+        "zone-backup +backupdir {}",
+        backup_dir.display()
+    )))?;
+    drop(client);
+
+    let stamp = stamp();
+    let full_path = out_dir.join(format!("knot-zones-{}-{stamp}.tar.gz", target.name));
+    let mut w = ArchiveWriter::create(&full_path, ArchiveKind::ZonesFull, target.source())?;
+    w.add_dir_all_with("", &backup_dir, classify_zone_member)?;
+    let full = Written {
+        manifest: w.finish()?,
+        path: full_path,
+    };
+    drop(staging);
+
+    let zones_path = out_dir.join(ZONES_ARCHIVE);
+    let manifest = archive::filter_archive(
+        &full.path,
+        &zones_path,
+        ArchiveKind::Zones,
+        &Limits::default(),
+        |member| member == ZONEFILES_DIR || member.starts_with("zonefiles/"),
+    )?;
+    Ok(ZonesBackup {
+        full,
+        zones: Written {
+            path: zones_path,
+            manifest,
+        },
+    })
+}
+
+/// `zonefiles/<zone>.zone` is the zone file of `<zone>` in Knot's backup layout.
+pub fn classify_zone_member(member: &str) -> Member {
+    match zone_of_member(member) {
+        Some(zone) => Member::Zone(zone),
+        None => Member::Plain,
+    }
+}
+
+/// The zone whose file `member` is (`zonefiles/example.com.zone` → `example.com.`).
+pub fn zone_of_member(member: &str) -> Option<String> {
+    let name = member.strip_prefix("zonefiles/")?.strip_suffix(".zone")?;
+    (!name.is_empty() && !name.contains('/')).then(|| format!("{}.", name.trim_end_matches('.')))
+}
+
+/// Makes `dir` writable by knotd only: mode 0700, owned by the user that owns Knot's control
+/// socket when that is another user and we may change owners (root).
+pub(crate) fn hand_to_knot(target: &LocalTarget, dir: &Path) -> Result<(), BackupError> {
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
+    if let Some((uid, gid)) = target.knot_owner() {
+        let me = effective_uid();
+        if uid != me && me == 0 {
+            std::os::unix::fs::chown(dir, Some(uid), Some(gid)).map_err(io(dir))?;
+        }
+    }
+    Ok(())
+}
+
+/// The effective user id, read from `/proc/self/status`.
+pub(crate) fn effective_uid() -> u32 {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(u32::MAX)
+}
+
+/// Backs up Kea's leases into `out_dir`: a consistent snapshot of the lease files (safe
+/// against a concurrent LFC rotation, torn last rows ignored, `.pid` never included),
+/// compacted to the one file Kea would load, as `kea-leases-<name>-<stamp>.tar.gz` and
+/// `kea-leases.tar.gz`.
+pub fn backup_leases(target: &LocalTarget, out_dir: &Path) -> Result<LeasesBackup, BackupError> {
+    fs::create_dir_all(out_dir).map_err(io(out_dir))?;
+    let lease_file = &target.kea_lease_file;
+    let snap_err = |source| BackupError::Snapshot {
+        path: lease_file.clone(),
+        source,
+    };
+    let snapshot = Snapshot::take(lease_file).map_err(snap_err)?;
+    let compacted = snapshot.compact().map_err(snap_err)?;
+    let skipped_rows = compacted.errors().iter().map(|e| e.to_string()).collect();
+    let mut data = Vec::with_capacity(compacted.len() as usize);
+    compacted.write_to(&mut data).map_err(snap_err)?;
+    let member = lease_file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("kea-leases4.csv")
+        .to_owned();
+
+    let path = out_dir.join(format!("kea-leases-{}-{}.tar.gz", target.name, stamp()));
+    let mut w = ArchiveWriter::create(&path, ArchiveKind::Leases, target.source())?;
+    w.add_lease_bytes(&member, &data, 0o644)?;
+    let archive = Written {
+        manifest: w.finish()?,
+        path,
+    };
+    let latest_path = out_dir.join(LEASES_ARCHIVE);
+    let manifest = archive::filter_archive(
+        &archive.path,
+        &latest_path,
+        ArchiveKind::Leases,
+        &Limits::default(),
+        |_| true,
+    )?;
+    Ok(LeasesBackup {
+        archive,
+        latest: Written {
+            path: latest_path,
+            manifest,
+        },
+        skipped_rows,
+        snapshot_attempts: snapshot.attempts(),
+    })
+}

@@ -1,0 +1,144 @@
+//! Human-readable and JSON output of the commands. The only code that writes to stdout.
+
+use std::io::{IsTerminal, Write};
+
+use dnsdhcp::archive::VerifyReport;
+use dnsdhcp::backup::{LeasesBackup, Written, ZonesBackup};
+use dnsdhcp::records::{self, Plan};
+use dnsdhcp::restore::{LeasesRestore, ZonesRestore};
+
+/// Standard output, with colour only on terminals.
+pub struct Out {
+    out: std::io::Stdout,
+    color: bool,
+}
+
+impl Out {
+    pub fn stdout() -> Self {
+        let out = std::io::stdout();
+        let color = out.is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        Out { out, color }
+    }
+
+    pub fn line(&mut self, line: String) {
+        let _ = writeln!(self.out, "{line}");
+    }
+
+    pub fn json<T: serde::Serialize>(&mut self, value: &T) -> anyhow::Result<()> {
+        serde_json::to_writer_pretty(&mut self.out, value)?;
+        writeln!(self.out)?;
+        Ok(())
+    }
+
+    pub fn json_line<T: serde::Serialize>(&mut self, value: &T) -> anyhow::Result<()> {
+        serde_json::to_writer(&mut self.out, value)?;
+        writeln!(self.out)?;
+        Ok(())
+    }
+
+    fn written(&mut self, w: &Written, what: String) {
+        self.line(format!("wrote {} ({what})", w.path.display()));
+    }
+
+    pub fn zones_backup(&mut self, z: &ZonesBackup) {
+        let m = &z.full.manifest;
+        let records: u64 = m.zones.iter().map(|z| z.records).sum();
+        let summary = format!("{} zone(s), {records} record(s)", m.zones.len());
+        self.written(&z.full, format!("Knot backup: {summary}"));
+        self.written(&z.zones, format!("zone files: {summary}"));
+        for zone in &m.zones {
+            self.line(format!(
+                "  {:<40} serial {:<10} {} record(s)",
+                zone.name, zone.serial, zone.records
+            ));
+        }
+    }
+
+    pub fn leases_backup(&mut self, l: &LeasesBackup) {
+        let count = l.archive.manifest.lease_count;
+        self.written(&l.archive, format!("{count} lease(s)"));
+        self.written(&l.latest, format!("{count} lease(s)"));
+        if l.snapshot_attempts > 1 {
+            self.line(format!(
+                "  the lease files changed during the snapshot; consistent after {} attempts",
+                l.snapshot_attempts
+            ));
+        }
+        for row in &l.skipped_rows {
+            self.line(format!(
+                "  warning: skipped a row Kea would also skip: {row}"
+            ));
+        }
+    }
+
+    pub fn zones_restore(&mut self, r: &ZonesRestore) {
+        self.line(format!(
+            "restored {} zone(s) from {} ({})",
+            r.zones.len(),
+            r.archive.display(),
+            r.method
+        ));
+        for z in &r.zones {
+            self.line(format!(
+                "  {:<40} serial {:<10} {} record(s)",
+                z.zone, z.serial, z.records
+            ));
+        }
+    }
+
+    pub fn leases_restore(&mut self, r: &LeasesRestore) {
+        self.line(format!(
+            "restored leases from {}: {} in the archive, Kea holds {}",
+            r.archive.display(),
+            r.archived,
+            r.held
+        ));
+    }
+
+    pub fn verify_report(&mut self, r: &VerifyReport) {
+        let status = if r.ok { "OK" } else { "FAILED" };
+        let status = match (self.color, r.ok) {
+            (true, true) => format!("\x1b[32m{status}\x1b[0m"),
+            (true, false) => format!("\x1b[31m{status}\x1b[0m"),
+            _ => status.to_owned(),
+        };
+        self.line(format!("{}: {status}", r.archive.display()));
+        if let Some(kind) = r.kind {
+            self.line(format!(
+                "  {kind} archive from {}, created {}, dnsdhcp {}",
+                r.source.as_deref().unwrap_or("?"),
+                r.created.as_deref().unwrap_or("?"),
+                r.tool_version.as_deref().unwrap_or("?")
+            ));
+        }
+        self.line(format!("  {} file(s), {} byte(s)", r.files, r.bytes));
+        for z in &r.zones {
+            self.line(format!(
+                "  zone {:<35} serial {:<10} {} record(s)",
+                z.name, z.serial, z.records
+            ));
+        }
+        if !r.lease_files.is_empty() {
+            self.line(format!("  {} lease(s)", r.lease_count));
+        }
+        for p in &r.problems {
+            self.line(format!("  problem: {p}"));
+        }
+    }
+
+    pub fn plan(&mut self, plan: &Plan) {
+        let text = records::render_plan(plan, self.color);
+        let _ = write!(self.out, "{text}");
+        if !text.ends_with('\n') && !text.is_empty() {
+            self.line(String::new());
+        }
+    }
+
+    pub fn applied(&mut self, committed: &[String]) {
+        if committed.is_empty() {
+            self.line("nothing to apply: the zones already match the values".into());
+        } else {
+            self.line(format!("applied: committed {}", committed.join(", ")));
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! The in-pod roles: what the chart's init containers and the `knot-auth` postStart hook run.
+//!
+//! * [`copy_binary`]: puts this binary into a shared volume for the other containers.
+//! * [`init_zones`]: first start: copies the chart's initial zone files into the zones volume.
+//! * [`init_leases`]: restores `kea-leases.tar.gz` from the lease volume before Kea starts.
+//! * [`post_start`]: once Knot runs: aborts stale transactions, restores `zones.tar.gz` from the
+//!   zones volume, merges the static records from the values file.
+//!
+//! Each role reports progress through a `log` callback, so the caller decides where lines go
+//! (a postStart hook's own output is discarded by Kubernetes).
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::archive::{self, ExtractOptions};
+use crate::backup::{LEASES_ARCHIVE, ZONES_ARCHIVE, stamp};
+use crate::leases;
+use crate::records::{self, ApplyOptions};
+use crate::restore::verified;
+use crate::target::LocalTarget;
+use crate::zones::sync_zone;
+
+/// Why a role failed. The caller exits non-zero.
+#[derive(Debug, thiserror::Error)]
+pub enum PodError {
+    /// Knot did not answer in time, or a zone is not served.
+    #[error("zones cannot be served: {0}")]
+    ZonesNotServed(String),
+    /// Lease files could not be put in place.
+    #[error(transparent)]
+    Leases(#[from] leases::LeaseInstallError),
+    /// A file-system step failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> PodError + '_ {
+    move |source| PodError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Copies the running binary to `dest` (mode 0755), atomically.
+pub fn copy_binary(dest: &Path) -> Result<(), PodError> {
+    let exe = std::env::current_exe().map_err(io_at(Path::new("/proc/self/exe")))?;
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(io_at(dir))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        dest.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    fs::copy(&exe, &tmp).map_err(io_at(&tmp))?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).map_err(io_at(&tmp))?;
+    fs::rename(&tmp, dest).map_err(io_at(dest))?;
+    Ok(())
+}
+
+/// Copies every zone file from `initial_dir` (the chart's ConfigMap) into `zones_dir` when the
+/// zone has no file there yet; never overwrites. Returns the files copied.
+pub fn init_zones(initial_dir: &Path, zones_dir: &Path) -> Result<Vec<PathBuf>, PodError> {
+    fs::create_dir_all(zones_dir).map_err(io_at(zones_dir))?;
+    let mut copied = Vec::new();
+    let mut names: Vec<_> = fs::read_dir(initial_dir)
+        .map_err(io_at(initial_dir))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .collect();
+    names.sort();
+    for name in names {
+        // ConfigMap volumes hold `..data` and timestamped directories beside symlinked files.
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let src = initial_dir.join(&name);
+        if !src.is_file() {
+            continue;
+        }
+        let dest = zones_dir.join(&name);
+        if dest.symlink_metadata().is_ok() {
+            continue;
+        }
+        let tmp = zones_dir.join(format!(".{}.init", name.to_string_lossy()));
+        fs::copy(&src, &tmp).map_err(io_at(&tmp))?;
+        fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(io_at(&tmp))?;
+        // A hard link fails if the destination appeared meanwhile: never overwrite.
+        let linked = fs::hard_link(&tmp, &dest);
+        fs::remove_file(&tmp).map_err(io_at(&tmp))?;
+        match linked {
+            Ok(()) => copied.push(dest),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io_at(&dest)(e)),
+        }
+    }
+    Ok(copied)
+}
+
+/// What [`init_leases`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeasesInit {
+    /// No archive: the lease files are as they were.
+    NothingToRestore,
+    /// The archive was restored and removed.
+    Restored {
+        /// Leases in the archive.
+        leases: u64,
+    },
+    /// An interrupted restore was completed (its archive had already been consumed).
+    Completed,
+    /// The archive failed verification and was moved aside; the lease files are unchanged.
+    Rejected {
+        /// Where the archive now is.
+        moved_to: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Before Kea starts: restores `kea-leases.tar.gz` from the lease directory if present
+/// (verified; old `.completed`, `.2`, `.1` and `.pid` removed), then removes the archive, so a
+/// restart never applies it twice. Also removes a stale LFC `.pid` file, which would stop Kea
+/// from starting if its PID were reused.
+pub fn init_leases(lease_file: &Path) -> Result<LeasesInit, PodError> {
+    let dir = lease_file.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(io_at(dir))?;
+    let archive = dir.join(LEASES_ARCHIVE);
+    let outcome = if leases::finish_pending(lease_file)? {
+        // The archive that was staged is consumed; a crash may have left it in place.
+        if archive.exists() {
+            leases::remove_durably(&archive)?;
+        }
+        LeasesInit::Completed
+    } else if archive.exists() {
+        match leases::stage(&archive, lease_file) {
+            Ok(report) => {
+                leases::remove_durably(&archive)?;
+                leases::finish_pending(lease_file)?;
+                LeasesInit::Restored {
+                    leases: report.lease_count,
+                }
+            }
+            Err(
+                e @ (leases::LeaseInstallError::Verify { .. }
+                | leases::LeaseInstallError::NotOneLeaseFile { .. }
+                | leases::LeaseInstallError::Archive(_)),
+            ) => {
+                let moved_to = reject(&archive)?;
+                LeasesInit::Rejected {
+                    moved_to,
+                    reason: e.to_string(),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        LeasesInit::NothingToRestore
+    };
+    let mut pid = lease_file.as_os_str().to_owned();
+    pid.push(".pid");
+    match fs::remove_file(PathBuf::from(&pid)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_at(Path::new(&pid))(e)),
+    }
+    Ok(outcome)
+}
+
+/// Moves a rejected archive aside (`NAME.rejected-<stamp>`) so it is not tried again.
+fn reject(archive: &Path) -> Result<PathBuf, PodError> {
+    let mut name = archive.as_os_str().to_owned();
+    name.push(format!(".rejected-{}", stamp()));
+    let moved = PathBuf::from(name);
+    fs::rename(archive, &moved).map_err(io_at(archive))?;
+    Ok(moved)
+}
+
+/// Settings of [`post_start`].
+#[derive(Debug, Clone)]
+pub struct PostStartConfig {
+    /// Knot's control socket (the rest of the target is unused).
+    pub target: LocalTarget,
+    /// The zones volume, where `zones.tar.gz` is looked for.
+    pub zones_dir: PathBuf,
+    /// Helm values files holding `zones` and `staticRecords`; missing files are skipped.
+    pub values_files: Vec<PathBuf>,
+    /// How long to wait for Knot to answer and for zones to load.
+    pub timeout: Duration,
+    /// Options of the static-record apply.
+    pub apply: ApplyOptions,
+}
+
+/// After Knot starts: waits for it (bounded), aborts transactions left open by an earlier run,
+/// restores `zones.tar.gz` from the zones volume when present (so Knot serves exactly the
+/// archive, record for record and serial, whatever its journal held), then merges the static
+/// records. Fails only when the zones cannot be served; every other problem is logged and
+/// leaves the zones as they were.
+pub fn post_start(cfg: &PostStartConfig, log: &mut dyn FnMut(String)) -> Result<(), PodError> {
+    let mut client = cfg
+        .target
+        .wait_for_knot(cfg.timeout)
+        .map_err(|e| PodError::ZonesNotServed(format!("knot does not answer: {e}")))?;
+    log(format!(
+        "knot answers on {}",
+        cfg.target.knot_socket.display()
+    ));
+
+    match client.open_transactions(None) {
+        Ok(zones) => {
+            for zone in zones {
+                log(format!("aborting a transaction left open on {zone}"));
+                if let Err(e) = client.zone_abort(&zone) {
+                    log(format!("warning: zone-abort {zone}: {e}"));
+                }
+            }
+        }
+        Err(e) => log(format!("warning: cannot list open transactions: {e}")),
+    }
+
+    let archive = cfg.zones_dir.join(ZONES_ARCHIVE);
+    if archive.exists() {
+        log(format!("restoring zones from {}", archive.display()));
+        match restore_zones_archive(&mut client, &archive, &cfg.zones_dir, log) {
+            Ok(()) => {
+                fs::remove_file(&archive).map_err(io_at(&archive))?;
+                log(format!("zones restored; removed {}", archive.display()));
+            }
+            Err(reason) => {
+                let moved = reject(&archive)?;
+                log(format!(
+                    "error: zones NOT restored, archive moved to {}: {reason}",
+                    moved.display()
+                ));
+            }
+        }
+    }
+
+    let files: Vec<&PathBuf> = cfg.values_files.iter().filter(|p| p.exists()).collect();
+    if files.is_empty() {
+        log("no values file; no static records to merge".into());
+    } else {
+        let merged = records::load_values(&files)
+            .and_then(|values| records::apply(&mut client, &values, &cfg.apply));
+        match merged {
+            Ok(outcome) => {
+                let changes: usize = outcome.plan.zones.iter().map(|z| z.changes.len()).sum();
+                log(format!(
+                    "static records merged: {changes} RRset change(s), {} zone(s) committed",
+                    outcome.committed.len()
+                ));
+                for line in records::render_plan(&outcome.plan, false).lines() {
+                    log(format!("  {line}"));
+                }
+            }
+            Err(e) => log(format!("error: static records NOT merged: {e}")),
+        }
+    }
+
+    // The zones must be served: every zone loaded.
+    let deadline = std::time::Instant::now() + cfg.timeout;
+    loop {
+        let statuses = client
+            .zone_status_all()
+            .map_err(|e| PodError::ZonesNotServed(format!("zone-status: {e}")))?;
+        let unloaded: Vec<String> = statuses
+            .iter()
+            .filter(|s| s.serial.is_none())
+            .map(|s| s.zone.clone())
+            .collect();
+        if unloaded.is_empty() {
+            for s in &statuses {
+                log(format!(
+                    "serving {} serial {}",
+                    s.zone,
+                    s.serial.unwrap_or(0)
+                ));
+            }
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(PodError::ZonesNotServed(format!(
+                "not loaded: {}",
+                unloaded.join(", ")
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Verifies and extracts a zones-only archive next to it, then makes every zone serve its
+/// archived records (one transaction per zone; Knot then flushes them to its zone files).
+fn restore_zones_archive<S: io::Read + io::Write>(
+    client: &mut knot_ctl::Client<S>,
+    archive: &Path,
+    zones_dir: &Path,
+    log: &mut dyn FnMut(String),
+) -> Result<(), String> {
+    let report = verified(archive).map_err(|e| e.to_string())?;
+    let staging = zones_dir.join(".dnsdhcp-zones-restore");
+    if staging.exists() {
+        fs::remove_dir_all(&staging).map_err(|e| format!("{}: {e}", staging.display()))?;
+    }
+    archive::extract(archive, &staging, &ExtractOptions::default()).map_err(|e| e.to_string())?;
+    let result = (|| {
+        for z in &report.zones {
+            let path = staging.join(&z.file);
+            let data = fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let outcome = sync_zone(client, &z.name, &z.file, &data).map_err(|e| e.to_string())?;
+            log(format!(
+                "  {}: serial {}, {} record(s), {} RRset(s) changed",
+                z.name, outcome.serial, z.records, outcome.rrsets_changed
+            ));
+        }
+        Ok(())
+    })();
+    let _ = fs::remove_dir_all(&staging);
+    result
+}
+
+/// Appends `line` to `path` (e.g. `/proc/1/fd/1`, the container's log) if it can be opened.
+pub fn append_line(path: &Path, line: &str) {
+    if let Ok(mut f) = fs::OpenOptions::new().append(true).open(path) {
+        let _ = writeln!(f, "{line}");
+    }
+}

@@ -1,0 +1,364 @@
+//! `dnsdhcp restore --local`: restore archives into running daemons without restarting them.
+//!
+//! Every archive is verified in full before anything changes. Zones: a full Knot backup goes
+//! back through Knot's own `zone-restore`; a zones-only archive through one transaction per zone
+//! that makes the zone serve exactly the archived records and serial ([`crate::zones`]). Leases:
+//! the lease file is staged and put in place crash-safely ([`crate::leases`]), then Kea
+//! re-reads its lease files (`config-reload`).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use knot_ctl::{BackupOptions, Components};
+
+use crate::archive::{self, ArchiveError, ArchiveKind, ExtractOptions, Limits, VerifyReport};
+use crate::backup::{effective_uid, zone_of_member};
+use crate::leases::{self, LeaseInstallError};
+use crate::target::LocalTarget;
+use crate::zones::{SyncOutcome, ZoneSyncError, sync_zone};
+
+/// Why a restore failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// The archive failed verification; nothing was changed.
+    #[error("{}: verification failed:\n  {}", archive.display(), problems.join("\n  "))]
+    Verify {
+        /// The archive.
+        archive: PathBuf,
+        /// Every problem, naming member and line.
+        problems: Vec<String>,
+    },
+    /// The archive is of the wrong kind for this use.
+    #[error("{}: a {found} archive cannot be restored as {wanted}", archive.display())]
+    WrongKind {
+        /// The archive.
+        archive: PathBuf,
+        /// Its kind.
+        found: String,
+        /// What was asked for.
+        wanted: &'static str,
+    },
+    /// A zone in the archive is not served by Knot (it must be configured first).
+    #[error(
+        "zone {zone} is in the archive but Knot does not serve it; add it to Knot's configuration first"
+    )]
+    UnknownZone {
+        /// The zone.
+        zone: String,
+    },
+    /// Knot refused or failed a command.
+    #[error("knot: {context}: {source}")]
+    Knot {
+        /// What was being done.
+        context: String,
+        /// Knot's error.
+        #[source]
+        source: knot_ctl::Error,
+    },
+    /// After the restore, a zone did not come back with the archived serial in time.
+    #[error("zone {zone} did not serve serial {expected} within {waited:?} (serving {serving:?})")]
+    SerialMismatch {
+        /// The zone.
+        zone: String,
+        /// The archived serial.
+        expected: u32,
+        /// What it serves (None: not loaded).
+        serving: Option<u32>,
+        /// How long we waited.
+        waited: Duration,
+    },
+    /// Replacing a zone's contents failed; that zone's transaction was aborted.
+    #[error(transparent)]
+    ZoneSync(#[from] ZoneSyncError),
+    /// Lease files could not be put in place.
+    #[error(transparent)]
+    Leases(#[from] LeaseInstallError),
+    /// Kea refused or failed a command.
+    #[error("kea: {context}: {source}")]
+    Kea {
+        /// What was being done.
+        context: String,
+        /// Kea's error.
+        #[source]
+        source: kea_leases::ControlError,
+    },
+    /// Extraction failed; nothing was changed.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    /// A file-system step failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn knot(context: impl Into<String>) -> impl FnOnce(knot_ctl::Error) -> RestoreError {
+    let context = context.into();
+    move |source| RestoreError::Knot { context, source }
+}
+
+/// Verifies `archive` and returns the report, or every problem as an error.
+pub fn verified(archive: &Path) -> Result<VerifyReport, RestoreError> {
+    let report = archive::verify(archive, &Limits::default());
+    if report.ok {
+        Ok(report)
+    } else {
+        Err(RestoreError::Verify {
+            archive: archive.to_owned(),
+            problems: report.problems.iter().map(|p| p.to_string()).collect(),
+        })
+    }
+}
+
+/// One zone as restored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RestoredZone {
+    /// The zone (FQDN).
+    pub zone: String,
+    /// The serial it serves now (the archived one).
+    pub serial: u32,
+    /// Records in the archived zone file.
+    pub records: u64,
+}
+
+/// What a zone restore did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ZonesRestore {
+    /// The archive restored.
+    pub archive: PathBuf,
+    /// `zone-restore` (full archive) or `transaction` (zones-only archive).
+    pub method: &'static str,
+    /// Every zone restored.
+    pub zones: Vec<RestoredZone>,
+}
+
+/// How long a restored zone may take to be served again.
+pub const ZONE_LOAD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Restores zones from `archive` into the running Knot of `target`: a full archive
+/// (`knot-zones-*.tar.gz`) with Knot's `zone-restore`, a zones-only one (`zones.tar.gz`) by
+/// transaction. Waits until every zone serves the archived serial.
+pub fn restore_zones(target: &LocalTarget, archive: &Path) -> Result<ZonesRestore, RestoreError> {
+    let report = verified(archive)?;
+    let mut client = target.knot().map_err(knot("connect"))?;
+    let served: Vec<String> = client
+        .zone_status_all()
+        .map_err(knot("zone-status"))?
+        .into_iter()
+        .map(|s| s.zone)
+        .collect();
+    for z in &report.zones {
+        if !served.iter().any(|s| s.eq_ignore_ascii_case(&z.name)) {
+            return Err(RestoreError::UnknownZone {
+                zone: z.name.clone(),
+            });
+        }
+    }
+    drop(client);
+    match report.kind {
+        Some(ArchiveKind::ZonesFull) => restore_full(target, archive, &report),
+        Some(ArchiveKind::Zones) => {
+            let staging = tempfile::Builder::new()
+                .prefix("dnsdhcp-restore-")
+                .tempdir()
+                .map_err(|source| RestoreError::Io {
+                    path: std::env::temp_dir(),
+                    source,
+                })?;
+            let dest = staging.path().join("zones");
+            archive::extract(archive, &dest, &ExtractOptions::default())?;
+            let mut client = target.knot().map_err(knot("connect"))?;
+            let mut zones = Vec::new();
+            for z in &report.zones {
+                let path = dest.join(&z.file);
+                let data = fs::read(&path).map_err(|source| RestoreError::Io { path, source })?;
+                let SyncOutcome { serial, .. } = sync_zone(&mut client, &z.name, &z.file, &data)?;
+                zones.push(RestoredZone {
+                    zone: z.name.clone(),
+                    serial,
+                    records: z.records,
+                });
+            }
+            Ok(ZonesRestore {
+                archive: archive.to_owned(),
+                method: "transaction",
+                zones,
+            })
+        }
+        other => Err(RestoreError::WrongKind {
+            archive: archive.to_owned(),
+            found: other.map_or("unknown".into(), |k| k.to_string()),
+            wanted: "zones",
+        }),
+    }
+}
+
+fn restore_full(
+    target: &LocalTarget,
+    archive: &Path,
+    report: &VerifyReport,
+) -> Result<ZonesRestore, RestoreError> {
+    // Knot reads the backup as its own user: stage it where that user may read it.
+    let staging = tempfile::Builder::new()
+        .prefix("dnsdhcp-restore-")
+        .tempdir()
+        .map_err(|source| RestoreError::Io {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+    let dest = staging.path().join("backup");
+    archive::extract(archive, &dest, &ExtractOptions::default())?;
+    give_tree_to_knot(target, staging.path())?;
+
+    // Only the zones whose files are in the archive: Knot 3.2 deletes the live zone file of a
+    // zone restored from a backup that lacks it.
+    let zones: Vec<&str> = report
+        .zones
+        .iter()
+        .filter(|z| zone_of_member(&z.file).is_some())
+        .map(|z| z.name.as_str())
+        .collect();
+    let opts = BackupOptions {
+        components: Components {
+            zonefile: Some(true),
+            journal: Some(false),
+            timers: Some(true),
+            kaspdb: Some(true),
+            catalog: None,
+        },
+        ..BackupOptions::new(&dest)
+    };
+    let mut client = target.knot().map_err(knot("connect"))?;
+    client
+        .zone_restore(&zones, &opts)
+        .map_err(knot(format!("zone-restore +backupdir {}", dest.display())))?;
+    let mut restored = Vec::new();
+    for z in &report.zones {
+        wait_for_serial(target, &z.name, z.serial, ZONE_LOAD_TIMEOUT)?;
+        restored.push(RestoredZone {
+            zone: z.name.clone(),
+            serial: z.serial,
+            records: z.records,
+        });
+    }
+    Ok(ZonesRestore {
+        archive: archive.to_owned(),
+        method: "zone-restore",
+        zones: restored,
+    })
+}
+
+/// Waits until `zone` is loaded and serves `serial`.
+pub fn wait_for_serial(
+    target: &LocalTarget,
+    zone: &str,
+    serial: u32,
+    timeout: Duration,
+) -> Result<(), RestoreError> {
+    let start = Instant::now();
+    loop {
+        let mut client = target.knot().map_err(knot("connect"))?;
+        let serving = client
+            .zone_status(zone)
+            .map_err(knot(format!("zone-status {zone}")))?
+            .serial;
+        if serving == Some(serial) {
+            return Ok(());
+        }
+        if start.elapsed() >= timeout {
+            return Err(RestoreError::SerialMismatch {
+                zone: zone.to_owned(),
+                expected: serial,
+                serving,
+                waited: start.elapsed(),
+            });
+        }
+        drop(client);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Hands a staged tree to knotd's user (when we are root and it is another user).
+fn give_tree_to_knot(target: &LocalTarget, root: &Path) -> Result<(), RestoreError> {
+    let Some((uid, gid)) = target.knot_owner() else {
+        return Ok(());
+    };
+    if effective_uid() != 0 || uid == 0 {
+        return Ok(());
+    }
+    let mut stack = vec![root.to_owned()];
+    while let Some(path) = stack.pop() {
+        std::os::unix::fs::chown(&path, Some(uid), Some(gid)).map_err(|source| {
+            RestoreError::Io {
+                path: path.clone(),
+                source,
+            }
+        })?;
+        if path.is_dir() {
+            for entry in fs::read_dir(&path).map_err(|source| RestoreError::Io {
+                path: path.clone(),
+                source,
+            })? {
+                let entry = entry.map_err(|source| RestoreError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                stack.push(entry.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a lease restore did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LeasesRestore {
+    /// The archive restored.
+    pub archive: PathBuf,
+    /// Leases in the archive.
+    pub archived: u64,
+    /// Leases Kea holds after `config-reload`.
+    pub held: u64,
+}
+
+/// Restores leases from `archive` into the running Kea of `target`: the lease file is put in
+/// place crash-safely, then `config-reload` makes Kea load it. Returns the lease counts before
+/// (archive) and after (what Kea holds).
+pub fn restore_leases(target: &LocalTarget, archive: &Path) -> Result<LeasesRestore, RestoreError> {
+    let kea = target.kea();
+    // Check Kea answers before touching anything.
+    kea.list_commands().map_err(|source| RestoreError::Kea {
+        context: "list-commands".into(),
+        source,
+    })?;
+    leases::finish_pending(&target.kea_lease_file)?;
+    let report = leases::stage(archive, &target.kea_lease_file)?;
+    leases::finish_pending(&target.kea_lease_file)?;
+    kea.config_reload().map_err(|source| RestoreError::Kea {
+        context: "config-reload".into(),
+        source,
+    })?;
+    let held = count_leases(target)?;
+    Ok(LeasesRestore {
+        archive: archive.to_owned(),
+        archived: report.lease_count,
+        held,
+    })
+}
+
+/// How many leases Kea holds now (paged through `lease4-get-page`).
+pub fn count_leases(target: &LocalTarget) -> Result<u64, RestoreError> {
+    let leases = target
+        .kea()
+        .lease4_get_all_paged(1000)
+        .map_err(|source| RestoreError::Kea {
+            context: "lease4-get-page".into(),
+            source,
+        })?;
+    Ok(leases.len() as u64)
+}
