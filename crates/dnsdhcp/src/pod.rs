@@ -176,6 +176,13 @@ pub fn init_leases(lease_file: &Path) -> Result<LeasesInit, PodError> {
     Ok(outcome)
 }
 
+/// Creates Kea's control-socket directory with mode exactly 0750: Kea 2.6 refuses any other
+/// (and an emptyDir is 0777).
+pub fn prepare_socket_dir(dir: &Path) -> Result<(), PodError> {
+    fs::create_dir_all(dir).map_err(io_at(dir))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o750)).map_err(io_at(dir))
+}
+
 /// Moves a rejected archive aside (`NAME.rejected-<stamp>`) so it is not tried again.
 fn reject(archive: &Path) -> Result<PathBuf, PodError> {
     let mut name = archive.as_os_str().to_owned();

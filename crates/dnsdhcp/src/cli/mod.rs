@@ -234,6 +234,9 @@ enum PodCommand {
         /// Kea's memfile lease file; the archive is looked for beside it.
         #[arg(long, env = "DNSDHCP_KEA_LEASE_FILE", default_value = target::DEFAULT_KEA_LEASE_FILE)]
         kea_lease_file: PathBuf,
+        /// Kea's control socket: its directory is created with mode 0750, as Kea 2.6 demands.
+        #[arg(long, env = "DNSDHCP_KEA_SOCKET")]
+        kea_socket: Option<PathBuf>,
     },
     /// After Knot starts: abort stale transactions, restore zones.tar.gz, merge static records.
     PostStart(PostStartArgs),
@@ -261,6 +264,10 @@ struct PostStartArgs {
     /// postStart hook's own output is discarded).
     #[arg(long, env = "DNSDHCP_LOG_TO")]
     log_to: Option<PathBuf>,
+    /// Also write every log line to the standard output of the process whose PID this file
+    /// holds (e.g. /run/knot/knot.pid: the lines then appear in `kubectl logs` of knot-auth).
+    #[arg(long, env = "DNSDHCP_LOG_TO_PID_FILE", conflicts_with = "log_to")]
+    log_to_pid_file: Option<PathBuf>,
     /// Apply static records even over the safety limit.
     #[arg(long, env = "DNSDHCP_RECORDS_FORCE")]
     force: bool,
@@ -421,7 +428,13 @@ fn run_pod(cmd: PodCommand, out: &mut Out) -> Result<ExitCode> {
                 out.line(format!("init-zones: created {}", p.display()));
             }
         }
-        PodCommand::InitLeases { kea_lease_file } => {
+        PodCommand::InitLeases {
+            kea_lease_file,
+            kea_socket,
+        } => {
+            if let Some(dir) = kea_socket.as_deref().and_then(|s| s.parent()) {
+                pod::prepare_socket_dir(dir)?;
+            }
             let line = match pod::init_leases(&kea_lease_file)? {
                 pod::LeasesInit::NothingToRestore => "init-leases: no archive to restore".into(),
                 pod::LeasesInit::Restored { leases } => {
@@ -454,7 +467,10 @@ fn run_pod(cmd: PodCommand, out: &mut Out) -> Result<ExitCode> {
                     ..ApplyOptions::default()
                 },
             };
-            let log_to = a.log_to;
+            let log_to = a.log_to.or_else(|| {
+                let pid = std::fs::read_to_string(a.log_to_pid_file.as_ref()?).ok()?;
+                Some(PathBuf::from(format!("/proc/{}/fd/1", pid.trim())))
+            });
             let mut log = |line: String| {
                 let line = format!("dnsdhcp post-start: {line}");
                 if let Some(p) = &log_to {
