@@ -224,12 +224,14 @@ fn connect_unix(path: &Path, timeout: Duration) -> io::Result<UnixStream> {
         let err = io::Error::last_os_error();
         match err.raw_os_error() {
             Some(libc::EINTR) => continue,
-            // Backlog full (knotd 3.2 is busy with another client): retry until the deadline.
-            Some(libc::EAGAIN) | Some(libc::EINPROGRESS) => {
+            // Backlog full (knotd 3.2 is busy with another client), or a refusal (seen from
+            // 3.2 between back-to-back clients, and while knotd restarts): retry until the
+            // deadline, so a dead server still fails within `timeout`.
+            Some(libc::EAGAIN) | Some(libc::EINPROGRESS) | Some(libc::ECONNREFUSED) => {
                 if Instant::now() >= deadline {
                     return Err(io::Error::new(
                         io::ErrorKind::TimedOut,
-                        format!("connecting to {} timed out", path.display()),
+                        format!("connecting to {} timed out: {err}", path.display()),
                     ));
                 }
                 std::thread::sleep(Duration::from_millis(5));
