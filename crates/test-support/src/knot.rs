@@ -51,6 +51,7 @@ pub struct KnotServerBuilder {
     control_timeout: u32,
     semantic_checks: bool,
     extra_config: String,
+    template_options: Vec<(String, String)>,
     wait_for_zones: bool,
 }
 
@@ -61,6 +62,7 @@ impl Default for KnotServerBuilder {
             control_timeout: 30,
             semantic_checks: true,
             extra_config: String::new(),
+            template_options: Vec::new(),
             wait_for_zones: true,
         }
     }
@@ -90,6 +92,14 @@ impl KnotServerBuilder {
     /// Turns the template's `semantic-checks` on (default) or off.
     pub fn semantic_checks(mut self, on: bool) -> Self {
         self.semantic_checks = on;
+        self
+    }
+
+    /// Adds `key: value` to the default template (e.g. `zonefile-sync`, `-1`), which every
+    /// zone uses.
+    pub fn template_option(mut self, key: &str, value: &str) -> Self {
+        self.template_options
+            .push((key.to_owned(), value.to_owned()));
         self
     }
 
@@ -144,6 +154,9 @@ impl KnotServerBuilder {
             if self.semantic_checks { "on" } else { "off" }
         )
         .unwrap();
+        for (key, value) in &self.template_options {
+            writeln!(conf, "    {key}: {value}").unwrap();
+        }
         if !self.zones.is_empty() {
             writeln!(conf, "zone:").unwrap();
             for (name, text) in &self.zones {
