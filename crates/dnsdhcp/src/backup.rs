@@ -156,27 +156,44 @@ pub fn backup_zones(target: &LocalTarget, out_dir: &Path) -> Result<ZonesBackup,
 
     let stamp = stamp();
     let full_path = out_dir.join(format!("knot-zones-{}-{stamp}.tar.gz", target.name));
-    let mut w = ArchiveWriter::create(&full_path, ArchiveKind::ZonesFull, target.source())?;
-    w.add_dir_all_with("", &backup_dir, classify_zone_member)?;
-    let full = Written {
-        manifest: w.finish()?,
-        path: full_path,
-    };
-    drop(staging);
-
     let zones_path = out_dir.join(ZONES_ARCHIVE);
-    let manifest = archive::filter_archive(
-        &full.path,
-        &zones_path,
-        ArchiveKind::Zones,
-        &Limits::default(),
-        |member| member == ZONEFILES_DIR || member.starts_with("zonefiles/"),
-    )?;
+    let mut w = ArchiveWriter::create(&full_path, ArchiveKind::ZonesFull, target.source())?;
+    // Zone files first: they are the shared prefix that becomes zones.tar.gz by copying the
+    // compressed bytes, not by compressing again.
+    let zonefiles = backup_dir.join(ZONEFILES_DIR);
+    if zonefiles.is_dir() {
+        w.add_dir(ZONEFILES_DIR, 0o750)?;
+        w.add_dir_all_with(ZONEFILES_DIR, &zonefiles, classify_zone_member)?;
+    }
+    w.end_prefix()?;
+    let mut rest: Vec<_> = fs::read_dir(&backup_dir)
+        .map_err(io(&backup_dir))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .filter(|n| n != ZONEFILES_DIR)
+        .collect();
+    rest.sort();
+    for name in rest {
+        let src = backup_dir.join(&name);
+        let member = name.to_string_lossy().into_owned();
+        if src.is_dir() {
+            w.add_dir(&member, 0o750)?;
+            w.add_dir_all(&member, &src)?;
+        } else {
+            w.add_file(&member, &src)?;
+        }
+    }
+    let (full_manifest, zones_manifest) =
+        w.finish_with_prefix_copy(&zones_path, ArchiveKind::Zones)?;
+    drop(staging);
     Ok(ZonesBackup {
-        full,
+        full: Written {
+            path: full_path,
+            manifest: full_manifest,
+        },
         zones: Written {
             path: zones_path,
-            manifest,
+            manifest: zones_manifest,
         },
     })
 }

@@ -14,6 +14,7 @@ use domain::base::name::ToName;
 use domain::base::rdata::ComposeRecordData;
 use domain::base::zonefile_fmt::{DisplayKind, ZonefileFmt};
 use domain::zonefile::inplace::{Entry, Zonefile};
+use knot_ctl::codec::{Item, Items, Unit};
 use knot_ctl::{Client, FlushOptions, Record};
 
 use crate::records::rr::{DName, dnssec_type, fqdn, parse_abs_name, parse_knot_rr};
@@ -234,9 +235,17 @@ pub fn sync_zone<S: Read + Write>(
         return Err(knot("zone-set")(r.error));
     }
     txn.commit().map_err(knot("zone-commit"))?;
+    // The zone file first (blocking), then the journal goes: its history belongs to contents
+    // that no longer exist, and an archived serial at or below the journal's would make every
+    // later commit fail ("not enough space provided" on Knot 3.2).
+    let flush = FlushOptions {
+        blocking: true,
+        ..FlushOptions::default()
+    };
     client
-        .zone_flush(Some(&zone), &FlushOptions::default())
+        .zone_flush(Some(&zone), &flush)
         .map_err(knot("zone-flush"))?;
+    purge_journal(client, &zone).map_err(knot("zone-purge +journal"))?;
     Ok(SyncOutcome {
         zone,
         rrsets_changed: changed,
@@ -244,6 +253,26 @@ pub fn sync_zone<S: Read + Write>(
         serial,
         committed: true,
     })
+}
+
+/// `zone-purge ZONE +journal` (forced, as knotc requires): drops the zone's journal, keeps the
+/// zone loaded.
+fn purge_journal<S: Read + Write>(
+    client: &mut Client<S>,
+    zone: &str,
+) -> Result<(), knot_ctl::Error> {
+    let req = Items::command("zone-purge")
+        .with(Item::Zone, zone)
+        .with(Item::Flags, "F")
+        .with(Item::Filter, "j");
+    let reply = client.call(&[req])?;
+    match reply.into_iter().find_map(|u| match u {
+        Unit::Data(i) | Unit::Extra(i) if i.has(Item::Error) => Some(i),
+        _ => None,
+    }) {
+        Some(err) => Err(knot_ctl::Error::from_server(err)),
+        None => Ok(()),
+    }
 }
 
 /// The serial field of SOA rdata in presentation form.
