@@ -7,3 +7,4 @@
 pub mod kea;
 pub mod knot;
 pub mod netns;
+pub mod pod;
