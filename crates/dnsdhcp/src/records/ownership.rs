@@ -1,9 +1,11 @@
 //! Ownership: which RRsets the tool manages, kept in the zone itself.
 //!
 //! The set of owned (owner, type) pairs lives in TXT records at
-//! `<h>._dnsdhcp-owned.<zone>` (`h` one hex digit, a stable hash of the owner, so that no single
-//! RRset grows past what a DNS message can carry). Each TXT record lists one owner (relative to
-//! the zone, `@` for the apex) and its managed types: `"nas" "A" "AAAA"`.
+//! `<h>._dnsdhcp-owned.<zone>` (`h` one hex digit of a stable hash of the owner, so that no single
+//! RRset grows past what a DNS message can carry). Each owner lands in one of 64 TXT records of
+//! its RRset (more hash bits), which lists pairs of strings: the owner relative to the zone (`@`
+//! for the apex) and its managed types, e.g. `"nas" "A AAAA" "router" "A"`. A zone of 10,000
+//! owners needs about 1,000 such records; one changed owner changes one of them.
 //!
 //! Keeping it in the zone, like external-dns's TXT registry, means it travels with the zone data:
 //! it is in every `zone-backup` and is restored with it, it survives pod restarts and knotd
@@ -35,14 +37,14 @@ pub fn is_ownership_owner(owner: &str, zone: &str) -> bool {
         })
 }
 
-fn shard_owner(owner: &str, zone: &str) -> String {
+fn fnv1a(text: &str) -> u64 {
     // FNV-1a: stable across versions and platforms.
     let mut h: u64 = 0xcbf29ce484222325;
-    for b in owner.as_bytes() {
+    for b in text.as_bytes() {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x100000001b3);
     }
-    format!("{:x}.{OWNERSHIP_LABEL}.{zone}", h & 0xf)
+    h
 }
 
 fn relative(owner: &str, zone: &str) -> String {
@@ -71,37 +73,49 @@ pub fn encode(zone: &str, owned: impl IntoIterator<Item = RrsetKey>) -> BTreeMap
     for k in owned {
         by_owner.entry(k.owner).or_default().insert(k.rtype);
     }
-    let mut out: BTreeMap<RrsetKey, Rrset> = BTreeMap::new();
+    // (shard, bucket) -> [(relative owner, types)]
+    let mut buckets: BTreeMap<(u8, u8), Vec<(String, String)>> = BTreeMap::new();
     for (owner, types) in by_owner {
-        let mut strings = vec![relative(&owner, zone)];
-        strings.extend(types.iter().map(|t| t.to_string()));
+        let h = fnv1a(&owner);
+        let types: Vec<String> = types.iter().map(|t| t.to_string()).collect();
+        buckets
+            .entry(((h & 0xf) as u8, ((h >> 4) & 0x3f) as u8))
+            .or_default()
+            .push((relative(&owner, zone), types.join(" ")));
+    }
+    let mut out: BTreeMap<RrsetKey, Rrset> = BTreeMap::new();
+    for ((shard, _), entries) in buckets {
         let mut wire = Vec::new();
         let mut text = String::new();
-        for s in &strings {
-            let b = s.as_bytes();
-            wire.push(b.len().min(255) as u8);
-            wire.extend_from_slice(&b[..b.len().min(255)]);
-            if !text.is_empty() {
-                text.push(' ');
-            }
-            text.push('"');
-            for c in s.chars() {
-                if c == '"' || c == '\\' {
-                    text.push('\\');
+        for (owner, types) in &entries {
+            for s in [owner, types] {
+                let b = &s.as_bytes()[..s.len().min(255)];
+                wire.push(b.len() as u8);
+                wire.extend_from_slice(b);
+                if !text.is_empty() {
+                    text.push(' ');
                 }
-                text.push(c);
+                text.push('"');
+                for c in String::from_utf8_lossy(b).chars() {
+                    if c == '"' || c == '\\' {
+                        text.push('\\');
+                    }
+                    text.push(c);
+                }
+                text.push('"');
             }
-            text.push('"');
         }
         let key = RrsetKey {
-            owner: shard_owner(&owner, zone),
+            owner: format!("{shard:x}.{OWNERSHIP_LABEL}.{zone}"),
             rtype: Rtype::TXT,
         };
-        let set = out.entry(key).or_insert_with(|| Rrset {
-            ttl: OWNERSHIP_TTL,
-            rdata: BTreeMap::new(),
-        });
-        set.rdata.insert(wire, text);
+        out.entry(key)
+            .or_insert_with(|| Rrset {
+                ttl: OWNERSHIP_TTL,
+                rdata: BTreeMap::new(),
+            })
+            .rdata
+            .insert(wire, text);
     }
     out
 }
@@ -116,17 +130,20 @@ pub fn decode(zone: &str, wire: &[u8]) -> Vec<RrsetKey> {
         strings.push(String::from_utf8_lossy(&wire[i + 1..end]).into_owned());
         i = end;
     }
-    let mut it = strings.into_iter();
-    let Some(rel) = it.next() else {
-        return Vec::new();
-    };
-    let owner = absolute(&rel.to_ascii_lowercase(), zone);
-    it.filter_map(|t| t.parse::<Rtype>().ok())
-        .map(|rtype| RrsetKey {
-            owner: owner.clone(),
-            rtype,
-        })
-        .collect()
+    let mut out = Vec::new();
+    for pair in strings.chunks(2) {
+        let [rel, types] = pair else { continue };
+        let owner = absolute(&rel.to_ascii_lowercase(), zone);
+        for t in types.split_whitespace() {
+            if let Ok(rtype) = t.parse::<Rtype>() {
+                out.push(RrsetKey {
+                    owner: owner.clone(),
+                    rtype,
+                });
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

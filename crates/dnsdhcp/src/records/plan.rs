@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::error::RecordsError;
 use super::model::{Desired, DesiredZone, Rrset, RrsetKey};
 use super::ownership::{self, is_ownership_owner};
-use super::rr::{dnssec_type, parse_knot_rr};
+use super::rr::{dnssec_type, fast_canonical_rdata, parse_knot_rr};
 
 /// A record as the zone serves it (as Knot's `zone-read` presents it).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,22 +210,28 @@ pub fn plan_zone(
     let mut cur_ownership: BTreeMap<RrsetKey, Rrset> = BTreeMap::new();
     let mut owned: BTreeSet<RrsetKey> = BTreeSet::new();
     let mut raw: Vec<(RrsetKey, CurrentRecord)> = Vec::new();
-    for r in current {
-        let owner = lower_fqdn(&r.owner);
-        let rtype: Rtype = r
-            .rtype
-            .parse()
-            .map_err(|_| bad(&r, "unknown type".into()))?;
+    for mut r in current {
+        let owner = lower_fqdn(std::mem::take(&mut r.owner));
+        let Some(rtype) = parse_rtype(&r.rtype) else {
+            return Err(bad(&r, "unknown type".into()));
+        };
         if rtype == Rtype::TXT && is_ownership_owner(&owner, &zone) {
-            let p = parse_knot_rr(&owner, r.ttl, "TXT", &r.data).map_err(|e| bad(&r, e))?;
-            owned.extend(ownership::decode(&zone, &p.wire));
+            let wire = match fast_canonical_rdata(rtype, &r.data) {
+                Some(wire) => wire,
+                None => {
+                    parse_knot_rr(&owner, r.ttl, "TXT", &r.data)
+                        .map_err(|e| bad(&r, e))?
+                        .wire
+                }
+            };
+            owned.extend(ownership::decode(&zone, &wire));
             let set = cur_ownership
                 .entry(RrsetKey { owner, rtype })
                 .or_insert_with(|| Rrset {
-                    ttl: p.ttl,
+                    ttl: r.ttl,
                     rdata: BTreeMap::new(),
                 });
-            set.rdata.insert(p.wire, p.data);
+            set.rdata.insert(wire, r.data);
             continue;
         }
         raw.push((RrsetKey { owner, rtype }, r));
@@ -236,12 +242,19 @@ pub fn plan_zone(
     let mut unmanaged: BTreeMap<String, BTreeSet<Rtype>> = BTreeMap::new();
     for (key, r) in raw {
         if owned.contains(&key) || desired.rrsets.contains_key(&key) {
-            let p = parse_knot_rr(&key.owner, r.ttl, &r.rtype, &r.data).map_err(|e| bad(&r, e))?;
+            let (wire, data) = match fast_canonical_rdata(key.rtype, &r.data) {
+                Some(wire) => (wire, r.data),
+                None => {
+                    let p = parse_knot_rr(&key.owner, r.ttl, &r.rtype, &r.data)
+                        .map_err(|e| bad(&r, e))?;
+                    (p.wire, p.data)
+                }
+            };
             let set = cur.entry(key).or_insert_with(|| Rrset {
-                ttl: p.ttl,
+                ttl: r.ttl,
                 rdata: BTreeMap::new(),
             });
-            set.rdata.insert(p.wire, p.data);
+            set.rdata.insert(wire, data);
         } else if !dnssec_type(key.rtype) {
             unmanaged.entry(key.owner).or_default().insert(key.rtype);
         }
@@ -326,12 +339,30 @@ pub fn plan_zone(
     })
 }
 
-fn lower_fqdn(owner: &str) -> String {
-    let mut s = owner.to_ascii_lowercase();
-    if !s.ends_with('.') {
-        s.push('.');
+fn lower_fqdn(mut owner: String) -> String {
+    if owner.bytes().any(|b| b.is_ascii_uppercase()) {
+        owner.make_ascii_lowercase();
     }
-    s
+    if !owner.ends_with('.') {
+        owner.push('.');
+    }
+    owner
+}
+
+fn parse_rtype(text: &str) -> Option<Rtype> {
+    Some(match text {
+        "A" => Rtype::A,
+        "AAAA" => Rtype::AAAA,
+        "PTR" => Rtype::PTR,
+        "TXT" => Rtype::TXT,
+        "CNAME" => Rtype::CNAME,
+        "NS" => Rtype::NS,
+        "MX" => Rtype::MX,
+        "SOA" => Rtype::SOA,
+        "RRSIG" => Rtype::RRSIG,
+        "NSEC" => Rtype::NSEC,
+        other => return other.parse().ok(),
+    })
 }
 
 fn diff_rrset(
@@ -340,6 +371,13 @@ fn diff_rrset(
     want: Option<&Rrset>,
     unowned: bool,
 ) -> Option<RrsetChange> {
+    if let (Some(h), Some(w)) = (have, want)
+        && h.ttl == w.ttl
+        && h.rdata.len() == w.rdata.len()
+        && h.rdata.keys().eq(w.rdata.keys())
+    {
+        return None;
+    }
     let mut change = RrsetChange {
         owner: key.owner.clone(),
         rtype: key.rtype.to_string(),

@@ -56,7 +56,7 @@ pub fn is_reverse_zone(zone: &DName) -> bool {
 
 /// The most specific zone of `zones` (reverse zones only) that contains the reverse name of
 /// `addr`, with that reverse name.
-pub fn reverse_zone_for<'a>(addr: IpAddr, zones: &'a [DName]) -> Option<(&'a DName, DName)> {
+pub fn reverse_zone_for(addr: IpAddr, zones: &[DName]) -> Option<(&DName, DName)> {
     let name = reverse_name(addr);
     zones
         .iter()

@@ -55,6 +55,9 @@ pub fn parse_abs_name(text: &str) -> Result<DName, String> {
 /// Parses one record `text` (zone-file syntax: `owner [ttl] [class] TYPE rdata`), with `origin`
 /// for relative names and `default_ttl` when none is given.
 pub fn parse_rr(origin: &DName, default_ttl: u32, text: &str) -> Result<ParsedRr, String> {
+    if let Some(rr) = parse_simple_address(origin, default_ttl, text) {
+        return Ok(rr);
+    }
     let mut zf = Zonefile::with_capacity(text.len() + 24);
     zf.extend_from_slice(format!("$TTL {default_ttl}\n").as_bytes());
     zf.extend_from_slice(text.as_bytes());
@@ -91,6 +94,54 @@ pub fn parse_rr(origin: &DName, default_ttl: u32, text: &str) -> Result<ParsedRr
     })
 }
 
+/// The common case without the zone-file scanner: `owner [ttl] [IN] A|AAAA address` with a plain
+/// relative owner (or `@`). `None` for anything else (the full parser then decides).
+fn parse_simple_address(origin: &DName, default_ttl: u32, text: &str) -> Option<ParsedRr> {
+    if text.starts_with(char::is_whitespace) || text.contains(['\\', '"', '(', ')', ';', '$']) {
+        return None;
+    }
+    let tokens: Vec<&str> = text.split_whitespace().collect();
+    let (&owner, rest) = tokens.split_first()?;
+    let (ttl, rest) = match rest.first() {
+        Some(t) if t.bytes().all(|b| b.is_ascii_digit()) => (t.parse::<u32>().ok()?, &rest[1..]),
+        _ => (default_ttl, rest),
+    };
+    let rest = match rest.first() {
+        Some(c) if c.eq_ignore_ascii_case("IN") => &rest[1..],
+        _ => rest,
+    };
+    let [rtype, data] = rest else {
+        return None;
+    };
+    let (rtype, wire, data) = if rtype.eq_ignore_ascii_case("A") {
+        let a: std::net::Ipv4Addr = data.parse().ok()?;
+        (Rtype::A, a.octets().to_vec(), a.to_string())
+    } else if rtype.eq_ignore_ascii_case("AAAA") {
+        let a: std::net::Ipv6Addr = data.parse().ok()?;
+        (Rtype::AAAA, a.octets().to_vec(), a.to_string())
+    } else {
+        return None;
+    };
+    let owner = if owner == "@" {
+        origin.clone()
+    } else if !owner.ends_with('.')
+        && owner
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'*'))
+    {
+        parse_abs_name(&format!("{owner}.{}", fqdn(origin))).ok()?
+    } else {
+        return None;
+    };
+    Some(ParsedRr {
+        owner,
+        rtype,
+        ttl,
+        data,
+        wire,
+    })
+}
+
 fn clean_error(s: &str) -> String {
     // domain reports positions within the synthetic text; they mean nothing to the user.
     match s.split_once(" at line") {
@@ -103,6 +154,69 @@ fn clean_error(s: &str) -> String {
 pub fn parse_knot_rr(owner: &str, ttl: u32, rtype: &str, data: &str) -> Result<ParsedRr, String> {
     let line = format!("{owner} {ttl} IN {rtype} {data}");
     parse_rr(&Name::root_bytes(), ttl, &line)
+}
+
+/// The canonical wire rdata of `data` as Knot presents it, for the common types whose
+/// presentation is simple (A, AAAA, and single absolute names without escapes: PTR, CNAME, NS,
+/// DNAME). `None` means: use the full parser. Gives the same bytes as [`parse_rr`]'s `wire`.
+pub fn fast_canonical_rdata(rtype: Rtype, data: &str) -> Option<Vec<u8>> {
+    match rtype {
+        Rtype::A => data
+            .parse::<std::net::Ipv4Addr>()
+            .ok()
+            .map(|a| a.octets().to_vec()),
+        Rtype::AAAA => data
+            .parse::<std::net::Ipv6Addr>()
+            .ok()
+            .map(|a| a.octets().to_vec()),
+        Rtype::PTR | Rtype::CNAME | Rtype::NS | Rtype::DNAME => canonical_name_wire(data),
+        Rtype::TXT => txt_wire(data),
+        _ => None,
+    }
+}
+
+/// Wire form of TXT presentation made of quoted strings without escapes; `None` otherwise.
+fn txt_wire(text: &str) -> Option<Vec<u8>> {
+    if text.contains('\\') {
+        return None;
+    }
+    let mut wire = Vec::with_capacity(text.len());
+    let mut rest = text.trim();
+    while !rest.is_empty() {
+        let body = rest.strip_prefix('"')?;
+        let end = body.find('"')?;
+        let s = &body[..end];
+        if s.len() > 255 {
+            return None;
+        }
+        wire.push(s.len() as u8);
+        wire.extend_from_slice(s.as_bytes());
+        rest = body[end + 1..].trim_start();
+    }
+    (!wire.is_empty()).then_some(wire)
+}
+
+/// Lowercase wire form of an absolute name written without escapes; `None` otherwise.
+fn canonical_name_wire(text: &str) -> Option<Vec<u8>> {
+    let body = text.strip_suffix('.')?;
+    if body.is_empty() || text.len() > 254 || text.contains(['\\', '"', ' ', '\t', '(', ';']) {
+        return None;
+    }
+    let mut wire = Vec::with_capacity(text.len() + 1);
+    for label in body.split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return None;
+        }
+        wire.push(label.len() as u8);
+        wire.extend(label.bytes().map(|b| b.to_ascii_lowercase()));
+    }
+    wire.push(0);
+    Some(wire)
+}
+
+/// The canonical wire form of an already canonical (lowercase) name.
+pub fn name_wire(name: &DName) -> Vec<u8> {
+    name.as_slice().to_vec()
 }
 
 /// Types a static record may not have: managed by Knot itself (SOA, DNSSEC) or not zone data.
@@ -176,6 +290,69 @@ mod tests {
         assert_eq!(a.wire, b.wire);
         let c = parse_rr(&zone(), 1, "x AAAA fd00:0::10").unwrap();
         assert_eq!(c.data, "fd00::10");
+    }
+
+    #[test]
+    fn fast_path_matches_the_parser() {
+        for (t, d) in [
+            ("A", "192.168.1.1"),
+            ("AAAA", "fd00::10"),
+            ("AAAA", "2001:db8:0:0:1::1"),
+            ("PTR", "Router.Home.arpa."),
+            ("CNAME", "x.y."),
+            ("NS", "ns1.home.arpa."),
+            ("TXT", "\"a b\" \"c\""),
+            ("TXT", "\"\""),
+        ] {
+            let rtype: Rtype = t.parse().unwrap();
+            let full = parse_knot_rr("a.home.arpa.", 1, t, d).unwrap();
+            assert_eq!(
+                fast_canonical_rdata(rtype, d).unwrap(),
+                full.wire,
+                "{t} {d}"
+            );
+        }
+        assert!(fast_canonical_rdata(Rtype::PTR, "a\\.b.c.").is_none());
+        assert!(fast_canonical_rdata(Rtype::MX, "10 a.b.").is_none());
+    }
+
+    #[test]
+    fn simple_address_path_matches_the_scanner() {
+        for text in [
+            "router IN A 192.168.1.1",
+            "Router 60 IN A 192.168.1.1",
+            "@ AAAA fd00:0:0::10",
+            "a.b in 5 aaaa 2001:db8::1",
+            "*.wild A 10.0.0.1",
+        ] {
+            let fast = parse_simple_address(&zone(), 77, text);
+            // The scanner alone (what parse_rr does when the fast path declines).
+            let full = {
+                let mut zf = Zonefile::new();
+                zf.extend_from_slice(format!("$TTL 77\n{text}\n").as_bytes());
+                zf.set_origin(zone());
+                zf.set_default_class(Class::IN);
+                let Ok(Some(Entry::Record(rec))) = zf.next_entry() else {
+                    panic!("{text}")
+                };
+                let mut wire = Vec::new();
+                rec.data().compose_canonical_rdata(&mut wire).unwrap();
+                (
+                    rec.owner().to_canonical_name::<Bytes>(),
+                    rec.ttl().as_secs(),
+                    wire,
+                )
+            };
+            if text.starts_with("a.b in 5") {
+                // "in 5": class then TTL; the fast path leaves that order to the scanner.
+                assert!(fast.is_none() || fast.as_ref().unwrap().ttl == 5);
+                continue;
+            }
+            let fast = fast.unwrap_or_else(|| panic!("fast path declined {text}"));
+            assert_eq!((fast.owner, fast.ttl, fast.wire), full, "{text}");
+        }
+        assert!(parse_simple_address(&zone(), 1, "x A 1.2.3.4 ; c").is_none());
+        assert!(parse_simple_address(&zone(), 1, " x A 1.2.3.4").is_none());
     }
 
     #[test]

@@ -12,14 +12,19 @@ use super::model::{Desired, DesiredRrset, DesiredZone, RrsetKey};
 use super::ownership::OWNERSHIP_LABEL;
 use super::ptr::reverse_zone_for;
 use super::rr::{
-    DName, MAX_TTL, ParsedRr, dnssec_type, forbidden_type, fqdn, parse_abs_name, parse_rr,
+    DName, MAX_TTL, ParsedRr, dnssec_type, forbidden_type, fqdn, name_wire, parse_abs_name,
+    parse_rr,
 };
 use super::values::{DEFAULT_TTL, Pos, RecordEntry, Values};
 
 struct ZoneInfo {
     name: DName,
     default_ttl: u32,
+    reserved: DName,
 }
+
+/// Derived PTRs of one reverse owner: TTL, canonical rdata -> text, sources.
+type DerivedPtrs = (u32, BTreeMap<Vec<u8>, String>, Vec<String>);
 
 struct Item {
     rr: ParsedRr,
@@ -55,7 +60,13 @@ pub fn validate(values: &Values) -> Result<Desired, RecordsError> {
                 DEFAULT_TTL
             }
         };
-        zones.push(ZoneInfo { name, default_ttl });
+        let reserved = parse_abs_name(&format!("{OWNERSHIP_LABEL}.{}", fqdn(&name)))
+            .expect("valid reserved name");
+        zones.push(ZoneInfo {
+            name,
+            default_ttl,
+            reserved,
+        });
     }
     let zone_names: Vec<DName> = zones.iter().map(|z| z.name.clone()).collect();
 
@@ -172,9 +183,7 @@ pub fn validate(values: &Values) -> Result<Desired, RecordsError> {
             ));
             continue;
         }
-        let reserved = parse_abs_name(&format!("{OWNERSHIP_LABEL}.{}", fqdn(&zone.name)))
-            .expect("valid reserved name");
-        if rr.owner.ends_with(&reserved) {
+        if rr.owner.ends_with(&zone.reserved) {
             err(format!(
                 "owner {} is reserved for the tool's ownership records",
                 fqdn(&rr.owner)
@@ -215,7 +224,7 @@ pub fn validate(values: &Values) -> Result<Desired, RecordsError> {
     let mut first_pos: BTreeMap<(usize, RrsetKey), Pos> = BTreeMap::new();
     for it in &items {
         let key = RrsetKey::new(&it.rr.owner, it.rr.rtype);
-        let loc = values.diagnostic(it.pos, "").location();
+        let loc = values.location(it.pos);
         let set = desired.zones[it.zone]
             .rrsets
             .entry(key.clone())
@@ -236,7 +245,7 @@ pub fn validate(values: &Values) -> Result<Desired, RecordsError> {
                     key.rtype,
                     it.rr.ttl,
                     set.rrset.ttl,
-                    values.diagnostic(first, "").location()
+                    values.location(first)
                 ),
             ));
             continue;
@@ -248,8 +257,7 @@ pub fn validate(values: &Values) -> Result<Desired, RecordsError> {
     }
 
     // Derived PTRs: into the most specific configured reverse zone; explicit PTRs keep their TTL.
-    let mut derived: BTreeMap<(usize, RrsetKey), (u32, BTreeMap<Vec<u8>, String>, Vec<String>)> =
-        BTreeMap::new();
+    let mut derived: BTreeMap<(usize, RrsetKey), DerivedPtrs> = BTreeMap::new();
     for it in items.iter().filter(|i| i.ptr) {
         let addr: IpAddr = match it.rr.data.parse() {
             Ok(a) => a,
@@ -258,7 +266,7 @@ pub fn validate(values: &Values) -> Result<Desired, RecordsError> {
         let Some((rzone, rname)) = reverse_zone_for(addr, &zone_names) else {
             desired.notes.push(format!(
                 "{}: no configured reverse zone contains {addr}; no PTR for {}",
-                values.diagnostic(it.pos, "").location(),
+                values.location(it.pos),
                 fqdn(&it.rr.owner)
             ));
             continue;
@@ -267,15 +275,14 @@ pub fn validate(values: &Values) -> Result<Desired, RecordsError> {
             .iter()
             .position(|z| z == rzone)
             .expect("zone from list");
-        let ptr_text = format!("@ {} IN PTR {}", it.rr.ttl, fqdn(&it.rr.owner));
-        let ptr = parse_rr(&rname, it.rr.ttl, &ptr_text).expect("a derived PTR parses");
+        // PTR rdata: the forward owner (already canonical).
         let key = RrsetKey::new(&rname, Rtype::PTR);
         let e = derived
             .entry((rz, key))
-            .or_insert_with(|| (ptr.ttl, BTreeMap::new(), Vec::new()));
-        e.0 = e.0.min(ptr.ttl);
-        e.1.insert(ptr.wire, ptr.data);
-        e.2.push(values.diagnostic(it.pos, "").location());
+            .or_insert_with(|| (it.rr.ttl, BTreeMap::new(), Vec::new()));
+        e.0 = e.0.min(it.rr.ttl);
+        e.1.insert(name_wire(&it.rr.owner), fqdn(&it.rr.owner));
+        e.2.push(values.location(it.pos));
     }
     for ((rz, key), (ttl, rdata, sources)) in derived {
         let set = desired.zones[rz]

@@ -98,6 +98,15 @@ pub struct Values {
 }
 
 impl Values {
+    /// `path:line:column` of `pos` (cheap: no snippet).
+    pub fn location(&self, pos: Pos) -> String {
+        let path = self
+            .files
+            .get(pos.file)
+            .map(|f| f.path.display().to_string());
+        format!("{}:{}:{}", path.unwrap_or_default(), pos.line, pos.column)
+    }
+
     /// A diagnostic at `pos` with `message`, with the file name and a snippet of the line.
     pub fn diagnostic(&self, pos: Pos, message: impl Into<String>) -> Diagnostic {
         let file = self.files.get(pos.file);
