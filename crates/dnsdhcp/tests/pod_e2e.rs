@@ -51,17 +51,27 @@ fn require(path: &str, package: &str) {
 
 /// Renders the chart with `values` (YAML text) and the host overrides.
 fn render(dir: &Path, values: &str) -> String {
+    render_with(dir, values, &[])
+}
+
+/// Like [`render`], with more `--set` overrides (they win over the host overrides).
+fn render_with(dir: &Path, values: &str, sets: &[&str]) -> String {
     let f = dir.join("values.yaml");
     fs::write(&f, values).unwrap();
-    helm_template(&[f.as_path()], HOST_SETS)
+    let all: Vec<&str> = HOST_SETS.iter().chain(sets).copied().collect();
+    helm_template(&[f.as_path()], &all)
 }
 
 fn runner(dir: &Path, values: &str) -> PodRunner {
+    runner_from(&render(dir, values))
+}
+
+fn runner_from(rendered: &str) -> PodRunner {
     test_support::pod::require_root();
     require(KDIG, "knot-dnsutils");
     require(KNOTC, "knot");
     PodRunner::new(
-        &render(dir, values),
+        rendered,
         HostBinaries::debian(env!("CARGO_BIN_EXE_dnsdhcp")),
         PodNetwork::default(),
     )
@@ -547,4 +557,30 @@ fn pod_runner_edited_static_records_add_and_remove_exactly_those_records() {
     assert_eq!(dig(&pod, "scanner.home.arpa", "A"), ["192.168.1.31"]);
     assert!(dig(&pod, "printer.home.arpa", "A").is_empty());
     pod.check_alive().unwrap();
+}
+
+#[test]
+fn pod_runner_reports_a_failed_post_start_hook_and_stops_the_pod() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pod = runner_from(&render_with(
+        dir.path(),
+        VALUES,
+        &["postStart.timeoutSeconds=2"],
+    ));
+    // A zone file Knot cannot load, in the zones volume before the first start: init-zones
+    // never overwrites it, so post-start waits for the zone in vain and fails.
+    let zones = pod.pvc_dir("zones").join("zones");
+    fs::create_dir_all(&zones).unwrap();
+    fs::write(zones.join("home.arpa.zone"), "this is not a zone file\n").unwrap();
+    let err = pod
+        .start()
+        .expect_err("the pod started with a zone Knot cannot load");
+    assert!(err.0.contains("FailedPostStartHook"), "{err}");
+    assert!(err.0.contains("not loaded: home.arpa."), "{err}");
+    assert!(!pod.is_running());
+    // The volume is kept, as a PVC is: the init container left the broken file alone.
+    assert_eq!(
+        fs::read_to_string(zones.join("home.arpa.zone")).unwrap(),
+        "this is not a zone file\n"
+    );
 }
