@@ -811,8 +811,9 @@ impl PodRunner {
         require_root();
         require_file(Path::new(SETPRIV), "util-linux");
         require_file(Path::new(IP), "iproute2");
+        clean_leftovers();
         let owned = tempfile::Builder::new()
-            .prefix("pod-runner-")
+            .prefix(&format!("pod-runner-{}-", std::process::id()))
             .tempdir()
             .expect("cannot create the pod runner's state directory");
         let state = owned.path().to_owned();
@@ -1451,6 +1452,55 @@ impl PodRunner {
 impl Drop for PodRunner {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Removes what runners of test processes that no longer exist left behind (a test process
+/// killed before its runner's Drop ran): their namespaces (and the processes in them) and
+/// their state directories. Names carry the PID of the test process that created them.
+fn clean_leftovers() {
+    let dead = |name: &str, prefix: &str| -> bool {
+        name.strip_prefix(prefix)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+            .is_some_and(|pid| {
+                pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
+            })
+    };
+    if let Ok(out) = Command::new(IP)
+        .args(["netns", "list"])
+        .stderr(Stdio::null())
+        .output()
+    {
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let Some(ns) = line.split_whitespace().next() else {
+                continue;
+            };
+            if !(dead(ns, "udd-pod-") || dead(ns, "udd-cli-")) {
+                continue;
+            }
+            if let Ok(p) = Command::new(IP).args(["netns", "pids", ns]).output() {
+                for pid in String::from_utf8_lossy(&p.stdout)
+                    .split_whitespace()
+                    .filter_map(|p| p.parse::<libc::pid_t>().ok())
+                {
+                    // SAFETY: kill(2) of a process left in a pod runner's namespace.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+            let _ = Command::new(IP)
+                .args(["netns", "del", ns])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+    if let Ok(entries) = fs::read_dir(std::env::temp_dir()) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if dead(&name, "pod-runner-") {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
     }
 }
 
