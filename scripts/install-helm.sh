@@ -20,6 +20,9 @@ die() { log "failed: $*"; exit 2; }
 sha256_of() { python3 -c 'import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],"rb").read()).hexdigest())' "$1"; }
 
 mkdir -p "$CACHE"
+# Tests running in parallel may all ask at once: one installs, the others wait for it.
+exec 9>"$CACHE/.install-helm.lock"
+flock 9
 HELM=$CACHE/bin/helm
 if [[ -x $HELM ]] && [[ $(sha256_of "$HELM") == "$HELM_SHA256" ]]; then
     echo "$HELM"
