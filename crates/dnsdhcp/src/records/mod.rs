@@ -4,6 +4,12 @@
 //! [`load_values`] → [`validate`] (+ [`check_zones_exist`]) → [`plan()`] / [`plan_zone`] →
 //! [`apply_plan`]. [`plan_from_knot`] and [`apply`] put the steps together over a Knot control
 //! connection. Which RRsets the tool manages is kept in the zone itself ([`ownership`]).
+//!
+//! Values keys read (everything else is ignored): `zones[].name`, `zones[].defaultTtl` (TTL of
+//! records that give none; default [`DEFAULT_TTL`] = 3600), `staticRecords[]` as a one-line
+//! string `owner [ttl] [IN] TYPE rdata` or a map `name`, `zone`, `type`, `ttl`, `data`, `ptr`.
+//! A record belongs to its `zone`; without one, an absolute owner (trailing dot) goes to the
+//! most specific listed zone containing it and a relative owner to the first zone.
 
 pub mod apply;
 pub mod error;
