@@ -228,7 +228,8 @@ pub struct RecordError {
 pub struct ReloadOptions {
     /// `B`: wait until the reload finished and report its result.
     pub blocking: bool,
-    /// `F`: also reload modules (force).
+    /// `F`: also reload modules (force). Knot 3.2 then re-creates the zone, and the reply does
+    /// not wait for the load even with `B`: poll zone-status for the new serial.
     pub force: bool,
 }
 

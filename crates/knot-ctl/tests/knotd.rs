@@ -392,8 +392,35 @@ fn blocking_reload_flush_restore_refused_while_transaction_open() {
 #[test]
 fn reload_picks_up_changed_zone_file() {
     let (knot, mut c) = start();
-    let text = zone_text().replace("hostmaster 1 ", "hostmaster 7 ") + "added 60 IN A 192.0.2.77\n";
-    std::fs::write(knot.zone_file(ZONE), format!("$ORIGIN {ZONE}.\n{text}")).unwrap();
+    let write_zone = |serial: u32, extra: &str| {
+        let text = zone_text().replace("hostmaster 1 ", &format!("hostmaster {serial} ")) + extra;
+        std::fs::write(knot.zone_file(ZONE), format!("$ORIGIN {ZONE}.\n{text}")).unwrap();
+        // knotd skips a zone file whose mtime equals the loaded one; a rewrite within the same
+        // clock tick as the previous load keeps it, so move the mtime on explicitly.
+        let file = std::fs::File::options()
+            .append(true)
+            .open(knot.zone_file(ZONE))
+            .unwrap();
+        file.set_modified(std::time::SystemTime::now() + Duration::from_secs(u64::from(serial)))
+            .unwrap();
+    };
+    // Blocking: the reply comes after the reload.
+    write_zone(7, "added 60 IN A 192.0.2.77\n");
+    let blocking = ReloadOptions {
+        blocking: true,
+        force: false,
+    };
+    c.zone_reload(ZONE, blocking).unwrap();
+    let serial = c.zone_status(ZONE).unwrap().serial;
+    assert_eq!(serial, Some(7), "knotd log:\n{}", knot.log());
+    assert!(
+        read_all(&mut c, ZONE)
+            .iter()
+            .any(|r| r.owner == "added.example.test.")
+    );
+    // Force (3.2: re-creates the zone to reload modules): the reply does not wait for the load
+    // even with B, so wait for the new serial.
+    write_zone(8, "");
     c.zone_reload(
         ZONE,
         ReloadOptions {
@@ -402,13 +429,16 @@ fn reload_picks_up_changed_zone_file() {
         },
     )
     .unwrap();
-    assert_eq!(c.zone_status(ZONE).unwrap().serial, Some(7));
-    assert!(
-        read_all(&mut c, ZONE)
-            .iter()
-            .any(|r| r.owner == "added.example.test.")
-    );
-    // Non-blocking: OK only means queued (a queued reload racing a file write may read either).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c.zone_status(ZONE).unwrap().serial != Some(8) {
+        assert!(
+            Instant::now() < deadline,
+            "forced reload never loaded serial 8:\n{}",
+            knot.log()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Non-blocking: OK only means queued.
     c.zone_reload(ZONE, ReloadOptions::default()).unwrap();
     assert!(matches!(
         c.zone_reload("nope.test", ReloadOptions::default()),

@@ -346,13 +346,20 @@ impl KnotServer {
         }
     }
 
-    /// Waits until `zone` is loaded (zone-status shows a serial), panicking with the log after 60 s.
+    /// Waits until `zone` is loaded (zone-status shows a serial) and no zone event is running,
+    /// panicking with the log after 60 s.
     pub fn wait_for_zone(&mut self, zone: &str) {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            let out = self.knotc(&["zone-status", zone, "+serial"]);
+            // Loaded (a serial) and the load event finished: a blocking zone-reload sent while
+            // the start-up load event still runs returns without reloading (knotd 3.2.6).
+            let out = self.knotc(&["zone-status", zone]);
             let text = String::from_utf8_lossy(&out.stdout);
-            if out.status.success() && text.contains("serial: ") && !text.contains("serial: -") {
+            if out.status.success()
+                && text.contains("serial: ")
+                && !text.contains("serial: -")
+                && !text.contains("running")
+            {
                 return;
             }
             self.check_alive_before(deadline, &format!("zone {zone} to load"));
