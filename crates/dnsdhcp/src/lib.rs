@@ -13,11 +13,13 @@
 //! | [`leases`] | put restored lease files in place crash-safely |
 //! | [`records`] | static records from Helm values: load, validate, plan, apply |
 //! | [`pod`] | the in-pod roles: init-zones, init-leases, post-start |
+//! | [`rdata_compat`] | record types `domain` cannot parse (DHCID) in RFC 3597 form |
 
 pub mod archive;
 pub mod backup;
 pub mod leases;
 pub mod pod;
+pub mod rdata_compat;
 pub mod records;
 pub mod restore;
 pub mod target;

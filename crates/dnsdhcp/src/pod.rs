@@ -235,7 +235,17 @@ pub fn post_start(cfg: &PostStartConfig, log: &mut dyn FnMut(String)) -> Result<
     }
 
     let archive = cfg.zones_dir.join(ZONES_ARCHIVE);
-    if archive.exists() {
+    let readable = fs::File::open(&archive);
+    if let Err(e) = &readable
+        && archive.exists()
+    {
+        // Not the archive's fault (e.g. written by another user with mode 0600): keep it for
+        // the next start instead of rejecting it.
+        log(format!(
+            "error: cannot read {} ({e}); zones NOT restored, archive left in place",
+            archive.display()
+        ));
+    } else if readable.is_ok() {
         log(format!("restoring zones from {}", archive.display()));
         match restore_zones_archive(&mut client, &archive, &cfg.zones_dir, log) {
             Ok(()) => {

@@ -17,6 +17,7 @@ use domain::zonefile::inplace::{Entry, Zonefile};
 use knot_ctl::codec::{Item, Items, Unit};
 use knot_ctl::{Client, FlushOptions, Record};
 
+use crate::rdata_compat::{generic_rdata, rewrite_zone_text};
 use crate::records::rr::{DName, dnssec_type, fqdn, parse_abs_name, parse_knot_rr};
 
 /// Why a zone could not be replaced.
@@ -83,7 +84,8 @@ fn parse_zone_file(file: &str, zone: &DName, data: &[u8]) -> Result<Rrsets, Zone
         file: file.to_owned(),
         message,
     };
-    let mut zf = Zonefile::from(data);
+    let data = rewrite_zone_text(data);
+    let mut zf = Zonefile::from(&*data);
     zf.set_origin(zone.clone());
     zf.set_default_class(Class::IN);
     let mut out = Rrsets::new();
@@ -132,7 +134,8 @@ fn read_served<S: Read + Write>(
     for r in client.zone_read(zone, None, None).map_err(knot)? {
         let r = r.map_err(knot)?;
         let ttl = r.ttl.unwrap_or(0);
-        let parsed = parse_knot_rr(&r.owner, ttl, &r.rtype, &r.data).map_err(|message| {
+        let data = generic_rdata(&r.rtype, &r.data).unwrap_or_else(|| r.data.clone());
+        let parsed = parse_knot_rr(&r.owner, ttl, &r.rtype, &data).map_err(|message| {
             ZoneSyncError::ServedRecord {
                 zone: zone.to_owned(),
                 record: r.to_string(),

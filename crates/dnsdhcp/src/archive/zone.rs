@@ -40,6 +40,7 @@ pub fn zone_facts(file: &str, zone: &str, data: &[u8]) -> Result<(u32, u64), Zon
     let apex = normalize_zone_name(zone);
     let origin: Name<_> =
         Name::from_str(&apex).map_err(|e| err(None, format!("invalid zone name {zone:?}: {e}")))?;
+    let data = &*crate::rdata_compat::rewrite_zone_text(data);
     let mut zf = Zonefile::from(data);
     zf.set_origin(origin.clone());
     zf.set_default_class(Class::IN);

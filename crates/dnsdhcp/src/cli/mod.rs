@@ -467,13 +467,16 @@ fn run_pod(cmd: PodCommand, out: &mut Out) -> Result<ExitCode> {
                     ..ApplyOptions::default()
                 },
             };
-            let log_to = a.log_to.or_else(|| {
-                let pid = std::fs::read_to_string(a.log_to_pid_file.as_ref()?).ok()?;
-                Some(PathBuf::from(format!("/proc/{}/fd/1", pid.trim())))
-            });
+            // The PID file is read for every line: knotd writes it only once it runs, and the
+            // hook starts together with knotd.
+            let (log_to, pid_file) = (a.log_to, a.log_to_pid_file);
             let mut log = |line: String| {
                 let line = format!("dnsdhcp post-start: {line}");
-                if let Some(p) = &log_to {
+                let target = log_to.clone().or_else(|| {
+                    let pid = std::fs::read_to_string(pid_file.as_ref()?).ok()?;
+                    Some(PathBuf::from(format!("/proc/{}/fd/1", pid.trim())))
+                });
+                if let Some(p) = &target {
                     pod::append_line(p, &line);
                 }
                 out.line(line);
