@@ -237,6 +237,8 @@ fn restore_full(
     client
         .zone_restore(&zones, &opts)
         .map_err(knot(format!("zone-restore +backupdir {}", dest.display())))?;
+    // Knot 3.2 serves one control connection at a time: close this one before polling.
+    drop(client);
     let mut restored = Vec::new();
     for z in &report.zones {
         wait_for_serial(target, &z.name, z.serial, ZONE_LOAD_TIMEOUT)?;
