@@ -14,9 +14,11 @@
 //! | [`records`] | static records from Helm values: load, validate, plan, apply |
 //! | [`pod`] | the in-pod roles: init-zones, init-leases, post-start |
 //! | [`rdata_compat`] | record types `domain` cannot parse (DHCID) in RFC 3597 form |
+//! | [`kube`] | the Kubernetes target: the same operations run in the StatefulSet's pod over exec |
 
 pub mod archive;
 pub mod backup;
+pub mod kube;
 pub mod leases;
 pub mod pod;
 pub mod rdata_compat;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use dnsdhcp::kube::{self, Cluster, KubeTarget};
 use dnsdhcp::records::{self, ApplyOptions, SafetyLimit};
 use dnsdhcp::target::{self, LocalTarget};
 use dnsdhcp::{archive, backup, pod, restore};
@@ -44,6 +45,9 @@ enum Command {
     /// Kea's leases on the target: count, list or wipe.
     #[command(subcommand)]
     Leases(LeasesCommand),
+    /// Knot's zones on the target: the serial each one serves.
+    #[command(subcommand)]
+    Zones(ZonesCommand),
     /// The in-pod roles run by the Helm chart's init containers and postStart hook.
     #[command(subcommand)]
     Pod(PodCommand),
@@ -91,18 +95,23 @@ struct TargetArgs {
 }
 
 impl TargetArgs {
+    /// The StatefulSet's pod (when --local is not given).
+    fn cluster(&self) -> Result<Option<Cluster>> {
+        if self.local {
+            return Ok(None);
+        }
+        let t = KubeTarget {
+            context: self.context.clone(),
+            namespace: self.namespace.clone(),
+            statefulset: self.statefulset.clone(),
+            name: self.name.clone(),
+        };
+        Ok(Some(kube::block_on(Cluster::connect(&t))?))
+    }
+
     fn local(&self) -> Result<LocalTarget> {
         if !self.local {
-            bail!(
-                "the Kubernetes target (StatefulSet {}/{}{}) is not available in this build yet; \
-                 run with --local on the host or in the pod where Knot and Kea run",
-                self.namespace,
-                self.statefulset,
-                self.context
-                    .as_deref()
-                    .map(|c| format!(", context {c}"))
-                    .unwrap_or_default()
-            );
+            bail!("internal: local target asked for without --local");
         }
         Ok(LocalTarget {
             knot_socket: self.knot_socket.clone(),
@@ -209,6 +218,18 @@ struct LeasesArgs {
 }
 
 #[derive(Subcommand, Debug)]
+enum ZonesCommand {
+    /// Every zone Knot serves and its SOA serial.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum PodCommand {
     /// Copy this binary to DEST (the chart shares it with the other containers).
     CopyBinary {
@@ -240,6 +261,44 @@ enum PodCommand {
     },
     /// After Knot starts: abort stale transactions, restore zones.tar.gz, merge static records.
     PostStart(PostStartArgs),
+    /// Write FILE to stdout, then its size and SHA-256 as a JSON line on stderr (used by the
+    /// Kubernetes target to copy archives out of the pod).
+    SendFile {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Read exactly SIZE bytes from stdin into DEST: a temporary file, digest checked, fsynced,
+    /// renamed; removed on short input (used by the Kubernetes target to copy files in).
+    ReceiveFile(ReceiveFileArgs),
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum ReceiveInto {
+    /// DEST is relative to the zones volume ($DNSDHCP_ZONES_DIR).
+    ZonesDir,
+    /// DEST is relative to the directory of Kea's lease file ($DNSDHCP_KEA_LEASE_FILE).
+    LeaseDir,
+}
+
+#[derive(Args, Debug)]
+struct ReceiveFileArgs {
+    /// Bytes to read from stdin.
+    #[arg(long)]
+    size: u64,
+    /// Their expected SHA-256 (hex).
+    #[arg(long)]
+    sha256: String,
+    /// Resolve DEST inside this directory (a bare file name then).
+    #[arg(long, value_enum)]
+    into: Option<ReceiveInto>,
+    /// The zones volume.
+    #[arg(long, env = "DNSDHCP_ZONES_DIR", default_value = "/var/lib/knot/zones")]
+    zones_dir: PathBuf,
+    /// Kea's memfile lease file.
+    #[arg(long, env = "DNSDHCP_KEA_LEASE_FILE", default_value = target::DEFAULT_KEA_LEASE_FILE)]
+    kea_lease_file: PathBuf,
+    /// Where to write.
+    dest: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -278,6 +337,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let mut out = Out::stdout();
     match cli.command {
         Command::Backup(a) => {
+            if let Some(c) = a.target.cluster()? {
+                return kube_backup(&c, &a, &mut out);
+            }
             let t = a.target.local()?;
             let mut written = serde_json::Map::new();
             if matches!(a.what, What::Zones | What::All) {
@@ -302,6 +364,18 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Restore(a) => {
             if a.zones.is_none() && a.leases.is_none() {
                 bail!("nothing to restore: give --zones ARCHIVE and/or --leases ARCHIVE");
+            }
+            if let Some(c) = a.target.cluster()? {
+                let r = kube::block_on(c.restore(a.zones.as_deref(), a.leases.as_deref(), a.live))
+                    .context("restore failed")?;
+                if a.json {
+                    out.json(&r)?;
+                } else {
+                    for line in r.summary() {
+                        out.line(line);
+                    }
+                }
+                return Ok(ExitCode::SUCCESS);
             }
             let t = a.target.local()?;
             let _ = a.live; // --local always restores live
@@ -353,8 +427,16 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 RecordsCommand::Plan(a) => (a, false),
                 RecordsCommand::Apply(a) => (a, true),
             };
-            let t = a.target.local()?;
             let values = records::load_values(&a.values)?;
+            if let Some(c) = a.target.cluster()? {
+                let mut extra = vec!["--max-change".to_owned(), a.max_change.to_string()];
+                extra.extend(a.force.then(|| "--force".to_owned()));
+                extra.extend(a.json.then(|| "--json".to_owned()));
+                let stdout = kube::block_on(c.records(&a.values, apply, &extra))?;
+                print_raw(&stdout)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let t = a.target.local()?;
             let mut client = t.knot().context("connecting to Knot")?;
             if apply {
                 let opts = ApplyOptions {
@@ -387,6 +469,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 LeasesCommand::List(a) => (a, "list"),
                 LeasesCommand::Wipe(a) => (a, "wipe"),
             };
+            if let Some(c) = a.target.cluster()? {
+                let args = ["leases", action, "--local"].map(String::from);
+                print_raw(&kube::block_on(c.run(kube::KEA_CONTAINER, &args))?)?;
+                return Ok(ExitCode::SUCCESS);
+            }
             let t = a.target.local()?;
             let kea = t.kea();
             match action {
@@ -403,12 +490,81 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Zones(ZonesCommand::Status { json, target }) => {
+            if let Some(c) = target.cluster()? {
+                let mut args = vec!["zones".to_owned(), "status".into(), "--local".into()];
+                args.extend(json.then(|| "--json".to_owned()));
+                print_raw(&kube::block_on(c.run(kube::KNOT_CONTAINER, &args))?)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let zones = kube::inpod::zones_status(&target.local()?).context("zone-status")?;
+            if json {
+                out.json(&zones)?;
+            } else {
+                for z in zones {
+                    let serial = z
+                        .serial
+                        .map_or("not loaded".into(), |s| format!("serial {s}"));
+                    out.line(format!("{} {serial}", z.zone));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Pod(cmd) => run_pod(cmd, &mut out),
     }
 }
 
+/// Writes a pod command's output as it came.
+fn print_raw(bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    o.write_all(bytes)?;
+    o.flush()?;
+    Ok(())
+}
+
+/// `backup` against the StatefulSet's pod: the same archives, streamed out and verified.
+fn kube_backup(c: &Cluster, a: &BackupArgs, out: &mut Out) -> Result<ExitCode> {
+    let mut written = serde_json::Map::new();
+    if matches!(a.what, What::Zones | What::All) {
+        let z = kube::block_on(c.backup_zones(&a.dir)).context("zone backup failed")?;
+        if !a.json {
+            out.zones_backup(&z);
+        }
+        written.insert("zones".into(), serde_json::to_value(&z)?);
+    }
+    if matches!(a.what, What::Leases | What::All) {
+        let l = kube::block_on(c.backup_leases(&a.dir)).context("lease backup failed")?;
+        if !a.json {
+            out.leases_backup(&l);
+        }
+        written.insert("leases".into(), serde_json::to_value(&l)?);
+    }
+    if a.json {
+        out.json(&written)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run_pod(cmd: PodCommand, out: &mut Out) -> Result<ExitCode> {
     match cmd {
+        PodCommand::SendFile { path } => {
+            let mut stdout = kube::inpod::raw_stdout()?;
+            kube::inpod::send_file(&path, &mut stdout, &mut std::io::stderr())?;
+        }
+        PodCommand::ReceiveFile(a) => {
+            let dest = match a.into {
+                None => a.dest,
+                Some(ReceiveInto::ZonesDir) => a.zones_dir.join(&a.dest),
+                Some(ReceiveInto::LeaseDir) => a
+                    .kea_lease_file
+                    .parent()
+                    .unwrap_or(std::path::Path::new("."))
+                    .join(&a.dest),
+            };
+            kube::inpod::receive_file(&dest, a.size, &a.sha256, &mut kube::inpod::raw_stdin()?)?;
+            out.json_line(&serde_json::json!({ "path": dest, "size": a.size }))?;
+        }
         PodCommand::CopyBinary { dest } => {
             pod::copy_binary(&dest)?;
             out.line(format!("copied dnsdhcp to {}", dest.display()));

@@ -1,0 +1,194 @@
+//! What can go wrong talking to the cluster, phrased for the operator.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Why a Kubernetes operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    /// The kubeconfig could not be loaded or has no such context.
+    #[error("kubeconfig: {0}")]
+    Config(String),
+    /// The pod (or its namespace) does not exist.
+    #[error(
+        "pod {namespace}/{pod} not found: no such pod or namespace (StatefulSet {statefulset}; check -n/--namespace and -s/--statefulset)"
+    )]
+    PodNotFound {
+        /// Namespace.
+        namespace: String,
+        /// The pod looked for.
+        pod: String,
+        /// The StatefulSet it belongs to.
+        statefulset: String,
+    },
+    /// The pod has no such container.
+    #[error("pod {pod} has no container {container} (it has: {})", available.join(", "))]
+    MissingContainer {
+        /// The pod.
+        pod: String,
+        /// The container wanted.
+        container: String,
+        /// The containers it has.
+        available: Vec<String>,
+    },
+    /// RBAC forbids a request.
+    #[error(
+        "forbidden: the Kubernetes user may not {verb} {resource} in namespace {namespace} (the chart's operator Role grants pods get/list/watch/delete and pods/exec create/get): {message}"
+    )]
+    Forbidden {
+        /// The verb missing (`get`, `delete`, `create`).
+        verb: &'static str,
+        /// The resource (`pods`, `pods/exec`).
+        resource: &'static str,
+        /// The namespace.
+        namespace: String,
+        /// The API server's message.
+        message: String,
+    },
+    /// A command run in the pod exited non-zero.
+    #[error(
+        "command failed in {pod}/{container} with exit code {code}: {command}{}",
+        stderr_suffix(stderr)
+    )]
+    CommandFailed {
+        /// The pod.
+        pod: String,
+        /// The container.
+        container: String,
+        /// The command line.
+        command: String,
+        /// Its exit code.
+        code: i32,
+        /// Its standard error (last 64 KiB).
+        stderr: String,
+    },
+    /// The command could not be run at all (e.g. the binary is missing in the container).
+    #[error("cannot run in {pod}/{container}: {command}: {message}")]
+    ExecFailed {
+        /// The pod.
+        pod: String,
+        /// The container.
+        container: String,
+        /// The command line.
+        command: String,
+        /// The API server's message.
+        message: String,
+    },
+    /// The connection broke before the command finished.
+    #[error("connection to {pod}/{container} lost during {during}: {detail}")]
+    ConnectionLost {
+        /// The pod.
+        pod: String,
+        /// The container.
+        container: String,
+        /// What was under way.
+        during: String,
+        /// What is known about it.
+        detail: String,
+    },
+    /// A step did not finish in time.
+    #[error("timed out after {}s: {step}", after.as_secs())]
+    Timeout {
+        /// The step.
+        step: String,
+        /// The limit.
+        after: Duration,
+    },
+    /// An archive failed verification (nothing was changed).
+    #[error("{}: verification failed:\n  {}", path.display(), problems.join("\n  "))]
+    Verify {
+        /// The archive.
+        path: PathBuf,
+        /// Every problem.
+        problems: Vec<String>,
+    },
+    /// The in-pod command produced output this version does not understand.
+    #[error("unexpected output from {command}: {detail}")]
+    Protocol {
+        /// The command.
+        command: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// After a restore, the pod does not serve what was restored.
+    #[error("restore not confirmed: {0}")]
+    NotConfirmed(String),
+    /// An archive operation failed locally.
+    #[error(transparent)]
+    Archive(#[from] crate::archive::ArchiveError),
+    /// A local file-system step failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Any other API error.
+    #[error("kubernetes API: {context}: {source}")]
+    Api {
+        /// What was being done.
+        context: String,
+        /// The error.
+        #[source]
+        source: Box<kube::Error>,
+    },
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    let s = stderr.trim_end();
+    if s.is_empty() {
+        String::new()
+    } else {
+        format!("\n  stderr: {}", s.replace('\n', "\n          "))
+    }
+}
+
+/// The request being made, for turning API errors into operator messages.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Req<'a> {
+    pub verb: &'static str,
+    pub resource: &'static str,
+    pub namespace: &'a str,
+    pub pod: &'a str,
+    pub statefulset: &'a str,
+}
+
+impl Req<'_> {
+    /// Maps an API error: 403 names the verb and resource, 404 the pod.
+    pub(crate) fn map(&self, e: kube::Error) -> KubeError {
+        if let kube::Error::Api(status) = &e {
+            match status.code {
+                403 => {
+                    return KubeError::Forbidden {
+                        verb: self.verb,
+                        resource: self.resource,
+                        namespace: self.namespace.to_owned(),
+                        message: status.message.clone(),
+                    };
+                }
+                404 => {
+                    return KubeError::PodNotFound {
+                        namespace: self.namespace.to_owned(),
+                        pod: self.pod.to_owned(),
+                        statefulset: self.statefulset.to_owned(),
+                    };
+                }
+                _ => {}
+            }
+        }
+        KubeError::Api {
+            context: format!(
+                "{} {} {}/{}",
+                self.verb, self.resource, self.namespace, self.pod
+            ),
+            source: Box::new(e),
+        }
+    }
+}
+
+pub(crate) fn io_at(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> KubeError {
+    let path = path.into();
+    move |source| KubeError::Io { path, source }
+}

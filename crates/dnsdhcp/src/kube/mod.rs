@@ -1,0 +1,861 @@
+//! The Kubernetes target: the same operations as `--local`, run inside the StatefulSet's pod.
+//!
+//! Nothing here re-implements a backup or a restore. The pod already holds this binary
+//! (`/dnsdhcp/bin/dnsdhcp`, mounted in `knot-auth` and `kea-dhcp4`), so each operation execs
+//! the `--local` command in the right container and moves bytes over the exec streams:
+//!
+//! * backup: `dnsdhcp backup zones|leases --local -b /tmp/dnsdhcp-XXXX --json --name STS` in
+//!   the container, then every archive out with `dnsdhcp pod send-file` into a hidden temporary
+//!   file here (mode 0600), checked against the sender's size and SHA-256, verified
+//!   ([`crate::archive::verify`]) and only then renamed to its final name; the pod's temporary
+//!   directory is removed.
+//! * restore: archives verified here first, streamed in with `dnsdhcp pod receive-file` (length
+//!   and digest first, so exec protocol v4 works), `zones.tar.gz` into the zones volume and
+//!   `kea-leases.tar.gz` beside the lease file, where the pod's own start-up roles restore them;
+//!   the pod is deleted, the StatefulSet's replacement (a new uid) awaited until Ready, and the
+//!   restore confirmed from inside: the zones serve the archived serials
+//!   (`dnsdhcp zones status --local --json`) and Kea holds the archived lease count
+//!   (`dnsdhcp leases count --local`). `--live` instead runs `dnsdhcp restore --local` in the
+//!   pod on archives streamed to its `/tmp`.
+//! * records plan/apply, leases count/list/wipe, zones status: the values files are streamed to
+//!   the pod's `/tmp`, the `--local` command runs there, its output is returned.
+//!
+//! [`Cluster`] is the async core; [`block_on`] runs it from synchronous code (the CLI).
+
+mod error;
+mod exec;
+pub mod inpod;
+mod pods;
+mod progress;
+mod transfer;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config};
+
+pub use error::KubeError;
+pub use exec::{STREAM_BUF, exit_code};
+pub use inpod::ZoneServing;
+pub use pods::{check_container, containers, is_ready, uid};
+pub use progress::ProgressMode;
+
+use crate::archive::{self, ArchiveKind, Limits, Manifest, VerifyReport};
+use crate::backup::{LEASES_ARCHIVE, LeasesBackup, Written, ZONES_ARCHIVE, ZonesBackup};
+use error::{Req, io_at};
+use exec::{ExecLimits, Place};
+use transfer::{Check, RemoteDest};
+
+/// The container running Knot.
+pub const KNOT_CONTAINER: &str = "knot-auth";
+/// The container running Kea DHCPv4.
+pub const KEA_CONTAINER: &str = "kea-dhcp4";
+/// Where the chart mounts this binary in both containers.
+pub const POD_BINARY: &str = "/dnsdhcp/bin/dnsdhcp";
+/// The pods' scratch directory (an emptyDir in both containers).
+pub const POD_TMP: &str = "/tmp";
+
+/// Which StatefulSet, through which kubeconfig context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeTarget {
+    /// Kubeconfig context (None: the current one).
+    pub context: Option<String>,
+    /// Namespace.
+    pub namespace: String,
+    /// StatefulSet name; its pod is `<statefulset>-0`.
+    pub statefulset: String,
+    /// Name used in archive names (default: the StatefulSet).
+    pub name: Option<String>,
+}
+
+/// Time limits of every step.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// One API request (get, delete) and opening an exec stream.
+    pub request: Duration,
+    /// No byte moving (and no exit) during an exec for this long.
+    pub idle: Duration,
+    /// One command in the pod, transfers included.
+    pub command: Duration,
+    /// The pod being recreated and Ready after a delete.
+    pub pod_ready: Duration,
+    /// Between two looks at the pod while waiting.
+    pub poll: Duration,
+    /// Zones and leases confirmed after the new pod is Ready.
+    pub confirm: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            request: Duration::from_secs(30),
+            idle: Duration::from_secs(120),
+            command: Duration::from_secs(3600),
+            pod_ready: Duration::from_secs(600),
+            poll: Duration::from_secs(2),
+            confirm: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Runs a future to completion on a new multi-threaded runtime (the CLI's entry point).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(f)
+}
+
+/// A connection to the StatefulSet's pod.
+#[derive(Clone)]
+pub struct Cluster {
+    client: Client,
+    pods: Api<Pod>,
+    /// Namespace.
+    pub namespace: String,
+    /// StatefulSet.
+    pub statefulset: String,
+    /// The pod (`<statefulset>-0`).
+    pub pod: String,
+    /// Name used in archive names.
+    pub name: String,
+    /// Path of dnsdhcp in the containers.
+    pub binary: String,
+    /// Time limits.
+    pub timeouts: Timeouts,
+    /// How progress is shown.
+    pub progress: ProgressMode,
+}
+
+/// A zone after a restore: archived and served serials.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ZoneConfirmed {
+    /// The zone.
+    pub zone: String,
+    /// Serial in the archive.
+    pub archived: u32,
+    /// Serial served by the new pod.
+    pub serving: u32,
+}
+
+/// What a restore into the pod did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KubeRestore {
+    /// The pod.
+    pub pod: String,
+    /// Its uid before.
+    pub old_uid: String,
+    /// The replacement's uid (None with `--live`).
+    pub new_uid: Option<String>,
+    /// Zones confirmed served with the archived serials.
+    pub zones: Vec<ZoneConfirmed>,
+    /// Leases in the lease archive, if one was restored.
+    pub leases_archived: Option<u64>,
+    /// Leases Kea holds afterwards.
+    pub leases_held: Option<u64>,
+    /// With `--live`: the JSON the in-pod `restore --local` printed, per container.
+    pub live: serde_json::Map<String, serde_json::Value>,
+}
+
+impl KubeRestore {
+    /// Human-readable lines.
+    pub fn summary(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        match &self.new_uid {
+            Some(u) => lines.push(format!(
+                "pod {} restarted (uid {} -> {u}) and Ready",
+                self.pod, self.old_uid
+            )),
+            None => lines.push(format!(
+                "restored live into pod {} (not restarted)",
+                self.pod
+            )),
+        }
+        for z in &self.zones {
+            lines.push(format!(
+                "zone {} serves serial {} (archived {})",
+                z.zone, z.serving, z.archived
+            ));
+        }
+        if let (Some(a), Some(h)) = (self.leases_archived, self.leases_held) {
+            lines.push(format!("Kea holds {h} lease(s) (archived {a})"));
+        }
+        lines
+    }
+}
+
+fn random_suffix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.write_u32(std::process::id());
+    format!("{:016x}", h.finish())
+}
+
+fn verified(path: &Path) -> Result<VerifyReport, KubeError> {
+    let report = archive::verify(path, &Limits::default());
+    if report.ok {
+        Ok(report)
+    } else {
+        Err(KubeError::Verify {
+            path: path.to_owned(),
+            problems: report.problems.iter().map(|p| p.to_string()).collect(),
+        })
+    }
+}
+
+impl Cluster {
+    /// Connects through the kubeconfig (the given context, or the current one; in-cluster
+    /// configuration when there is no kubeconfig and no context is named).
+    pub async fn connect(target: &KubeTarget) -> Result<Cluster, KubeError> {
+        let config = match &target.context {
+            Some(ctx) => {
+                let kc = Kubeconfig::read().map_err(|e| KubeError::Config(e.to_string()))?;
+                if !kc.contexts.iter().any(|c| &c.name == ctx) {
+                    let known: Vec<&str> = kc.contexts.iter().map(|c| c.name.as_str()).collect();
+                    return Err(KubeError::Config(format!(
+                        "unknown context {ctx:?} (the kubeconfig has: {})",
+                        known.join(", ")
+                    )));
+                }
+                Config::from_custom_kubeconfig(
+                    kc,
+                    &KubeConfigOptions {
+                        context: Some(ctx.clone()),
+                        ..KubeConfigOptions::default()
+                    },
+                )
+                .await
+                .map_err(|e| KubeError::Config(format!("context {ctx}: {e}")))?
+            }
+            None => Config::infer()
+                .await
+                .map_err(|e| KubeError::Config(e.to_string()))?,
+        };
+        let client = Client::try_from(config).map_err(|e| KubeError::Config(e.to_string()))?;
+        Ok(Cluster::new(client, target))
+    }
+
+    /// Wraps an existing client (tests use a mock service or a fake API server).
+    pub fn new(client: Client, target: &KubeTarget) -> Cluster {
+        let pods = Api::namespaced(client.clone(), &target.namespace);
+        Cluster {
+            client,
+            pods,
+            namespace: target.namespace.clone(),
+            statefulset: target.statefulset.clone(),
+            pod: format!("{}-0", target.statefulset),
+            name: target
+                .name
+                .clone()
+                .unwrap_or_else(|| target.statefulset.clone()),
+            binary: POD_BINARY.into(),
+            timeouts: Timeouts::default(),
+            progress: ProgressMode::Auto,
+        }
+    }
+
+    /// The client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn req(&self) -> Req<'_> {
+        Req {
+            verb: "get",
+            resource: "pods",
+            namespace: &self.namespace,
+            pod: &self.pod,
+            statefulset: &self.statefulset,
+        }
+    }
+
+    fn place<'a>(&'a self, container: &'a str) -> Place<'a> {
+        Place {
+            pods: &self.pods,
+            namespace: &self.namespace,
+            pod: &self.pod,
+            statefulset: &self.statefulset,
+            container,
+        }
+    }
+
+    fn limits(&self) -> ExecLimits {
+        ExecLimits {
+            connect: self.timeouts.request,
+            idle: self.timeouts.idle,
+            total: self.timeouts.command,
+        }
+    }
+
+    /// The pod, which must exist and have `containers`.
+    pub async fn pod(&self, containers: &[&str]) -> Result<Pod, KubeError> {
+        let pod = pods::get(&self.pods, self.req(), self.timeouts.request)
+            .await?
+            .ok_or_else(|| KubeError::PodNotFound {
+                namespace: self.namespace.clone(),
+                pod: self.pod.clone(),
+                statefulset: self.statefulset.clone(),
+            })?;
+        for c in containers {
+            check_container(&pod, c)?;
+        }
+        Ok(pod)
+    }
+
+    /// Deletes the pod and waits until the StatefulSet's replacement (same name, another uid)
+    /// is Ready. Returns the old uid and the new pod.
+    pub async fn restart_pod(&self) -> Result<(String, Pod), KubeError> {
+        let pod = self.pod(&[]).await?;
+        let old = uid(&pod).unwrap_or_default().to_owned();
+        let new = pods::delete_and_wait(
+            &self.pods,
+            self.req(),
+            &old,
+            self.timeouts.request,
+            self.timeouts.pod_ready,
+            self.timeouts.poll,
+            self.progress,
+        )
+        .await?;
+        Ok((old, new))
+    }
+
+    /// Runs `dnsdhcp ARGS` in `container` and returns its stdout.
+    pub async fn run(&self, container: &str, args: &[String]) -> Result<Vec<u8>, KubeError> {
+        let mut command = vec![self.binary.clone()];
+        command.extend(args.iter().cloned());
+        let mut out = Vec::new();
+        // A command may work for long without output (a large backup): only its total time
+        // is bounded.
+        let limits = ExecLimits {
+            idle: self.timeouts.command,
+            ..self.limits()
+        };
+        exec::exec(
+            &self.place(container),
+            &command,
+            None,
+            &mut out,
+            None,
+            limits,
+            &format!("`dnsdhcp {}`", args.join(" ")),
+        )
+        .await?;
+        Ok(out)
+    }
+
+    async fn run_json(
+        &self,
+        container: &str,
+        args: &[String],
+    ) -> Result<serde_json::Value, KubeError> {
+        let out = self.run(container, args).await?;
+        serde_json::from_slice(&out).map_err(|e| KubeError::Protocol {
+            command: format!("dnsdhcp {}", args.join(" ")),
+            detail: format!("not JSON: {e}: {}", String::from_utf8_lossy(&out)),
+        })
+    }
+
+    /// Removes a temporary directory in the container (best effort).
+    async fn remove_remote(&self, container: &str, dir: &str) {
+        let cmd = vec!["rm".to_owned(), "-rf".into(), "--".into(), dir.to_owned()];
+        let mut sink = tokio::io::sink();
+        if let Err(e) = exec::exec(
+            &self.place(container),
+            &cmd,
+            None,
+            &mut sink,
+            None,
+            self.limits(),
+            "cleanup",
+        )
+        .await
+        {
+            self.progress.step(format!(
+                "warning: could not remove {dir} in {container}: {e}"
+            ));
+        }
+    }
+
+    /// Downloads a file from the container to `local` (atomic; verified as an archive).
+    pub async fn download_archive(
+        &self,
+        container: &str,
+        remote: &str,
+        local: &Path,
+    ) -> Result<u64, KubeError> {
+        transfer::download(
+            &self.place(container),
+            &self.binary,
+            remote,
+            local,
+            Check::Archive,
+            self.limits(),
+            self.progress,
+        )
+        .await
+    }
+
+    /// Downloads any file from the container to `local` (atomic; size and digest checked).
+    pub async fn download_file(
+        &self,
+        container: &str,
+        remote: &str,
+        local: &Path,
+    ) -> Result<u64, KubeError> {
+        transfer::download(
+            &self.place(container),
+            &self.binary,
+            remote,
+            local,
+            Check::None,
+            self.limits(),
+            self.progress,
+        )
+        .await
+    }
+
+    /// Uploads `local` to the absolute path `remote` in the container (written there only when
+    /// complete and with the right digest).
+    pub async fn upload_file(
+        &self,
+        container: &str,
+        local: &Path,
+        remote: &str,
+    ) -> Result<u64, KubeError> {
+        self.upload(container, local, &RemoteDest::Path(remote.to_owned()))
+            .await
+            .map(|(n, _)| n)
+    }
+
+    async fn upload(
+        &self,
+        container: &str,
+        local: &Path,
+        dest: &RemoteDest,
+    ) -> Result<(u64, String), KubeError> {
+        transfer::upload(
+            &self.place(container),
+            &self.binary,
+            local,
+            dest,
+            self.limits(),
+            self.progress,
+        )
+        .await
+    }
+
+    /// Backs up the zones: Knot's backup in `knot-auth`, both archives streamed into `out_dir`.
+    pub async fn backup_zones(&self, out_dir: &Path) -> Result<ZonesBackup, KubeError> {
+        self.pod(&[KNOT_CONTAINER]).await?;
+        let remote = format!("{POD_TMP}/dnsdhcp-{}", random_suffix());
+        let r = self.backup_zones_via(&remote, out_dir).await;
+        self.remove_remote(KNOT_CONTAINER, &remote).await;
+        r
+    }
+
+    async fn backup_zones_via(
+        &self,
+        remote: &str,
+        out_dir: &Path,
+    ) -> Result<ZonesBackup, KubeError> {
+        self.progress.step(format!(
+            "backing up zones in {}/{} ({KNOT_CONTAINER})",
+            self.namespace, self.pod
+        ));
+        let v = self
+            .run_json(KNOT_CONTAINER, &self.backup_args("zones", remote))
+            .await?;
+        let z = &v["zones"];
+        let full = self
+            .fetch_written(KNOT_CONTAINER, &z["full"], out_dir)
+            .await?;
+        let zones = self
+            .fetch_written(KNOT_CONTAINER, &z["zones"], out_dir)
+            .await?;
+        Ok(ZonesBackup { full, zones })
+    }
+
+    /// Backs up the leases: a snapshot in `kea-dhcp4`, both archives streamed into `out_dir`.
+    pub async fn backup_leases(&self, out_dir: &Path) -> Result<LeasesBackup, KubeError> {
+        self.pod(&[KEA_CONTAINER]).await?;
+        let remote = format!("{POD_TMP}/dnsdhcp-{}", random_suffix());
+        let r = self.backup_leases_via(&remote, out_dir).await;
+        self.remove_remote(KEA_CONTAINER, &remote).await;
+        r
+    }
+
+    async fn backup_leases_via(
+        &self,
+        remote: &str,
+        out_dir: &Path,
+    ) -> Result<LeasesBackup, KubeError> {
+        self.progress.step(format!(
+            "backing up leases in {}/{} ({KEA_CONTAINER})",
+            self.namespace, self.pod
+        ));
+        let v = self
+            .run_json(KEA_CONTAINER, &self.backup_args("leases", remote))
+            .await?;
+        let l = &v["leases"];
+        let archive = self
+            .fetch_written(KEA_CONTAINER, &l["archive"], out_dir)
+            .await?;
+        let latest = self
+            .fetch_written(KEA_CONTAINER, &l["latest"], out_dir)
+            .await?;
+        let skipped_rows = serde_json::from_value(l["skipped_rows"].clone()).unwrap_or_default();
+        let snapshot_attempts = l["snapshot_attempts"].as_u64().unwrap_or(1) as u32;
+        Ok(LeasesBackup {
+            archive,
+            latest,
+            skipped_rows,
+            snapshot_attempts,
+        })
+    }
+
+    fn backup_args(&self, what: &str, remote: &str) -> Vec<String> {
+        [
+            "backup", what, "--local", "-b", remote, "--json", "--name", &self.name,
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    /// Streams one archive the in-pod backup reported into `out_dir` under the same name.
+    async fn fetch_written(
+        &self,
+        container: &str,
+        v: &serde_json::Value,
+        out_dir: &Path,
+    ) -> Result<Written, KubeError> {
+        let bad = |detail: &str| KubeError::Protocol {
+            command: "dnsdhcp backup --json".into(),
+            detail: format!("{detail}: {v}"),
+        };
+        let remote = v["path"].as_str().ok_or_else(|| bad("no archive path"))?;
+        let manifest: Manifest =
+            serde_json::from_value(v["manifest"].clone()).map_err(|_| bad("no manifest"))?;
+        let name = Path::new(remote)
+            .file_name()
+            .filter(|n| !n.is_empty() && *n != "." && *n != "..")
+            .ok_or_else(|| bad("archive path has no file name"))?;
+        let local = out_dir.join(name);
+        self.download_archive(container, remote, &local).await?;
+        Ok(Written {
+            path: local,
+            manifest,
+        })
+    }
+
+    /// Restores archives into the pod: verified here, streamed into the volumes, pod deleted
+    /// and awaited, result confirmed from inside. With `live`, restored into the running
+    /// daemons instead (no restart).
+    pub async fn restore(
+        &self,
+        zones: Option<&Path>,
+        leases: Option<&Path>,
+        live: bool,
+    ) -> Result<KubeRestore, KubeError> {
+        // Everything is verified before anything changes.
+        let zones_report = zones.map(verified).transpose()?;
+        let leases_report = leases.map(verified).transpose()?;
+        if let (Some(p), Some(r)) = (zones, &zones_report)
+            && !matches!(r.kind, Some(ArchiveKind::Zones | ArchiveKind::ZonesFull))
+        {
+            return Err(KubeError::Verify {
+                path: p.to_owned(),
+                problems: vec![format!(
+                    "a {:?} archive cannot be restored as zones",
+                    r.kind
+                )],
+            });
+        }
+        if let (Some(p), Some(r)) = (leases, &leases_report)
+            && r.kind != Some(ArchiveKind::Leases)
+        {
+            return Err(KubeError::Verify {
+                path: p.to_owned(),
+                problems: vec![format!(
+                    "a {:?} archive cannot be restored as leases",
+                    r.kind
+                )],
+            });
+        }
+        let mut wanted = Vec::new();
+        if zones.is_some() {
+            wanted.push(KNOT_CONTAINER);
+        }
+        if leases.is_some() {
+            wanted.push(KEA_CONTAINER);
+        }
+        let pod = self.pod(&wanted).await?;
+        let old_uid = uid(&pod).unwrap_or_default().to_owned();
+        let mut result = KubeRestore {
+            pod: self.pod.clone(),
+            old_uid: old_uid.clone(),
+            new_uid: None,
+            zones: Vec::new(),
+            leases_archived: leases_report.as_ref().map(|r| r.lease_count),
+            leases_held: None,
+            live: serde_json::Map::new(),
+        };
+        if live {
+            self.restore_live(zones, leases, &mut result).await?;
+        } else {
+            self.restore_by_restart(zones, zones_report.as_ref(), leases, &old_uid, &mut result)
+                .await?;
+        }
+        if let Some(r) = &zones_report {
+            result.zones = self.confirm_zones(r).await?;
+        }
+        if let Some(r) = &leases_report {
+            result.leases_held = Some(self.confirm_leases(r.lease_count).await?);
+        }
+        Ok(result)
+    }
+
+    async fn restore_live(
+        &self,
+        zones: Option<&Path>,
+        leases: Option<&Path>,
+        result: &mut KubeRestore,
+    ) -> Result<(), KubeError> {
+        for (container, local, flag) in [
+            (KNOT_CONTAINER, zones, "--zones"),
+            (KEA_CONTAINER, leases, "--leases"),
+        ] {
+            let Some(local) = local else { continue };
+            let remote_dir = format!("{POD_TMP}/dnsdhcp-{}", random_suffix());
+            let name = local
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "archive.tar.gz".into());
+            let remote = format!("{remote_dir}/{name}");
+            let r = async {
+                self.upload(container, local, &RemoteDest::Path(remote.clone()))
+                    .await?;
+                self.progress
+                    .step(format!("restoring {name} live in {}/{container}", self.pod));
+                self.run_json(
+                    container,
+                    &["restore", "--local", flag, &remote, "--json"].map(String::from),
+                )
+                .await
+            }
+            .await;
+            self.remove_remote(container, &remote_dir).await;
+            let v = r?;
+            let key = flag.trim_start_matches('-');
+            result
+                .live
+                .insert(key.to_owned(), v.get(key).cloned().unwrap_or(v));
+        }
+        Ok(())
+    }
+
+    async fn restore_by_restart(
+        &self,
+        zones: Option<&Path>,
+        zones_report: Option<&VerifyReport>,
+        leases: Option<&Path>,
+        old_uid: &str,
+        result: &mut KubeRestore,
+    ) -> Result<(), KubeError> {
+        // The pod's post-start role restores zones.tar.gz (zone files only): a full Knot backup
+        // is reduced to its zone files here.
+        let scratch = tempfile::tempdir().map_err(io_at(std::env::temp_dir()))?;
+        let zones_file = match (zones, zones_report) {
+            (Some(p), Some(r)) if r.kind == Some(ArchiveKind::ZonesFull) => {
+                let out = scratch.path().join(ZONES_ARCHIVE);
+                archive::filter_archive(p, &out, ArchiveKind::Zones, &Limits::default(), |m| {
+                    m.starts_with(crate::backup::ZONEFILES_DIR)
+                })?;
+                verified(&out)?;
+                Some(out)
+            }
+            (Some(p), _) => Some(p.to_owned()),
+            _ => None,
+        };
+        let mut staged: Vec<(&str, String)> = Vec::new();
+        let staging = async {
+            if let Some(z) = &zones_file {
+                let (_, path) = self
+                    .upload(
+                        KNOT_CONTAINER,
+                        z,
+                        &RemoteDest::ZonesDir(ZONES_ARCHIVE.into()),
+                    )
+                    .await?;
+                staged.push((KNOT_CONTAINER, path));
+            }
+            if let Some(l) = leases {
+                let (_, path) = self
+                    .upload(
+                        KEA_CONTAINER,
+                        l,
+                        &RemoteDest::LeaseDir(LEASES_ARCHIVE.into()),
+                    )
+                    .await?;
+                staged.push((KEA_CONTAINER, path));
+            }
+            Ok::<(), KubeError>(())
+        }
+        .await;
+        let deleted = match staging {
+            Ok(()) => {
+                pods::delete_and_wait(
+                    &self.pods,
+                    self.req(),
+                    old_uid,
+                    self.timeouts.request,
+                    self.timeouts.pod_ready,
+                    self.timeouts.poll,
+                    self.progress,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &deleted
+            && !matches!(e, KubeError::Timeout { .. })
+        {
+            // Nothing may stay staged in a pod that was not restarted: it would be restored
+            // at some later restart.
+            for (container, path) in &staged {
+                self.remove_remote(container, path).await;
+            }
+        }
+        let pod = deleted?;
+        result.new_uid = uid(&pod).map(str::to_owned);
+        Ok(())
+    }
+
+    /// Waits (bounded) until every archived zone is served with its archived serial.
+    async fn confirm_zones(&self, report: &VerifyReport) -> Result<Vec<ZoneConfirmed>, KubeError> {
+        let start = std::time::Instant::now();
+        loop {
+            let served: Vec<ZoneServing> = serde_json::from_value(
+                self.run_json(
+                    KNOT_CONTAINER,
+                    &["zones", "status", "--local", "--json"].map(String::from),
+                )
+                .await?,
+            )
+            .map_err(|e| KubeError::Protocol {
+                command: "dnsdhcp zones status".into(),
+                detail: e.to_string(),
+            })?;
+            let mut confirmed = Vec::new();
+            let mut wrong = Vec::new();
+            for z in &report.zones {
+                let serving = served
+                    .iter()
+                    .find(|s| {
+                        s.zone
+                            .trim_end_matches('.')
+                            .eq_ignore_ascii_case(z.name.trim_end_matches('.'))
+                    })
+                    .and_then(|s| s.serial);
+                match serving {
+                    Some(s) if s == z.serial => confirmed.push(ZoneConfirmed {
+                        zone: z.name.clone(),
+                        archived: z.serial,
+                        serving: s,
+                    }),
+                    other => wrong.push(format!(
+                        "{} serves {} (archived {})",
+                        z.name,
+                        other.map_or("nothing".into(), |s| format!("serial {s}")),
+                        z.serial
+                    )),
+                }
+            }
+            if wrong.is_empty() {
+                self.progress.step(format!(
+                    "confirmed: {} zone(s) serve the archived serials",
+                    confirmed.len()
+                ));
+                return Ok(confirmed);
+            }
+            if start.elapsed() >= self.timeouts.confirm {
+                return Err(KubeError::NotConfirmed(format!(
+                    "after {}s: {} (see `kubectl logs {} -c {KNOT_CONTAINER}` for post-start's report)",
+                    self.timeouts.confirm.as_secs(),
+                    wrong.join("; "),
+                    self.pod
+                )));
+            }
+            tokio::time::sleep(self.timeouts.poll).await;
+        }
+    }
+
+    /// Waits (bounded) until Kea holds at least the archived number of leases.
+    async fn confirm_leases(&self, archived: u64) -> Result<u64, KubeError> {
+        let start = std::time::Instant::now();
+        loop {
+            let out = self
+                .run(
+                    KEA_CONTAINER,
+                    &["leases", "count", "--local"].map(String::from),
+                )
+                .await?;
+            let text = String::from_utf8_lossy(&out);
+            let held: u64 = text.trim().parse().map_err(|_| KubeError::Protocol {
+                command: "dnsdhcp leases count".into(),
+                detail: format!("not a number: {text:?}"),
+            })?;
+            if held == archived {
+                self.progress
+                    .step(format!("confirmed: Kea holds the {held} archived lease(s)"));
+                return Ok(held);
+            }
+            if start.elapsed() >= self.timeouts.confirm {
+                return Err(KubeError::NotConfirmed(format!(
+                    "Kea holds {held} lease(s), the archive has {archived}"
+                )));
+            }
+            tokio::time::sleep(self.timeouts.poll).await;
+        }
+    }
+
+    /// `records plan|apply` in `knot-auth` on the given values files (validate them locally
+    /// first); `extra` are further arguments (`--force`, `--max-change N`, `--json`). Returns
+    /// the command's stdout.
+    pub async fn records(
+        &self,
+        values: &[PathBuf],
+        apply: bool,
+        extra: &[String],
+    ) -> Result<Vec<u8>, KubeError> {
+        self.pod(&[KNOT_CONTAINER]).await?;
+        let remote_dir = format!("{POD_TMP}/dnsdhcp-{}", random_suffix());
+        let r = async {
+            let mut args: Vec<String> = vec![
+                "records".into(),
+                if apply { "apply" } else { "plan" }.into(),
+                "--local".into(),
+            ];
+            for (i, v) in values.iter().enumerate() {
+                let remote = format!("{remote_dir}/values-{i}.yaml");
+                self.upload_file(KNOT_CONTAINER, v, &remote).await?;
+                args.extend(["-f".into(), remote]);
+            }
+            args.extend(extra.iter().cloned());
+            self.run(KNOT_CONTAINER, &args).await
+        }
+        .await;
+        self.remove_remote(KNOT_CONTAINER, &remote_dir).await;
+        r
+    }
+}

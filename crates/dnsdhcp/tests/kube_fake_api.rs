@@ -1,0 +1,537 @@
+//! The Kubernetes target through a FAKE API server on 127.0.0.1 (`kube_fake.rs`): real kube-rs
+//! client, real exec WebSocket protocol (v5 and v4), the requested commands run LOCALLY — the
+//! built `dnsdhcp` binary against real `knotd` and `kea-dhcp4` from `test_support`. No
+//! Kubernetes is involved; a pod "restart" is simulated by the fake (Kea stopped, the in-pod
+//! `init-leases` and `post-start` roles run, Kea started again).
+
+#[path = "kube_fake.rs"]
+mod kube_fake;
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dnsdhcp::archive::{self, Limits};
+use dnsdhcp::backup::{LEASES_ARCHIVE, ZONES_ARCHIVE};
+use dnsdhcp::kube::{Cluster, KubeError, KubeTarget, ProgressMode};
+use dnsdhcp::pod::{self, PostStartConfig};
+use dnsdhcp::target::LocalTarget;
+use kea_leases::ControlClient;
+use kube_fake::{FakeApi, FakeConfig};
+use sha2::{Digest, Sha256};
+use test_support::kea::{KeaConfig, KeaServer};
+use test_support::knot::KnotServer;
+
+const BIN: &str = env!("CARGO_BIN_EXE_dnsdhcp");
+const ZONE: &str = "home.test";
+const ZONE_TEXT: &str = "$TTL 3600
+@       IN SOA ns1 hostmaster 7 3600 900 604800 300
+@       IN NS  ns1
+ns1     IN A   192.0.2.1
+www     IN A   192.0.2.10
+";
+const BIG: u64 = 200 * 1000 * 1000;
+
+fn cluster(fake: &FakeApi) -> Cluster {
+    let mut c = Cluster::new(
+        fake.client(),
+        &KubeTarget {
+            context: None,
+            namespace: "dns-dhcp".into(),
+            statefulset: "unified-dns-dhcp".into(),
+            name: None,
+        },
+    );
+    c.progress = ProgressMode::Quiet;
+    c.timeouts.poll = Duration::from_millis(100);
+    c.timeouts.confirm = Duration::from_secs(30);
+    c
+}
+
+fn knot_env(knot: &KnotServer) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "DNSDHCP_KNOT_SOCKET",
+            knot.socket_path().display().to_string(),
+        ),
+        ("DNSDHCP_ZONES_DIR", knot.zones_dir().display().to_string()),
+    ]
+}
+
+fn kea_env(kea: &KeaServer) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "DNSDHCP_KEA_SOCKET",
+            kea.socket_path().display().to_string(),
+        ),
+        (
+            "DNSDHCP_KEA_LEASE_FILE",
+            kea.lease_file().display().to_string(),
+        ),
+    ]
+}
+
+fn add_leases(kea: &KeaServer, n: u32) {
+    let client = ControlClient::unix(kea.socket_path());
+    for i in 0..n {
+        let args = format!(
+            r#"{{"ip-address": "10.77.1.{}", "hw-address": "02:00:00:00:01:{:02x}", "valid-lft": 4000, "hostname": "host{i}"}}"#,
+            i + 1,
+            i + 1
+        );
+        client.call("lease4-add", Some(&args)).expect("lease4-add");
+    }
+}
+
+fn serial(knot: &KnotServer) -> Option<u32> {
+    LocalTarget {
+        knot_socket: knot.socket_path().to_owned(),
+        ..LocalTarget::default()
+    }
+    .knot()
+    .unwrap()
+    .zone_status(ZONE)
+    .unwrap()
+    .serial
+}
+
+fn lease_count(kea: &KeaServer) -> usize {
+    ControlClient::unix(kea.socket_path())
+        .lease4_get_all_paged(100)
+        .unwrap()
+        .len()
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// `/tmp/dnsdhcp-*` directories the transport created in the "pod" (this host's /tmp).
+fn pod_tmp_dirs(fake: &FakeApi) -> Vec<String> {
+    fake.execs
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|e| e.command.clone())
+        .filter(|a| a.starts_with("/tmp/dnsdhcp-"))
+        .filter(|a| Path::new(a).exists())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_api_v5_backup_all_then_restore_by_simulated_pod_restart_with_real_knotd_and_kea() {
+    let knot = Arc::new(KnotServer::start(&[(ZONE, ZONE_TEXT)]));
+    let kea = Arc::new(Mutex::new(KeaServer::start(KeaConfig::new())));
+    add_leases(&kea.lock().unwrap(), 12);
+    let (lease_file, kenv) = {
+        let k = kea.lock().unwrap();
+        (k.lease_file(), kea_env(&k))
+    };
+    knot.knotc_ok(&["zone-begin", ZONE]);
+    knot.knotc_ok(&["zone-set", ZONE, "dyn", "60", "A", "192.0.2.99"]);
+    knot.knotc_ok(&["zone-commit", ZONE]);
+    let serial_backed_up = serial(&knot).unwrap();
+
+    // Deleting the pod: Kea stops, init-leases runs, Kea starts, post-start runs on Knot.
+    let (k2, kea2) = (knot.clone(), kea.clone());
+    let on_delete = Arc::new(move || {
+        let mut kea = kea2.lock().unwrap();
+        kea.stop();
+        pod::init_leases(&kea.lease_file()).expect("init-leases");
+        kea.restart();
+        let cfg = PostStartConfig {
+            target: LocalTarget {
+                knot_socket: k2.socket_path().to_owned(),
+                ..LocalTarget::default()
+            },
+            zones_dir: k2.zones_dir().to_owned(),
+            values_files: vec![],
+            timeout: Duration::from_secs(30),
+            apply: Default::default(),
+        };
+        pod::post_start(&cfg, &mut |_| {}).expect("post-start");
+    });
+    let mut config = FakeConfig::new(BIN)
+        .container("knot-auth", &knot_env(&knot))
+        .container("kea-dhcp4", &kenv);
+    config.on_delete = Some(on_delete);
+    let fake = FakeApi::start(config).await;
+    let c = cluster(&fake);
+    let out = tempfile::tempdir().unwrap();
+
+    let zb = c.backup_zones(out.path()).await.expect("zone backup");
+    let lb = c.backup_leases(out.path()).await.expect("lease backup");
+    for w in [&zb.full, &zb.zones, &lb.archive, &lb.latest] {
+        assert_eq!(w.path.parent().unwrap(), out.path());
+        let report = archive::verify(&w.path, &Limits::default());
+        assert!(report.ok, "{}: {:?}", w.path.display(), report.problems);
+        let mode = fs::metadata(&w.path).unwrap().permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
+    }
+    let files = names(out.path());
+    assert_eq!(files.len(), 4, "{files:?}");
+    assert!(
+        files
+            .iter()
+            .any(|f| f.starts_with("knot-zones-unified-dns-dhcp-"))
+    );
+    assert!(
+        files
+            .iter()
+            .any(|f| f.starts_with("kea-leases-unified-dns-dhcp-"))
+    );
+    assert!(files.contains(&ZONES_ARCHIVE.to_owned()));
+    assert!(files.contains(&LEASES_ARCHIVE.to_owned()));
+    assert_eq!(zb.zones.manifest.zones[0].serial, serial_backed_up);
+    assert_eq!(lb.latest.manifest.lease_count, 12);
+    assert!(
+        pod_tmp_dirs(&fake).is_empty(),
+        "the pod's temporary directories are removed"
+    );
+
+    // Damage, then restore through the pod's volumes and a restart.
+    knot.knotc_ok(&["zone-begin", ZONE]);
+    knot.knotc_ok(&["zone-set", ZONE, "intruder", "60", "A", "198.51.100.1"]);
+    knot.knotc_ok(&["zone-commit", ZONE]);
+    assert_ne!(serial(&knot), Some(serial_backed_up));
+    ControlClient::unix(kea.lock().unwrap().socket_path())
+        .lease4_wipe(None)
+        .unwrap();
+    let uid_before = fake.uid();
+    let r = c
+        .restore(Some(&zb.zones.path), Some(&lb.latest.path), false)
+        .await
+        .expect("restore");
+    assert_eq!(r.old_uid, uid_before);
+    assert_eq!(r.new_uid.as_deref(), Some(fake.uid().as_str()));
+    assert_ne!(r.new_uid.as_deref(), Some(uid_before.as_str()));
+    assert_eq!(r.zones.len(), 1);
+    assert_eq!(r.zones[0].serving, serial_backed_up);
+    assert_eq!(r.leases_archived, Some(12));
+    assert_eq!(r.leases_held, Some(12));
+    assert_eq!(serial(&knot), Some(serial_backed_up));
+    assert_eq!(lease_count(&kea.lock().unwrap()), 12);
+    // Consumed by the roles; nothing staged remains.
+    assert!(!knot.zones_dir().join(ZONES_ARCHIVE).exists());
+    assert!(!lease_file.parent().unwrap().join(LEASES_ARCHIVE).exists());
+    let reqs = fake.requests.lock().unwrap().clone();
+    let delete = reqs
+        .iter()
+        .position(|r| r.starts_with("DELETE /api/v1/namespaces/dns-dhcp/pods/unified-dns-dhcp-0"))
+        .expect("pod deleted");
+    assert!(
+        reqs[delete + 1..]
+            .iter()
+            .any(|r| r.starts_with("GET /api/v1/namespaces/dns-dhcp/pods/unified-dns-dhcp-0 ")),
+        "{reqs:?}"
+    );
+
+    // The full archive restores too (reduced to its zone files for post-start). (No new
+    // change first: after a restore moved the serial back, Knot 3.2's journal refuses the next
+    // commit with "not enough space provided" — a zones-module matter, reported separately.)
+    let r = c
+        .restore(Some(&zb.full.path), None, false)
+        .await
+        .expect("restore full");
+    assert_eq!(r.zones[0].serving, serial_backed_up);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_api_v4_live_restore_and_records_with_real_knotd_and_kea() {
+    let knot = KnotServer::start(&[(ZONE, ZONE_TEXT)]);
+    let kea = KeaServer::start(KeaConfig::new());
+    add_leases(&kea, 7);
+    let mut config = FakeConfig::new(BIN)
+        .container("knot-auth", &knot_env(&knot))
+        .container("kea-dhcp4", &kea_env(&kea));
+    config.v5 = false;
+    let fake = FakeApi::start(config).await;
+    let c = cluster(&fake);
+    let out = tempfile::tempdir().unwrap();
+    let zb = c
+        .backup_zones(out.path())
+        .await
+        .expect("zone backup over v4");
+    let lb = c
+        .backup_leases(out.path())
+        .await
+        .expect("lease backup over v4");
+    let serial_backed_up = serial(&knot).unwrap();
+
+    knot.knotc_ok(&["zone-begin", ZONE]);
+    knot.knotc_ok(&["zone-set", ZONE, "intruder", "60", "A", "198.51.100.1"]);
+    knot.knotc_ok(&["zone-commit", ZONE]);
+    ControlClient::unix(kea.socket_path())
+        .lease4_wipe(None)
+        .unwrap();
+    let r = c
+        .restore(Some(&zb.full.path), Some(&lb.latest.path), true)
+        .await
+        .expect("live restore over v4");
+    assert_eq!(r.new_uid, None, "no restart with --live");
+    assert!(
+        !fake
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| r.starts_with("DELETE"))
+    );
+    assert_eq!(r.zones[0].serving, serial_backed_up);
+    assert_eq!(r.leases_held, Some(7));
+    assert_eq!(lease_count(&kea), 7);
+    assert!(
+        r.live.contains_key("zones") && r.live.contains_key("leases"),
+        "{:?}",
+        r.live
+    );
+    assert!(pod_tmp_dirs(&fake).is_empty());
+
+    // records plan/apply against the pod.
+    let values = out.path().join("values.yaml");
+    fs::write(
+        &values,
+        "zones:\n  - name: home.test\nstaticRecords:\n  - \"printer IN A 192.0.2.50\"\n",
+    )
+    .unwrap();
+    dnsdhcp::records::load_values(&[&values]).expect("valid values");
+    let plan = c
+        .records(std::slice::from_ref(&values), false, &["--json".into()])
+        .await
+        .expect("plan");
+    let plan: serde_json::Value = serde_json::from_slice(&plan).expect("plan JSON");
+    assert!(plan.to_string().contains("printer"), "{plan}");
+    c.records(std::slice::from_ref(&values), true, &[])
+        .await
+        .expect("apply");
+    let read = knot.knotc_ok(&["zone-read", ZONE, "printer", "A"]);
+    assert!(read.contains("192.0.2.50"), "{read}");
+    assert!(pod_tmp_dirs(&fake).is_empty());
+}
+
+/// A file of `len` pseudo-random bytes (incompressible), and its SHA-256.
+fn big_file(path: &Path, len: u64) -> String {
+    let mut f = std::io::BufWriter::with_capacity(1 << 20, fs::File::create(path).unwrap());
+    let mut h = Sha256::new();
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = len;
+    while left > 0 {
+        for chunk in buf.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+        }
+        let n = left.min(buf.len() as u64) as usize;
+        h.update(&buf[..n]);
+        f.write_all(&buf[..n]).unwrap();
+        left -= n as u64;
+    }
+    f.flush().unwrap();
+    hex::encode(h.finalize())
+}
+
+fn sha_of(path: &Path) -> String {
+    let mut h = Sha256::new();
+    let mut f = fs::File::open(path).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = std::io::Read::read(&mut f, &mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    hex::encode(h.finalize())
+}
+
+async fn big_each_way(v5: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let pod_dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("big.bin");
+    let sha = big_file(&src, BIG);
+    let mut config = FakeConfig::new(BIN).container("knot-auth", &[]);
+    config.v5 = v5;
+    let fake = FakeApi::start(config).await;
+    let c = cluster(&fake);
+
+    let remote = pod_dir.path().join("in/big.bin");
+    let t = Instant::now();
+    let n = c
+        .upload_file("knot-auth", &src, remote.to_str().unwrap())
+        .await
+        .expect("upload");
+    eprintln!("upload 200 MB (v5={v5}): {:?}", t.elapsed());
+    assert_eq!(n, BIG);
+    assert_eq!(sha_of(&remote), sha);
+    assert_eq!(names(remote.parent().unwrap()), vec!["big.bin"]);
+
+    let local = dir.path().join("out/big.bin");
+    let t = Instant::now();
+    let n = c
+        .download_file("knot-auth", remote.to_str().unwrap(), &local)
+        .await
+        .expect("download");
+    eprintln!("download 200 MB (v5={v5}): {:?}", t.elapsed());
+    assert_eq!(n, BIG);
+    assert_eq!(sha_of(&local), sha);
+    assert_eq!(names(local.parent().unwrap()), vec!["big.bin"]);
+    let mode = fs::metadata(&local).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_api_v5_200mb_each_way() {
+    big_each_way(true).await;
+}
+
+/// On v4 the end of stdin cannot be signalled: the upload still completes because
+/// receive-file reads exactly the announced length.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_api_v4_200mb_each_way_without_stdin_close() {
+    big_each_way(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_api_exit_status_and_stderr_of_a_failing_command() {
+    let fake = FakeApi::start(FakeConfig::new(BIN).container("knot-auth", &[])).await;
+    let c = cluster(&fake);
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("small.bin");
+    fs::write(&src, b"hello").unwrap();
+
+    // verify of a missing archive exits 1 and says why on stderr... or stdout; any non-zero.
+    let err = c
+        .run(
+            "knot-auth",
+            &["pod".into(), "send-file".into(), "/nonexistent/x".into()],
+        )
+        .await
+        .unwrap_err();
+    match &err {
+        KubeError::CommandFailed {
+            code,
+            stderr,
+            container,
+            ..
+        } => {
+            assert_eq!(*code, 1);
+            assert_eq!(container, "knot-auth");
+            assert!(stderr.contains("/nonexistent/x"), "{stderr}");
+        }
+        other => panic!("expected CommandFailed, got {other:?}"),
+    }
+    assert!(err.to_string().contains("exit code 1"), "{err}");
+
+    // A wrong digest: receive-file fails, its stderr explains, nothing is written.
+    let dest = dir.path().join("pod/small.bin");
+    let err = c
+        .run(
+            "knot-auth",
+            &[
+                "pod".into(),
+                "receive-file".into(),
+                "--size".into(),
+                "0".into(),
+                "--sha256".into(),
+                "00".into(),
+                dest.display().to_string(),
+            ],
+        )
+        .await
+        .unwrap_err();
+    match &err {
+        KubeError::CommandFailed { code, stderr, .. } => {
+            assert_eq!(*code, 1);
+            assert!(stderr.contains("SHA-256 mismatch"), "{stderr}");
+        }
+        other => panic!("expected CommandFailed, got {other:?}"),
+    }
+    assert!(!dest.exists());
+    assert!(names(dest.parent().unwrap()).is_empty());
+
+    // A command that cannot be started.
+    let mut c2 = c.clone();
+    c2.binary = "/nonexistent/dnsdhcp".into();
+    let err = c2
+        .run("knot-auth", &["--version".into()])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, KubeError::ExecFailed { .. }), "{err:?}");
+
+    // A container the pod does not have.
+    let err = c.pod(&["kea-dhcp4"]).await.unwrap_err();
+    match err {
+        KubeError::MissingContainer {
+            container,
+            available,
+            ..
+        } => {
+            assert_eq!(container, "kea-dhcp4");
+            assert_eq!(available, vec!["knot-auth"]);
+        }
+        other => panic!("expected MissingContainer, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_api_connection_cut_mid_download_leaves_nothing_locally() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("big.bin");
+    big_file(&src, 64 << 20);
+    let mut config = FakeConfig::new(BIN).container("knot-auth", &[]);
+    config.cut_after = Some(20 << 20);
+    let fake = FakeApi::start(config).await;
+    let c = cluster(&fake);
+    let out = dir.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let err = c
+        .download_file("knot-auth", src.to_str().unwrap(), &out.join("big.bin"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, KubeError::ConnectionLost { .. }), "{err:?}");
+    assert!(err.to_string().contains("lost"), "{err}");
+    assert!(names(&out).is_empty(), "left behind: {:?}", names(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_api_connection_cut_mid_upload_leaves_nothing_in_the_pod() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("big.bin");
+    big_file(&src, 64 << 20);
+    let mut config = FakeConfig::new(BIN).container("knot-auth", &[]);
+    config.cut_after = Some(20 << 20);
+    let fake = FakeApi::start(config).await;
+    let c = cluster(&fake);
+    let pod_dir = dir.path().join("pod");
+    fs::create_dir(&pod_dir).unwrap();
+    let err = c
+        .upload_file("knot-auth", &src, pod_dir.join("big.bin").to_str().unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, KubeError::ConnectionLost { .. }), "{err:?}");
+    // The in-pod receive-file saw its input end early, removed its temporary file, failed.
+    fake.wait_execs_done(30).await;
+    let rec = fake.execs.lock().unwrap().last().cloned().unwrap();
+    assert!(rec.cut);
+    assert_ne!(rec.exit, Some(0));
+    assert!(
+        names(&pod_dir).is_empty(),
+        "left behind: {:?}",
+        names(&pod_dir)
+    );
+}
