@@ -79,12 +79,12 @@ fn script_text(socket: &Path, n: usize) -> String {
     s
 }
 
+/// Runs the script. Like the original, it swallows every knotc error, so its exit status (that
+/// of its last command) means nothing; the zone contents are checked by the caller instead.
 fn run_script(path: &Path) -> Duration {
     let start = Instant::now();
-    let status = Command::new("sh").arg(path).status().expect("run sh");
-    let took = start.elapsed();
-    assert!(status.success(), "script failed: {status}");
-    took
+    let _status = Command::new("sh").arg(path).status().expect("run sh");
+    start.elapsed()
 }
 
 fn count(knot: &KnotServer, zone: &str, rtype: &str) -> usize {
