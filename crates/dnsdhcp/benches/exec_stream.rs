@@ -138,6 +138,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    let _in_runtime = rt.enter();
     let fake = rt.block_on(FakeApi::start(
         FakeConfig::new(BIN).container("knot-auth", &[]),
     ));

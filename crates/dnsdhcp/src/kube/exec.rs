@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
-use kube::Api;
 use kube::api::AttachParams;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -22,9 +21,9 @@ pub const STREAM_BUF: usize = 256 << 10;
 const STDERR_KEEP: usize = 64 << 10;
 
 /// Where a command runs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Place<'a> {
-    pub pods: &'a Api<Pod>,
+    pub client: &'a kube::Client,
     pub namespace: &'a str,
     pub pod: &'a str,
     pub statefulset: &'a str,
@@ -65,6 +64,10 @@ pub(crate) async fn exec(
     limits: ExecLimits,
     during: &str,
 ) -> Result<ExecOutput, KubeError> {
+    use futures::{SinkExt, StreamExt};
+    use kube::Resource;
+    use tokio_tungstenite::tungstenite::Message;
+
     let cmdline = command.join(" ");
     let req = Req {
         verb: "create",
@@ -77,27 +80,28 @@ pub(crate) async fn exec(
         .container(at.container)
         .stdin(stdin.is_some())
         .stdout(true)
-        .stderr(true)
-        .max_stdin_buf_size(STREAM_BUF)
-        .max_stdout_buf_size(STREAM_BUF)
-        .max_stderr_buf_size(STDERR_KEEP);
-    let mut proc =
-        match tokio::time::timeout(limits.connect, at.pods.exec(at.pod, command.to_vec(), &ap))
-            .await
-        {
-            Err(_) => {
-                return Err(KubeError::Timeout {
-                    step: format!("opening exec in {}/{} for {during}", at.pod, at.container),
-                    after: limits.connect,
-                });
-            }
-            Ok(Err(e)) => return Err(map_exec_error(at, &req, &cmdline, e)),
-            Ok(Ok(p)) => p,
-        };
-    let mut out_r = proc.stdout().expect("stdout requested");
-    let mut err_r = proc.stderr().expect("stderr requested");
-    let in_w = if stdin.is_some() { proc.stdin() } else { None };
-    let status = proc.take_status().expect("status taken once");
+        .stderr(true);
+    let request = kube::core::Request::new(Pod::url_path(&(), Some(at.namespace)))
+        .exec(at.pod, command.to_vec(), &ap)
+        .map_err(|e| KubeError::ExecFailed {
+            pod: at.pod.to_owned(),
+            container: at.container.to_owned(),
+            command: cmdline.clone(),
+            message: e.to_string(),
+        })?;
+    // kube-rs's AttachedProcess sends stdin in 4 KiB frames; this loop sends up to
+    // STREAM_BUF per frame and speaks the same channel protocol (v5 and v4).
+    let conn = match tokio::time::timeout(limits.connect, at.client.connect(request)).await {
+        Err(_) => {
+            return Err(KubeError::Timeout {
+                step: format!("opening exec in {}/{} for {during}", at.pod, at.container),
+                after: limits.connect,
+            });
+        }
+        Ok(Err(e)) => return Err(map_exec_error(at, &req, &cmdline, e)),
+        Ok(Ok(c)) => c,
+    };
+    let (mut tx, mut rx) = conn.into_stream().split();
 
     let lost = |detail: String| KubeError::ConnectionLost {
         pod: at.pod.to_owned(),
@@ -114,7 +118,6 @@ pub(crate) async fn exec(
         ),
         after: limits.idle,
     };
-
     let idle = limits.idle;
     let progress_in = progress.as_ref().is_some_and(|t| t.upload);
     let progress = std::sync::Mutex::new(progress);
@@ -126,190 +129,148 @@ pub(crate) async fn exec(
             p.inc(n as u64);
         }
     };
-    let copy_in = async {
-        // The writer is handed back: stdin must stay open until the exit status arrived (on
-        // protocol v4 closing it closes the whole connection). The command reads exactly
-        // `len` bytes and exits on its own.
-        let mut w = in_w;
-        let r = async {
-            let Some(Stdin { reader, len }) = stdin else {
-                return Ok(());
-            };
-            let w = w.as_mut().expect("stdin requested");
-            let mut buf = vec![0u8; STREAM_BUF];
+    // Bytes sent so far: the receiving side is not idle while the upload moves.
+    let sent = std::sync::atomic::AtomicU64::new(0);
+
+    // Sends stdin (exactly `len` bytes; stdin is never closed: on protocol v4 that closes the
+    // whole connection, and the command reads exactly `len` bytes), then keeps the connection
+    // alive with pings. Returns only on an error.
+    let sender = async {
+        if let Some(Stdin { reader, len }) = stdin {
+            let mut buf = vec![0u8; STREAM_BUF + 1];
             let mut left = len;
             while left > 0 {
-                let want = left.min(buf.len() as u64) as usize;
+                let want = left.min(STREAM_BUF as u64) as usize;
                 let n = reader
-                    .read(&mut buf[..want])
+                    .read(&mut buf[1..=want])
                     .await
-                    .map_err(|e| Err(format!("reading local input: {e}")))?;
+                    .map_err(|e| lost(format!("reading local input: {e}")))?;
                 if n == 0 {
-                    return Err(Err(format!(
+                    return Err(lost(format!(
                         "local input ended {left} bytes before its announced length"
                     )));
                 }
-                match tokio::time::timeout(idle, w.write_all(&buf[..n])).await {
-                    Err(_) => return Err(Ok("to")),
-                    Ok(Err(e)) => return Err(Err(format!("sending: {e}"))),
+                buf[0] = 0; // stdin channel
+                let frame = Message::binary(bytes::Bytes::copy_from_slice(&buf[..=n]));
+                match tokio::time::timeout(idle, tx.send(frame)).await {
+                    Err(_) => return Err(idle_timeout("to")),
+                    Ok(Err(e)) => return Err(lost(format!("sending: {e}"))),
                     Ok(Ok(())) => {}
                 }
                 left -= n as u64;
+                sent.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                 tick(n, true);
             }
-            w.flush().await.map_err(|e| Err(format!("sending: {e}")))
         }
-        .await;
-        (r, w)
-    };
-    let copy_out = async {
-        let mut buf = vec![0u8; STREAM_BUF];
-        let mut total = 0u64;
         loop {
-            let n = match tokio::time::timeout(idle, out_r.read(&mut buf)).await {
-                Err(_) => return Err(Ok("from")),
-                Ok(Err(e)) => return Err(Err(format!("receiving: {e}"))),
-                Ok(Ok(0)) => break,
-                Ok(Ok(n)) => n,
-            };
-            stdout
-                .write_all(&buf[..n])
-                .await
-                .map_err(|e| Err(format!("writing locally: {e}")))?;
-            total += n as u64;
-            tick(n, false);
-        }
-        stdout
-            .flush()
-            .await
-            .map_err(|e| Err(format!("writing locally: {e}")))?;
-        Ok(total)
-    };
-    let copy_err = async {
-        let mut kept = Vec::new();
-        let mut buf = vec![0u8; 16 << 10];
-        loop {
-            match err_r.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    kept.extend_from_slice(&buf[..n]);
-                    if kept.len() > 2 * STDERR_KEEP {
-                        kept.drain(..kept.len() - STDERR_KEEP);
-                    }
-                }
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            if let Err(e) = tx.send(Message::Ping(Default::default())).await {
+                return Err::<(), _>(lost(format!("sending: {e}")));
             }
         }
-        if kept.len() > STDERR_KEEP {
-            kept.drain(..kept.len() - STDERR_KEEP);
-        }
-        String::from_utf8_lossy(&kept).into_owned()
     };
 
-    let outs = async { tokio::join!(copy_out, copy_err) };
-    tokio::pin!(copy_in);
-    tokio::pin!(outs);
-    tokio::pin!(status);
-    let mut got_status: Option<Status> = None;
-    let mut in_done = None;
-    let mut outs_done = None;
-    // Once the command exited and its output is in, stdin no longer matters (a command that
-    // failed early stops reading it): wait only briefly for the upload to wind down.
-    let grace = Duration::from_secs(2);
-    let work = async {
+    let receiver = async {
+        let mut stderr_kept: Vec<u8> = Vec::new();
+        let mut seen_sent = 0;
         loop {
-            if outs_done.is_some() && (in_done.is_some() || got_status.is_some()) {
-                if in_done.is_none() {
-                    tokio::select! {
-                        r = &mut copy_in => in_done = Some(r),
-                        _ = tokio::time::sleep(grace) => {}
+            let msg = match tokio::time::timeout(idle, rx.next()).await {
+                Err(_) => {
+                    let now = sent.load(std::sync::atomic::Ordering::Relaxed);
+                    if now != seen_sent {
+                        seen_sent = now;
+                        continue;
                     }
+                    return Err(idle_timeout("from"));
                 }
-                break Ok(());
-            }
-            tokio::select! {
-                r = &mut copy_in, if in_done.is_none() => in_done = Some(r),
-                r = &mut outs, if outs_done.is_none() => outs_done = Some(r),
-                s = &mut status, if got_status.is_none() => match s {
-                    Some(s) => got_status = Some(s),
-                    // The message loop ended without a status: the connection is gone.
-                    None => break Err(()),
+                Ok(m) => m,
+            };
+            match msg {
+                None | Some(Ok(Message::Close(_))) => return Ok(None),
+                Some(Err(e)) => return Err(lost(e.to_string())),
+                Some(Ok(Message::Binary(b))) if b.len() > 1 => match b[0] {
+                    1 => {
+                        stdout
+                            .write_all(&b[1..])
+                            .await
+                            .map_err(|e| lost(format!("writing locally: {e}")))?;
+                        tick(b.len() - 1, false);
+                    }
+                    2 => {
+                        stderr_kept.extend_from_slice(&b[1..]);
+                        if stderr_kept.len() > 2 * STDERR_KEEP {
+                            stderr_kept.drain(..stderr_kept.len() - STDERR_KEEP);
+                        }
+                    }
+                    3 => {
+                        let status: Status =
+                            serde_json::from_slice(&b[1..]).map_err(|e| KubeError::Protocol {
+                                command: cmdline.clone(),
+                                detail: format!("exec status: {e}"),
+                            })?;
+                        stdout
+                            .flush()
+                            .await
+                            .map_err(|e| lost(format!("writing locally: {e}")))?;
+                        return Ok(Some((status, stderr_kept)));
+                    }
+                    _ => {}
                 },
+                Some(Ok(_)) => {}
             }
         }
     };
-    let outcome = match tokio::time::timeout(limits.total, work).await {
-        Err(_) => {
-            proc.abort();
-            return Err(KubeError::Timeout {
-                step: format!("{during} in {}/{}: {cmdline}", at.pod, at.container),
-                after: limits.total,
-            });
+    let (received, send_err) = {
+        tokio::pin!(sender);
+        tokio::pin!(receiver);
+        let mut send_err = None;
+        let work = async {
+            loop {
+                tokio::select! {
+                    r = &mut receiver => break r,
+                    Err(e) = &mut sender, if send_err.is_none() => send_err = Some(e),
+                }
+            }
+        };
+        match tokio::time::timeout(limits.total, work).await {
+            Err(_) => {
+                return Err(KubeError::Timeout {
+                    step: format!("{during} in {}/{}: {cmdline}", at.pod, at.container),
+                    after: limits.total,
+                });
+            }
+            Ok(r) => (r, send_err),
         }
-        Ok(o) => o,
     };
-    if outcome.is_err() {
-        let detail = match tokio::time::timeout(Duration::from_secs(5), proc.join()).await {
-            Ok(Err(e)) => e.to_string(),
-            _ => "the connection closed before the command's exit status arrived".into(),
-        };
-        return Err(lost(detail));
-    }
-    let (in_res, in_w) = in_done.unwrap_or((Err(Err("stdin not finished".into())), None));
-    let (out_res, stderr) = outs_done.expect("outputs done");
-    if got_status.is_none() {
-        got_status =
-            tokio::time::timeout(idle, &mut status)
-                .await
-                .map_err(|_| KubeError::Timeout {
-                    step: format!(
-                        "{during}: waiting for the exit of `{cmdline}` in {}/{}",
-                        at.pod, at.container
-                    ),
-                    after: idle,
-                })?;
-    }
-    drop(in_w);
-    let join = tokio::time::timeout(Duration::from_secs(5), proc.join()).await;
-    let Some(status) = got_status else {
-        let detail = match join {
-            Ok(Err(e)) => e.to_string(),
-            _ => "the connection closed before the command's exit status arrived".into(),
-        };
-        return Err(lost(detail));
+    let (status, mut stderr_kept) = match received {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return Err(send_err.unwrap_or_else(|| {
+                lost("the connection closed before the command's exit status arrived".into())
+            }));
+        }
+        Err(e) => return Err(e),
     };
+    if stderr_kept.len() > STDERR_KEEP {
+        stderr_kept.drain(..stderr_kept.len() - STDERR_KEEP);
+    }
+    let stderr = String::from_utf8_lossy(&stderr_kept).into_owned();
     match exit_code(&status) {
-        Ok(0) => {}
-        Ok(code) => {
-            return Err(KubeError::CommandFailed {
-                pod: at.pod.to_owned(),
-                container: at.container.to_owned(),
-                command: cmdline,
-                code,
-                stderr,
-            });
-        }
-        Err(message) => {
-            return Err(KubeError::ExecFailed {
-                pod: at.pod.to_owned(),
-                container: at.container.to_owned(),
-                command: cmdline,
-                message: format!("{message}{}", stderr_tail(&stderr)),
-            });
-        }
+        Ok(0) => Ok(ExecOutput { stderr }),
+        Ok(code) => Err(KubeError::CommandFailed {
+            pod: at.pod.to_owned(),
+            container: at.container.to_owned(),
+            command: cmdline,
+            code,
+            stderr,
+        }),
+        Err(message) => Err(KubeError::ExecFailed {
+            pod: at.pod.to_owned(),
+            container: at.container.to_owned(),
+            command: cmdline,
+            message: format!("{message}{}", stderr_tail(&stderr)),
+        }),
     }
-    // The command succeeded: a stream error on our side still means we lack data.
-    if let Err(e) = in_res {
-        return Err(match e {
-            Ok(what) => idle_timeout(what),
-            Err(detail) => lost(detail),
-        });
-    }
-    match out_res {
-        Ok(_) => {}
-        Err(Ok(what)) => return Err(idle_timeout(what)),
-        Err(Err(detail)) => return Err(lost(detail)),
-    };
-    Ok(ExecOutput { stderr })
 }
 
 fn stderr_tail(stderr: &str) -> String {

@@ -281,7 +281,7 @@ impl Cluster {
 
     fn place<'a>(&'a self, container: &'a str) -> Place<'a> {
         Place {
-            pods: &self.pods,
+            client: &self.client,
             namespace: &self.namespace,
             pod: &self.pod,
             statefulset: &self.statefulset,
