@@ -100,13 +100,19 @@ impl Default for Timeouts {
     }
 }
 
-/// Runs a future to completion on a new multi-threaded runtime (the CLI's entry point).
+/// Runs a future to completion on the process's one multi-threaded runtime (the CLI's entry
+/// point). One runtime for the whole process: a [`Cluster`]'s client keeps background tasks on
+/// the runtime it was created in, so every call must use the same one.
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("tokio runtime")
+        })
         .block_on(f)
 }
 
