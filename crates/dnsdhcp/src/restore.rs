@@ -163,15 +163,7 @@ pub fn restore_zones(target: &LocalTarget, archive: &Path) -> Result<ZonesRestor
     match report.kind {
         Some(ArchiveKind::ZonesFull) => restore_full(target, archive, &report),
         Some(ArchiveKind::Zones) => {
-            let staging = tempfile::Builder::new()
-                .prefix("dnsdhcp-restore-")
-                .tempdir()
-                .map_err(|source| RestoreError::Io {
-                    path: std::env::temp_dir(),
-                    source,
-                })?;
-            let dest = staging.path().join("zones");
-            archive::extract(archive, &dest, &ExtractOptions::default())?;
+            let (_staging, dest) = extract_to_staging(archive, "zones")?;
             let mut client = target.knot().map_err(knot("connect"))?;
             let mut zones = Vec::new();
             for z in &report.zones {
@@ -198,12 +190,12 @@ pub fn restore_zones(target: &LocalTarget, archive: &Path) -> Result<ZonesRestor
     }
 }
 
-fn restore_full(
-    target: &LocalTarget,
+/// Extracts `archive` (checked entry by entry first) into `<fresh temp dir>/<name>`; the temp
+/// dir is removed when the returned guard drops.
+fn extract_to_staging(
     archive: &Path,
-    report: &VerifyReport,
-) -> Result<ZonesRestore, RestoreError> {
-    // Knot reads the backup as its own user: stage it where that user may read it.
+    name: &str,
+) -> Result<(tempfile::TempDir, PathBuf), RestoreError> {
     let staging = tempfile::Builder::new()
         .prefix("dnsdhcp-restore-")
         .tempdir()
@@ -211,8 +203,18 @@ fn restore_full(
             path: std::env::temp_dir(),
             source,
         })?;
-    let dest = staging.path().join("backup");
+    let dest = staging.path().join(name);
     archive::extract(archive, &dest, &ExtractOptions::default())?;
+    Ok((staging, dest))
+}
+
+fn restore_full(
+    target: &LocalTarget,
+    archive: &Path,
+    report: &VerifyReport,
+) -> Result<ZonesRestore, RestoreError> {
+    // Knot reads the backup as its own user: stage it where that user may read it.
+    let (staging, dest) = extract_to_staging(archive, "backup")?;
     give_tree_to_knot(target, staging.path())?;
 
     // Only the zones whose files are in the archive: Knot 3.2 deletes the live zone file of a
