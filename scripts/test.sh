@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # The project's test command: installs what is missing, then runs every test.
-# Usage: scripts/test.sh   (as root: the DHCP tests create network namespaces)
+# Usage: scripts/test.sh   (as root: the DHCP tests create network namespaces, the trixie variant
+#                           chroots)
 #
-# 1. Rust tests (unit, integration against real knotd / kea-dhcp4, doc tests);
-# 2. offline Helm chart checks (helm lint/template, Kubernetes schemas, bad values rejected).
+# 1. variant "host": every Rust test (unit, integration against the host's Debian 12 knotd 3.2 /
+#    kea-dhcp4 2.2, doc tests);
+# 2. variant "trixie": every test that starts a daemon again, against Debian 13's knotd 3.4 /
+#    kea-dhcp4 2.6 from the cached root of scripts/trixie-root.sh (built on first use, ~1 min);
+#    pod_e2e stays on the host's daemons (its pod runner runs the chart's container commands);
+# 3. offline Helm chart checks (helm lint/template, Kubernetes schemas, bad values rejected).
+# A failing variant is named at the end; the command fails if any part failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +18,52 @@ scripts/install-deps.sh
 if ! command -v cargo-nextest >/dev/null; then
     cargo install cargo-nextest --locked
 fi
-cargo nextest run --workspace --no-fail-fast
-cargo test --workspace --doc
-scripts/chart-check.sh
+
+heading() { printf '\n======== %s ========\n\n' "$*"; }
+failed=()
+t0=$(date +%s)
+
+heading "variant host: Debian 12 daemons (Knot 3.2, Kea 2.2) — every test"
+if ! DNSDHCP_TEST_DAEMONS=host cargo nextest run --workspace --no-fail-fast; then
+    failed+=("host")
+fi
+if ! cargo test --workspace --doc; then
+    failed+=("doc tests")
+fi
+t1=$(date +%s)
+
+# The daemon tests: every integration test file that starts knotd / kea-dhcp4 / kea-lfc
+# through the fixtures, except pod_e2e; plus the fixtures' own unit tests.
+daemon_filter="(package(test-support) & test(/^knot::tests::/))"
+for f in crates/*/tests/*.rs; do
+    name="$(basename "$f" .rs)"
+    [[ "$name" == pod_e2e ]] && continue
+    if grep -qE 'KnotServer|KeaServer|lfc_command' "$f"; then
+        crate="$(basename "$(dirname "$(dirname "$f")")")"
+        daemon_filter+=" | binary_id(${crate}::${name})"
+    fi
+done
+
+heading "variant trixie: Debian 13 daemons (Knot 3.4, Kea 2.6) — every daemon test"
+if ! scripts/trixie-root.sh >/dev/null; then
+    failed+=("trixie (root not built)")
+elif ! DNSDHCP_TEST_DAEMONS=trixie cargo nextest run --workspace --no-fail-fast -E "$daemon_filter"; then
+    failed+=("trixie")
+fi
+t2=$(date +%s)
+
+heading "chart checks"
+if ! scripts/chart-check.sh; then
+    failed+=("chart checks")
+fi
+t3=$(date +%s)
+
+heading "summary"
+echo "variant host:   $((t1 - t0)) s"
+echo "variant trixie: $((t2 - t1)) s (root build included when it was built)"
+echo "chart checks:   $((t3 - t2)) s"
+if ((${#failed[@]})); then
+    echo "FAILED: ${failed[*]}"
+    exit 1
+fi
+echo "all passed"

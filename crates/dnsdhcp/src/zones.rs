@@ -217,7 +217,20 @@ pub fn sync_zone<S: Read + Write>(
     // The archive's SOA is set explicitly, so the zone serves the archive's serial (an explicit
     // SOA is taken as given; otherwise the commit would increment the serial).
     let soa_data = soa.rdata.values().next().expect("an RRset has records");
-    sets.push(Record::new(&zone, soa.ttl, "SOA", soa_data));
+    // Knot 3.4 refuses a commit that does not increase the serial (RFC 1982) with "semantic
+    // check" (journal update failed; 3.2 accepted it). An archived serial at or below the
+    // served one is reached the RFC 1982 way: the transaction commits an intermediate serial,
+    // further SOA-only commits step up (at most 2^31 - 1 each) until the archived serial.
+    let served_serial = have
+        .get(&soa_key)
+        .and_then(|s| s.rdata.values().next())
+        .map(|d| soa_serial(d));
+    let hops = served_serial.map_or_else(Vec::new, |from| serial_hops(from, serial));
+    let first_soa = match hops.first() {
+        Some(&s) => with_serial(soa_data, s),
+        None => soa_data.clone(),
+    };
+    sets.push(Record::new(&zone, soa.ttl, "SOA", &first_soa));
 
     let knot = |context: &str| {
         let zone = zone.clone();
@@ -238,6 +251,13 @@ pub fn sync_zone<S: Read + Write>(
         return Err(knot("zone-set")(r.error));
     }
     txn.commit().map_err(knot("zone-commit"))?;
+    let later = hops.iter().skip(1).map(|&s| with_serial(soa_data, s));
+    for soa_rdata in later.chain(hops.first().map(|_| soa_data.clone())) {
+        let mut txn = client.zone_begin(&zone).map_err(knot("zone-begin"))?;
+        txn.set(&Record::new(&zone, soa.ttl, "SOA", &soa_rdata))
+            .map_err(knot("zone-set"))?;
+        txn.commit().map_err(knot("zone-commit"))?;
+    }
     // The zone file first (blocking), then the journal goes: its history belongs to contents
     // that no longer exist, and an archived serial at or below the journal's would make every
     // later commit fail ("not enough space provided" on Knot 3.2).
@@ -279,10 +299,76 @@ fn purge_journal<S: Read + Write>(
 }
 
 /// The serial field of SOA rdata in presentation form.
+/// The intermediate serials from `from` to `to` so that every step increases the serial in
+/// RFC 1982 arithmetic (by 1 ..= 2^31 - 1): none when `to` is already greater than `from`, at
+/// most two otherwise (`to` itself is the last step, not included).
+fn serial_hops(from: u32, to: u32) -> Vec<u32> {
+    const MAX_STEP: u32 = (1 << 31) - 1;
+    let mut hops = Vec::new();
+    let mut cur = from;
+    while !(1..=MAX_STEP).contains(&to.wrapping_sub(cur)) {
+        cur = cur.wrapping_add(MAX_STEP);
+        hops.push(cur);
+    }
+    hops
+}
+
+/// SOA rdata (`mname rname serial refresh retry expire minimum`) with another serial.
+fn with_serial(rdata: &str, serial: u32) -> String {
+    rdata
+        .split_whitespace()
+        .enumerate()
+        .map(|(i, f)| {
+            if i == 2 {
+                serial.to_string()
+            } else {
+                f.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn soa_serial(rdata: &str) -> u32 {
     rdata
         .split_whitespace()
         .nth(2)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod serial_tests {
+    use super::*;
+
+    #[test]
+    fn serial_hops_always_step_up_in_rfc_1982_arithmetic() {
+        let up = |a: u32, b: u32| (1..=(1u32 << 31) - 1).contains(&b.wrapping_sub(a));
+        assert!(serial_hops(7, 8).is_empty());
+        assert!(serial_hops(u32::MAX, 3).is_empty());
+        for (from, to) in [
+            (8, 7),
+            (9, 8),
+            (7, 7),
+            (100, 1),
+            (5, 5 + (1 << 31)),
+            (0, u32::MAX),
+        ] {
+            let hops = serial_hops(from, to);
+            assert!(
+                !hops.is_empty() && hops.len() <= 2,
+                "{from}->{to}: {hops:?}"
+            );
+            let path: Vec<u32> = std::iter::once(from).chain(hops).chain([to]).collect();
+            assert!(path.windows(2).all(|w| up(w[0], w[1])), "{path:?}");
+        }
+    }
+
+    #[test]
+    fn with_serial_replaces_the_third_field() {
+        assert_eq!(
+            with_serial("ns1.x. h.x. 7 3600 900 604800 300", 42),
+            "ns1.x. h.x. 42 3600 900 604800 300"
+        );
+    }
 }

@@ -542,11 +542,12 @@ impl<C: Connector> ControlClient<C> {
     }
 
     /// `lease4-add`: adds the lease (with its cltt kept); [`ControlError::LeaseExists`] if the
-    /// address already has one (Kea 2.2 says result 1, 2.6 result 4).
+    /// address already has one (Kea 2.2 says result 1, 2.6 result 4). Kea 2.6 also answers 4 to
+    /// other refusals (an address outside every subnet): those are [`ControlError::Conflict`].
     pub fn lease4_add(&self, lease: &KeaLease) -> Result<(), ControlError> {
         let r = self.send("lease4-add", Some(&lease.add_arguments(None)))?;
         let text = r.text.clone().unwrap_or_default();
-        if r.result == 4 || (r.result == 1 && text.contains("already exists")) {
+        if (r.result == 4 || r.result == 1) && text.contains("already exists") {
             return Err(ControlError::LeaseExists {
                 address: lease.ip_address,
                 text,

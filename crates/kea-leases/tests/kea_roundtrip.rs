@@ -219,7 +219,7 @@ fn snapshots_while_kea_lfc_runs_see_the_same_effective_set() {
     let expected = load_effective(&x).unwrap();
     assert!(expected.errors.is_empty());
 
-    let mut lfc = std::process::Command::new(test_support::kea::KEA_LFC)
+    let mut lfc = test_support::kea::lfc_command()
         .arg("-4")
         .arg("-x")
         .arg(Role::Previous.path_for(&x))

@@ -6,6 +6,12 @@
 //! with `KEA_PIDFILE_DIR` / `KEA_LOCKFILE_DIR` pointing there, waits until the control socket
 //! answers, and stops the daemon when dropped.
 //!
+//! The daemon is the host's (Kea 2.2) or Debian 13's (Kea 2.6, chrooted into the trixie root):
+//! see [`crate::daemons`]. For 2.6 the fixture also sets `KEA_CONTROL_SOCKET_DIR`,
+//! `KEA_DHCP_DATA_DIR` and `KEA_LOG_FILE_DIR` to that directory and makes it mode 0750, which
+//! 2.6.3 requires of a control socket's directory; the hook path is absolute under the hooks
+//! directory on both.
+//!
 //! With no interfaces configured (the default) Kea serves no DHCP at all: only the control
 //! channel. To hand out real leases, run it inside the server namespace of a
 //! [`NetnsPair`](crate::netns::NetnsPair) on the veth interface (raw sockets), never on a host
@@ -30,7 +36,8 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::netns::NetnsPair;
+use crate::daemons::Daemons;
+use crate::netns::{IP, NetnsPair};
 
 /// Path of the daemon; Debian's `kea-dhcp4-server` package installs it here.
 pub const KEA_DHCP4: &str = "/usr/sbin/kea-dhcp4";
@@ -67,6 +74,7 @@ pub struct KeaConfig {
     netns: Option<String>,
     data_dir: Option<PathBuf>,
     extra_dhcp4: Vec<(String, String)>,
+    daemons: Daemons,
 }
 
 impl Default for KeaConfig {
@@ -88,6 +96,7 @@ impl Default for KeaConfig {
             netns: None,
             data_dir: None,
             extra_dhcp4: Vec::new(),
+            daemons: Daemons::from_env(),
         }
     }
 }
@@ -158,6 +167,17 @@ impl KeaConfig {
     pub fn dhcp4_member(mut self, key: &str, json: &str) -> Self {
         self.extra_dhcp4.push((key.into(), json.into()));
         self
+    }
+
+    /// Which kea-dhcp4 runs: the host's or trixie's (default: `DNSDHCP_TEST_DAEMONS`).
+    pub fn daemons(mut self, daemons: Daemons) -> Self {
+        self.daemons = daemons;
+        self
+    }
+
+    /// The daemons this configuration runs.
+    pub fn daemons_variant(&self) -> Daemons {
+        self.daemons
     }
 
     /// The configuration file text for a daemon whose files live in `dir`.
@@ -246,21 +266,33 @@ pub struct KeaServer {
     config: KeaConfig,
 }
 
-/// Panics naming the package if `kea-dhcp4` is missing.
+/// Panics naming the package (or `scripts/trixie-root.sh`) if `kea-dhcp4` of the variant chosen
+/// by `DNSDHCP_TEST_DAEMONS` is missing.
 pub fn require_kea() {
-    if !Path::new(KEA_DHCP4).exists() {
-        panic!("{KEA_DHCP4} not found: install the Debian package kea-dhcp4-server");
-    }
-    if !Path::new(LEASE_CMDS_HOOK).exists() {
-        panic!("{LEASE_CMDS_HOOK} not found: install the Debian package kea-dhcp4-server");
-    }
+    require_kea_of(Daemons::from_env());
+}
+
+/// Panics naming the package (or `scripts/trixie-root.sh`) if `kea-dhcp4` of `daemons` is missing.
+pub fn require_kea_of(daemons: Daemons) {
+    daemons.require(KEA_DHCP4, "kea-dhcp4-server");
+    daemons.require(LEASE_CMDS_HOOK, "kea-dhcp4-server");
+    daemons.require(KEA_LFC, "kea-dhcp4-server");
+}
+
+/// A `kea-lfc` command of the variant chosen by `DNSDHCP_TEST_DAEMONS` (trixie's runs chrooted
+/// with the host's temporary directory at the same path, so tempdir paths work as arguments).
+/// Add the arguments and `KEA_LOCKFILE_DIR` / `KEA_PIDFILE_DIR`.
+pub fn lfc_command() -> Command {
+    let daemons = Daemons::from_env();
+    require_kea_of(daemons);
+    daemons.daemon_command(KEA_LFC, &[])
 }
 
 impl KeaServer {
     /// Writes the configuration, starts the daemon and waits until its control socket answers
     /// `list-commands`. Panics (with the log) if it exits or does not answer in time.
     pub fn start(config: KeaConfig) -> Self {
-        require_kea();
+        require_kea_of(config.daemons);
         let (tmp, dir) = match &config.data_dir {
             Some(d) => {
                 fs::create_dir_all(d).expect("create Kea data dir");
@@ -286,18 +318,37 @@ impl KeaServer {
     }
 
     fn spawn(&mut self) {
+        // Kea 2.6 refuses a control socket whose directory is not exactly mode 0750
+        // ("does not exist or does not have permssions = 750"); a tempdir is 0700.
+        if self.config.daemons.kea_2_6() {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o750))
+                .expect("chmod 0750 the Kea dir");
+        }
         let conf = self.dir.join("kea-dhcp4.conf");
         fs::write(&conf, self.config.render(&self.dir)).expect("write Kea config");
         let _ = fs::remove_file(self.socket_path());
-        let mut cmd = match &self.config.netns {
-            Some(ns) => NetnsPair::cmd_in(ns, KEA_DHCP4),
-            None => Command::new(KEA_DHCP4),
-        };
+        let launcher = self
+            .config
+            .netns
+            .as_deref()
+            .map(|ns| [IP, "netns", "exec", ns]);
+        let mut cmd = self.config.daemons.daemon_command_via(
+            launcher.as_ref().map(|l| &l[..]),
+            KEA_DHCP4,
+            &[&self.dir],
+        );
         let stderr = fs::File::create(self.dir.join("kea-dhcp4.stderr")).expect("stderr file");
         cmd.arg("-c")
             .arg(&conf)
             .env("KEA_PIDFILE_DIR", &self.dir)
             .env("KEA_LOCKFILE_DIR", &self.dir)
+            // Kea 2.6 accepts a control socket and a lease file only in these directories
+            // (defaults /run/kea and /var/lib/kea); 2.2 ignores them.
+            .env("KEA_CONTROL_SOCKET_DIR", &self.dir)
+            .env("KEA_DHCP_DATA_DIR", &self.dir)
+            // And a log file only in this one (default /var/log/kea; 2.6.2+, not in newer-daemons.md).
+            .env("KEA_LOG_FILE_DIR", &self.dir)
             .stdin(Stdio::null())
             .stdout(stderr.try_clone().expect("dup"))
             .stderr(stderr);
@@ -355,6 +406,11 @@ impl KeaServer {
     pub fn restart(&mut self) {
         self.stop();
         self.spawn();
+    }
+
+    /// Which kea-dhcp4 runs (host or trixie).
+    pub fn daemons(&self) -> Daemons {
+        self.config.daemons
     }
 
     /// The PID of the daemon.

@@ -4,6 +4,9 @@
 //! into a fresh temporary directory, listens for DNS on a free 127.0.0.1 port, waits until the
 //! control socket answers and every zone is loaded, and stops the daemon when dropped.
 //!
+//! The daemon is the host's (Knot 3.2) or Debian 13's (Knot 3.4, chrooted into the trixie
+//! root), see [`crate::daemons`]; [`KnotServer::knotc`] runs the same variant's knotc.
+//!
 //! Knot 3.2 serves **one control connection at a time**: while a test holds an idle client
 //! connection, `knotc` (and any other client) waits until knotd's control timeout (30 s here)
 //! drops the idle one. Close or drop clients before running [`KnotServer::knotc`].
@@ -27,10 +30,14 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+use crate::daemons::Daemons;
+
 /// Path of the daemon; Debian's `knot` package installs it here.
 pub const KNOTD: &str = "/usr/sbin/knotd";
 /// Path of the control client; Debian's `knot` package installs it here.
 pub const KNOTC: &str = "/usr/sbin/knotc";
+/// Path of the DNS lookup tool; Debian's `knot-dnsutils` package installs it here.
+pub const KDIG: &str = "/usr/bin/kdig";
 
 /// A small valid zone (origin `example.test.` implied by the file name): SOA, NS and one A record.
 /// Zone text is written with `$ORIGIN` set to the zone, so relative names work.
@@ -53,6 +60,8 @@ pub struct KnotServerBuilder {
     extra_config: String,
     template_options: Vec<(String, String)>,
     wait_for_zones: bool,
+    create_storage: bool,
+    daemons: Daemons,
 }
 
 impl Default for KnotServerBuilder {
@@ -64,6 +73,8 @@ impl Default for KnotServerBuilder {
             extra_config: String::new(),
             template_options: Vec::new(),
             wait_for_zones: true,
+            create_storage: true,
+            daemons: Daemons::from_env(),
         }
     }
 }
@@ -116,12 +127,25 @@ impl KnotServerBuilder {
         self
     }
 
+    /// Which knotd runs: the host's or trixie's (default: `DNSDHCP_TEST_DAEMONS`).
+    pub fn daemons(mut self, daemons: Daemons) -> Self {
+        self.daemons = daemons;
+        self
+    }
+
+    /// Whether the fixture creates `database.storage` before starting knotd (default true).
+    /// Knot 3.2 creates it itself; Knot 3.4 does not, and its first zone-commit then fails.
+    pub fn create_storage_dir(mut self, create: bool) -> Self {
+        self.create_storage = create;
+        self
+    }
+
     /// Writes the directory layout and configuration, starts knotd and waits until it answers.
     ///
     /// Panics (naming the Debian packages `knot` and `knot-dnsutils`) if knotd is not installed,
     /// and with knotd's log if it does not come up.
     pub fn start(self) -> KnotServer {
-        require_knot();
+        require_knot_of(self.daemons);
         let dir = tempfile::Builder::new()
             .prefix("knotd-")
             .tempdir()
@@ -131,7 +155,9 @@ impl KnotServerBuilder {
         let zones_dir = root.join("zones");
         let storage_dir = root.join("storage");
         for d in [&run_dir, &zones_dir, &storage_dir] {
-            fs::create_dir_all(d).expect("create knotd dir");
+            if self.create_storage || d != &storage_dir {
+                fs::create_dir_all(d).expect("create knotd dir");
+            }
         }
         let socket = run_dir.join("knot.sock");
         let port = free_port();
@@ -173,7 +199,9 @@ impl KnotServerBuilder {
         fs::write(&conf_path, &conf).expect("write knot.conf");
         let log_path = root.join("knotd.log");
         let log = fs::File::create(&log_path).expect("create knotd.log");
-        let child = Command::new(KNOTD)
+        let child = self
+            .daemons
+            .daemon_command(KNOTD, &[&root])
             .arg("-c")
             .arg(&conf_path)
             .stdin(Stdio::null())
@@ -191,6 +219,7 @@ impl KnotServerBuilder {
             zones_dir,
             storage_dir,
             run_dir,
+            daemons: self.daemons,
         };
         server.wait_until_answering();
         if self.wait_for_zones {
@@ -216,6 +245,7 @@ pub struct KnotServer {
     zones_dir: PathBuf,
     storage_dir: PathBuf,
     run_dir: PathBuf,
+    daemons: Daemons,
 }
 
 impl KnotServer {
@@ -231,6 +261,39 @@ impl KnotServer {
     /// A builder for non-default settings (control timeout, extra config, empty zones).
     pub fn builder() -> KnotServerBuilder {
         KnotServerBuilder::default()
+    }
+
+    /// Which knotd runs (host or trixie).
+    pub fn daemons(&self) -> Daemons {
+        self.daemons
+    }
+
+    /// The first line of `knotd -V` of the running variant, e.g. `knotd (Knot DNS), version 3.2.6`.
+    pub fn knotd_version_line(&self) -> String {
+        let out = self
+            .daemons
+            .client_command(KNOTD)
+            .arg("-V")
+            .output()
+            .expect("knotd -V");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// A `knotc -s SOCKET` command of the running variant (trixie's through its loader), for
+    /// callers that need a [`Command`] (e.g. to spawn it).
+    pub fn knotc_command(&self) -> Command {
+        let mut c = self.daemons.client_command(KNOTC);
+        c.arg("-s").arg(&self.socket);
+        c
+    }
+
+    /// A `kdig` command of the running variant (`/usr/bin/kdig`, Debian's `knot-dnsutils`).
+    pub fn kdig_command(&self) -> Command {
+        self.daemons.client_command(KDIG)
     }
 
     /// The control socket (absolute path).
@@ -294,9 +357,7 @@ impl KnotServer {
 
     /// Runs `knotc -s SOCKET ARGS...` and returns its output (whatever the exit status).
     pub fn knotc(&self, args: &[&str]) -> Output {
-        Command::new(KNOTC)
-            .arg("-s")
-            .arg(&self.socket)
+        self.knotc_command()
             .args(args)
             .stdin(Stdio::null())
             .output()
@@ -403,15 +464,16 @@ impl Drop for KnotServer {
     }
 }
 
-/// Panics with install instructions unless knotd and knotc exist.
+/// Panics with install instructions unless knotd and knotc of the variant chosen by
+/// `DNSDHCP_TEST_DAEMONS` exist.
 pub fn require_knot() {
-    for bin in [KNOTD, KNOTC] {
-        assert!(
-            Path::new(bin).exists(),
-            "{bin} not found: install the Debian packages `knot` and `knot-dnsutils` \
-             (apt-get install -y knot knot-dnsutils); these tests never skip"
-        );
-    }
+    require_knot_of(Daemons::from_env());
+}
+
+/// Panics with install instructions unless knotd and knotc of `daemons` exist.
+pub fn require_knot_of(daemons: Daemons) {
+    daemons.require(KNOTD, "knot");
+    daemons.require(KNOTC, "knot");
 }
 
 /// Sends a raw `status` request (DATA{COMMAND=status} BLOCK) and waits for the reply's BLOCK.

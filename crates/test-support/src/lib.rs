@@ -2,8 +2,10 @@
 //!
 //! Every fixture starts its daemon in a fresh temporary directory on loopback, waits until it
 //! answers, and stops it when dropped. A missing daemon is a test failure naming the Debian
-//! package to install, never a silent skip.
+//! package to install (or `scripts/trixie-root.sh`), never a silent skip. Which daemons run
+//! (Debian 12's or Debian 13's) is chosen by `DNSDHCP_TEST_DAEMONS`: see [`daemons`].
 
+pub mod daemons;
 pub mod kea;
 pub mod knot;
 pub mod netns;
