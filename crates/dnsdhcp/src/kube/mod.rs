@@ -747,7 +747,8 @@ impl Cluster {
         Ok(())
     }
 
-    /// Waits (bounded) until every archived zone is served with its archived serial.
+    /// Waits (bounded) until every archived zone is served with its archived serial or a newer
+    /// one (post-start's static-record merge runs right after the restore).
     async fn confirm_zones(&self, report: &VerifyReport) -> Result<Vec<ZoneConfirmed>, KubeError> {
         let start = std::time::Instant::now();
         loop {
@@ -773,12 +774,16 @@ impl Cluster {
                             .eq_ignore_ascii_case(z.name.trim_end_matches('.'))
                     })
                     .and_then(|s| s.serial);
+                // Equal, or newer in RFC 1982 serial arithmetic: post-start merges the static
+                // records right after the restore (and DDNS may update), which advances it.
                 match serving {
-                    Some(s) if s == z.serial => confirmed.push(ZoneConfirmed {
-                        zone: z.name.clone(),
-                        archived: z.serial,
-                        serving: s,
-                    }),
+                    Some(s) if s.wrapping_sub(z.serial) < 1 << 31 => {
+                        confirmed.push(ZoneConfirmed {
+                            zone: z.name.clone(),
+                            archived: z.serial,
+                            serving: s,
+                        })
+                    }
                     other => wrong.push(format!(
                         "{} serves {} (archived {})",
                         z.name,
