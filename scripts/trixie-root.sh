@@ -24,8 +24,18 @@ roots="$cache/trixie-roots"
 stamp_name=".dnsdhcp-stamp"
 inputs_hash="$(sha256sum "$0" | cut -c1-16)"
 
-if [[ -f "$link/$stamp_name" && "$(cat "$link/$stamp_name")" == "$inputs_hash" ]]; then
+up_to_date() { [[ -f "$link/$stamp_name" && "$(cat "$link/$stamp_name")" == "$inputs_hash" ]]; }
+if up_to_date; then
     echo "trixie root up to date ($inputs_hash)" >&2
+    echo "$link"
+    exit 0
+fi
+# One build at a time (parallel test runs in the same checkout); the winner's root is reused.
+mkdir -p "$cache"
+exec 9>"$cache/trixie-root.lock"
+flock 9
+if up_to_date; then
+    echo "trixie root up to date ($inputs_hash), built by a parallel run" >&2
     echo "$link"
     exit 0
 fi
@@ -72,6 +82,7 @@ fi
 url="$(mirror)"
 mkdir -p "$roots"
 tmp="$(mktemp -d "$roots/.build-XXXXXX")"
+chmod 0755 "$tmp" # mktemp's 0700 would hide the root from unprivileged users
 trap 'rm -rf --one-file-system "$tmp" "$link.new"' EXIT
 echo "building the $SUITE root ($PACKAGES) from $url into $tmp ..." >&2
 if ! debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$tmp" "$url" >"$tmp.log" 2>&1; then
