@@ -225,6 +225,11 @@ fn leases(pod: &PodRunner) -> Vec<serde_json::Value> {
 /// Gets a lease for `laptop` and waits until DDNS put its A and PTR records into Knot.
 fn lease_with_ddns(pod: &PodRunner) -> String {
     let mut addr = String::new();
+    // kea-dhcp4 sends the name-change request once, for a new lease: kea-dhcp-ddns must be
+    // listening by then (it has no probe to wait for), or the name never reaches Knot.
+    wait_for("kea-dhcp-ddns to start", Duration::from_secs(30), || {
+        pod.logs("kea-dhcp-ddns").contains("DHCP_DDNS_STARTED")
+    });
     // A packet lost while Kea opens its sockets is retried, as a real client would.
     'attempts: for attempt in 1..=3 {
         dhcp_client(pod, "laptop");
