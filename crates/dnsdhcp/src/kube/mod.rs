@@ -463,62 +463,16 @@ impl Cluster {
 
     /// Backs up the zones: Knot's backup in `knot-auth`, both archives streamed into `out_dir`.
     pub async fn backup_zones(&self, out_dir: &Path) -> Result<ZonesBackup, KubeError> {
-        self.pod(&[KNOT_CONTAINER]).await?;
-        let remote = format!("{POD_TMP}/dnsdhcp-{}", random_suffix());
-        let r = self.backup_zones_via(&remote, out_dir).await;
-        self.remove_remote(KNOT_CONTAINER, &remote).await;
-        r
-    }
-
-    async fn backup_zones_via(
-        &self,
-        remote: &str,
-        out_dir: &Path,
-    ) -> Result<ZonesBackup, KubeError> {
-        self.progress.step(format!(
-            "backing up zones in {}/{} ({KNOT_CONTAINER})",
-            self.namespace, self.pod
-        ));
-        let v = self
-            .run_json(KNOT_CONTAINER, &self.backup_args("zones", remote))
-            .await?;
-        let z = &v["zones"];
-        let full = self
-            .fetch_written(KNOT_CONTAINER, &z["full"], out_dir)
-            .await?;
-        let zones = self
-            .fetch_written(KNOT_CONTAINER, &z["zones"], out_dir)
+        let (_, [full, zones]) = self
+            .backup_in(KNOT_CONTAINER, "zones", ["full", "zones"], out_dir)
             .await?;
         Ok(ZonesBackup { full, zones })
     }
 
     /// Backs up the leases: a snapshot in `kea-dhcp4`, both archives streamed into `out_dir`.
     pub async fn backup_leases(&self, out_dir: &Path) -> Result<LeasesBackup, KubeError> {
-        self.pod(&[KEA_CONTAINER]).await?;
-        let remote = format!("{POD_TMP}/dnsdhcp-{}", random_suffix());
-        let r = self.backup_leases_via(&remote, out_dir).await;
-        self.remove_remote(KEA_CONTAINER, &remote).await;
-        r
-    }
-
-    async fn backup_leases_via(
-        &self,
-        remote: &str,
-        out_dir: &Path,
-    ) -> Result<LeasesBackup, KubeError> {
-        self.progress.step(format!(
-            "backing up leases in {}/{} ({KEA_CONTAINER})",
-            self.namespace, self.pod
-        ));
-        let v = self
-            .run_json(KEA_CONTAINER, &self.backup_args("leases", remote))
-            .await?;
-        let l = &v["leases"];
-        let archive = self
-            .fetch_written(KEA_CONTAINER, &l["archive"], out_dir)
-            .await?;
-        let latest = self
-            .fetch_written(KEA_CONTAINER, &l["latest"], out_dir)
+        let (l, [archive, latest]) = self
+            .backup_in(KEA_CONTAINER, "leases", ["archive", "latest"], out_dir)
             .await?;
         let skipped_rows = serde_json::from_value(l["skipped_rows"].clone()).unwrap_or_default();
         let snapshot_attempts = l["snapshot_attempts"].as_u64().unwrap_or(1) as u32;
@@ -528,6 +482,50 @@ impl Cluster {
             skipped_rows,
             snapshot_attempts,
         })
+    }
+
+    /// Runs `backup WHAT --local` in `container` into a fresh directory under the pod's /tmp,
+    /// streams the two archives its JSON report names under `archives` into `out_dir`, and
+    /// removes the remote directory whatever happened. Returns the report's `WHAT` section.
+    async fn backup_in(
+        &self,
+        container: &str,
+        what: &str,
+        archives: [&str; 2],
+        out_dir: &Path,
+    ) -> Result<(serde_json::Value, [Written; 2]), KubeError> {
+        self.pod(&[container]).await?;
+        let remote = format!("{POD_TMP}/dnsdhcp-{}", random_suffix());
+        let r = self
+            .backup_via(container, what, archives, &remote, out_dir)
+            .await;
+        self.remove_remote(container, &remote).await;
+        r
+    }
+
+    async fn backup_via(
+        &self,
+        container: &str,
+        what: &str,
+        archives: [&str; 2],
+        remote: &str,
+        out_dir: &Path,
+    ) -> Result<(serde_json::Value, [Written; 2]), KubeError> {
+        self.progress.step(format!(
+            "backing up {what} in {}/{} ({container})",
+            self.namespace, self.pod
+        ));
+        let mut v = self
+            .run_json(container, &self.backup_args(what, remote))
+            .await?;
+        let section = v[what].take();
+        let first = self
+            .fetch_written(container, &section[archives[0]], out_dir)
+            .await?;
+        let second = self
+            .fetch_written(container, &section[archives[1]], out_dir)
+            .await?;
+        Ok((section, [first, second]))
     }
 
     fn backup_args(&self, what: &str, remote: &str) -> Vec<String> {
