@@ -298,7 +298,6 @@ fn purge_journal<S: Read + Write>(
     }
 }
 
-/// The serial field of SOA rdata in presentation form.
 /// The intermediate serials from `from` to `to` so that every step increases the serial in
 /// RFC 1982 arithmetic (by 1 ..= 2^31 - 1): none when `to` is already greater than `from`, at
 /// most two otherwise (`to` itself is the last step, not included).
@@ -329,6 +328,7 @@ fn with_serial(rdata: &str, serial: u32) -> String {
         .join(" ")
 }
 
+/// The serial field of SOA rdata in presentation form.
 fn soa_serial(rdata: &str) -> u32 {
     rdata
         .split_whitespace()
