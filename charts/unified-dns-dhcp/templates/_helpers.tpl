@@ -179,3 +179,75 @@ rendered into the Secret).
 }}
 {{- dict "DhcpDdns" $d2 | toPrettyJson }}
 {{- end }}
+
+{{/*
+How Kea meets its clients, by `network.mode` (see values.yaml): returned as JSON
+{"interfaces": [...], "socketType": "raw|udp", "serverId": "", "dnsAddress": ""}; use with
+fromJson. `dnsAddress` is the address clients reach the pod's DNS at ("" when unknown).
+*/}}
+{{- define "udd.net" -}}
+{{- $n := .Values.network }}
+{{- $d := .Values.dhcp }}
+{{- $ifaces := list "*" }}
+{{- $sock := "raw" }}
+{{- $serverId := "" }}
+{{- $dnsAddr := "" }}
+{{- if eq $n.mode "multus" }}
+{{- if not $n.multus.address }}
+{{- fail "network.mode=multus needs network.multus.address (the pod's LAN address with prefix length, e.g. 192.168.1.2/24)" }}
+{{- end }}
+{{- $ifaces = list $n.multus.interface }}
+{{- $dnsAddr = first (splitList "/" $n.multus.address) }}
+{{- else if eq $n.mode "hostNetwork" }}
+{{- if not $n.hostNetwork.interfaces }}
+{{- fail "network.mode=hostNetwork needs network.hostNetwork.interfaces (the node's interfaces Kea serves, e.g. [eth1])" }}
+{{- end }}
+{{- $ifaces = $n.hostNetwork.interfaces }}
+{{- else }}
+{{- $sock = "udp" }}
+{{- $serverId = .Values.service.dhcp.loadBalancerIP }}
+{{- $dnsAddr = .Values.service.dns.loadBalancerIP }}
+{{- end }}
+{{- if $d.interfaces }}
+{{- $ifaces = $d.interfaces }}
+{{- end }}
+{{- if $d.socketType }}
+{{- $sock = $d.socketType }}
+{{- end }}
+{{- if $d.serverIdentifier }}
+{{- $serverId = $d.serverIdentifier }}
+{{- end }}
+{{- dict "interfaces" $ifaces "socketType" $sock "serverId" $serverId "dnsAddress" $dnsAddr | toJson }}
+{{- end }}
+
+{{/*
+Kea option-data from the values' optionData items plus derived options: (list DERIVED ITEMS SKIP)
+where DERIVED is a list of Kea option dicts (name, code, data), ITEMS the values' optionData
+and SKIP more optionData whose names/codes also replace derived options. Returns JSON {"o": [...]}.
+*/}}
+{{- define "udd.optionData" -}}
+{{- $derived := index . 0 }}
+{{- $items := index . 1 }}
+{{- $skip := index . 2 }}
+{{- $given := list }}
+{{- range (concat $items $skip) }}
+{{- if .name }}{{ $given = append $given (toString .name) }}{{ end }}
+{{- if .code }}{{ $given = append $given (toString (int .code)) }}{{ end }}
+{{- end }}
+{{- $out := list }}
+{{- range $derived }}
+{{- if not (or (has .name $given) (has (toString .code) $given)) }}
+{{- $out = append $out (dict "name" .name "data" .data) }}
+{{- end }}
+{{- end }}
+{{- range $items }}
+{{- $o := dict "data" (toString (default "" .data)) }}
+{{- if .name }}{{ $_ := set $o "name" .name }}{{ end }}
+{{- if .code }}{{ $_ := set $o "code" (int .code) }}{{ end }}
+{{- if .space }}{{ $_ := set $o "space" .space }}{{ end }}
+{{- if hasKey . "alwaysSend" }}{{ $_ := set $o "always-send" .alwaysSend }}{{ end }}
+{{- if hasKey . "csvFormat" }}{{ $_ := set $o "csv-format" .csvFormat }}{{ end }}
+{{- $out = append $out $o }}
+{{- end }}
+{{- dict "o" $out | toJson }}
+{{- end }}

@@ -274,11 +274,17 @@ def main():
         if c["name"] == "kea-dhcp4":
             if not added <= {"NET_RAW", "NET_BIND_SERVICE"}:
                 err(f"kea-dhcp4 adds {added}")
-            if ("NET_RAW" in added) != (values["dhcp"]["socketType"] == "raw"):
-                err("kea-dhcp4 must have NET_RAW exactly when dhcp.socketType is raw")
-        elif added:
+            sock = d4.get("interfaces-config", {}).get("dhcp-socket-type")
+            if ("NET_RAW" in added) != (sock == "raw"):
+                err("kea-dhcp4 must have NET_RAW exactly when Kea uses raw sockets")
+        elif added and not (c["name"] == "knot-auth" and values["network"]["mode"] == "hostNetwork"):
             err(f"{c['name']}: adds capabilities {added}")
-        if c["name"] not in ("kea-dhcp4", "init-kea-leases") and sc.get("runAsNonRoot") is not True:
+        host_net = values["network"]["mode"] == "hostNetwork"
+        if c["name"] == "knot-auth" and host_net:
+            # On the node's network Knot binds port 53 as root with NET_BIND_SERVICE only.
+            if added != {"NET_BIND_SERVICE"}:
+                err(f"knot-auth (hostNetwork) adds {added}, want NET_BIND_SERVICE only")
+        elif c["name"] not in ("kea-dhcp4", "init-kea-leases") and sc.get("runAsNonRoot") is not True:
             err(f"{c['name']}: may run as root")
         if "resources" not in c:
             err(f"{c['name']}: no resources")
@@ -294,10 +300,45 @@ def main():
             [("TCP", values["service"]["dns"]["port"]), ("UDP", values["service"]["dns"]["port"])]):
         err("DNS Service must expose 53 over UDP and TCP")
     dhcp = [s for s in svcs if s["metadata"]["name"].endswith("-dhcp")]
-    if bool(dhcp) != values["service"]["dhcp"]["enabled"]:
-        err("DHCP Service presence != service.dhcp.enabled")
+    if bool(dhcp) != (values["service"]["dhcp"]["enabled"] and values["network"]["mode"] == "relay"):
+        err("DHCP Service presence != service.dhcp.enabled in relay mode")
     if dhcp and [(p["protocol"], p["port"]) for p in dhcp[0]["spec"]["ports"]] != [("UDP", 67)]:
         err("DHCP Service must expose 67/UDP")
+
+    # Network modes: how DHCP clients reach Kea.
+    net = values["network"]
+    ifcfg = d4.get("interfaces-config", {})
+    server_id = [o.get("data") for o in d4.get("option-data", []) if o.get("name") == "dhcp-server-identifier"]
+    if net["mode"] == "multus":
+        nads = by_kind.get("NetworkAttachmentDefinition", [])
+        ann = json.loads(sts["spec"]["template"]["metadata"].get("annotations", {}).get("k8s.v1.cni.cncf.io/networks", "[]"))
+        if len(nads) != 1 or [a.get("name") for a in ann] != [nads[0]["metadata"]["name"]]:
+            err(f"multus: the pod's networks annotation {ann} does not name the chart's attachment")
+        else:
+            cni = json.loads(nads[0]["spec"]["config"])
+            if cni["ipam"]["addresses"][0]["address"] != net["multus"]["address"] or cni["master"] != net["multus"]["master"]:
+                err(f"multus: attachment {cni} does not carry network.multus")
+        if not values["dhcp"]["interfaces"] and ifcfg.get("interfaces") != [net["multus"]["interface"]]:
+            err(f"multus: Kea serves {ifcfg.get('interfaces')}, not the attachment's interface")
+    elif by_kind.get("NetworkAttachmentDefinition"):
+        err("a NetworkAttachmentDefinition outside multus mode")
+    if net["mode"] == "hostNetwork":
+        if pod.get("hostNetwork") is not True or pod.get("dnsPolicy") != "ClusterFirstWithHostNet":
+            err("hostNetwork mode: pod lacks hostNetwork/dnsPolicy ClusterFirstWithHostNet")
+        if pod.get("securityContext", {}).get("sysctls"):
+            err("hostNetwork mode: the pod sets net sysctls, which Kubernetes rejects with hostNetwork")
+        if not values["dhcp"]["interfaces"] and ifcfg.get("interfaces") != net["hostNetwork"]["interfaces"]:
+            err(f"hostNetwork: Kea serves {ifcfg.get('interfaces')}")
+    elif pod.get("hostNetwork"):
+        err("hostNetwork outside hostNetwork mode")
+    if net["mode"] == "relay":
+        want = values["dhcp"]["serverIdentifier"] or values["service"]["dhcp"]["loadBalancerIP"]
+        if want and server_id != [want]:
+            err(f"relay: Kea's server identifier {server_id}, want {want}")
+        if not values["dhcp"]["socketType"] and ifcfg.get("dhcp-socket-type") != "udp":
+            err("relay: Kea must use UDP sockets")
+        if dhcp and values["service"]["dhcp"]["type"] == "LoadBalancer" and dhcp[0]["spec"].get("loadBalancerIP", "") != values["service"]["dhcp"]["loadBalancerIP"]:
+            err("relay: the DHCP Service's loadBalancerIP differs from service.dhcp.loadBalancerIP")
 
     # Operator RBAC.
     if values["operatorRbac"]["create"]:
