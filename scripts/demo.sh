@@ -144,7 +144,7 @@ knotc -s "$work/knot/run/knot.sock" zone-begin home.arpa >/dev/null
 knotc -s "$work/knot/run/knot.sock" zone-unset home.arpa router >/dev/null
 knotc -s "$work/knot/run/knot.sock" zone-unset home.arpa nas >/dev/null
 knotc -s "$work/knot/run/knot.sock" zone-commit home.arpa >/dev/null
-"$dnsdhcp" leases wipe --local >/dev/null
+"$dnsdhcp" leases wipe --local --yes >/dev/null
 show_state
 
 step "dnsdhcp restore --local --zones ... --leases ..."

@@ -94,3 +94,12 @@ pub fn host_name() -> String {
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "localhost".into())
 }
+
+/// Where a command works: resolved once from the command line, before anything runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Knot and Kea on this host (`--local`).
+    Local(LocalTarget),
+    /// The StatefulSet's pod, through the Kubernetes API.
+    Kube(crate::kube::KubeTarget),
+}

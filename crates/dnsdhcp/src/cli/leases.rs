@@ -1,0 +1,82 @@
+//! `dnsdhcp leases count|list|wipe`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::error::ErrorKind;
+use clap::{Args, Subcommand};
+
+use dnsdhcp::{kube, restore};
+
+use super::target::TargetArgs;
+use super::{Ctx, On, print_raw};
+
+#[derive(Subcommand, Debug)]
+pub enum LeasesCommand {
+    /// How many leases Kea holds.
+    Count(LeasesArgs),
+    /// Every lease Kea holds, as JSON lines.
+    List(LeasesArgs),
+    /// Delete every lease Kea holds (lease4-wipe). Needs --yes.
+    Wipe(WipeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LeasesArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct WipeArgs {
+    /// Really delete every lease (there is no undo; take `backup leases` first).
+    #[arg(long)]
+    yes: bool,
+    #[command(flatten)]
+    target: TargetArgs,
+}
+
+/// Runs a `leases` command on the resolved target.
+pub fn run(cmd: LeasesCommand, ctx: &mut Ctx) -> Result<ExitCode> {
+    let (target, action) = match cmd {
+        LeasesCommand::Count(a) => (a.target, "count"),
+        LeasesCommand::List(a) => (a.target, "list"),
+        LeasesCommand::Wipe(a) => {
+            if !a.yes {
+                return Err(ctx
+                    .given
+                    .usage_error(
+                        ErrorKind::MissingRequiredArgument,
+                        "`leases wipe` deletes every lease Kea holds and cannot be undone: add --yes (and consider `dnsdhcp backup leases` first)",
+                    )
+                    .into());
+            }
+            (a.target, "wipe")
+        }
+    };
+    let t = match On::open(target.resolve(&ctx.given)?)? {
+        On::Kube(c) => {
+            let mut args = vec!["leases".to_owned(), action.into(), "--local".into()];
+            if action == "wipe" {
+                args.push("--yes".into());
+            }
+            print_raw(&kube::block_on(c.run(kube::KEA_CONTAINER, &args))?)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        On::Local(t) => t,
+    };
+    let kea = t.kea();
+    match action {
+        "count" => ctx.out.line(restore::count_leases(&t)?.to_string()),
+        "list" => {
+            for lease in kea.lease4_get_all_paged(1000)? {
+                ctx.out.json_line(&lease)?;
+            }
+        }
+        _ => {
+            kea.lease4_wipe(None)?;
+            ctx.out.line("all leases wiped".into());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

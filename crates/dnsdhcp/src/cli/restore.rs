@@ -1,0 +1,107 @@
+//! `dnsdhcp restore`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{ArgGroup, Args};
+use clap::error::ErrorKind;
+
+use dnsdhcp::kube::{self, Cluster};
+use dnsdhcp::restore;
+use dnsdhcp::target::{LocalTarget, Target};
+
+use super::Ctx;
+use super::target::TargetArgs;
+
+#[derive(Args, Debug)]
+#[command(group(ArgGroup::new("archives").required(true).multiple(true).args(["zones", "leases"])))]
+pub struct RestoreArgs {
+    /// Zone archive: knot-zones-*.tar.gz (restored with Knot's zone-restore) or zones.tar.gz.
+    #[arg(long, value_name = "ARCHIVE")]
+    zones: Option<PathBuf>,
+    /// Lease archive: kea-leases*.tar.gz.
+    #[arg(long, value_name = "ARCHIVE")]
+    leases: Option<PathBuf>,
+    /// Kubernetes: restore into the running pod's daemons instead of restarting the pod
+    /// (--local always restores into the running daemons).
+    #[arg(long)]
+    live: bool,
+    /// Kubernetes: seconds to wait for the StatefulSet's new pod to be Ready after the old one
+    /// is deleted.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    timeout: u64,
+    /// Print what was restored as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    target: TargetArgs,
+}
+
+/// Runs `restore` on the resolved target.
+pub fn run(a: RestoreArgs, ctx: &mut Ctx) -> Result<ExitCode> {
+    let target = a.target.resolve(&ctx.given)?;
+    match target {
+        Target::Local(t) => {
+            for (id, flag) in [("live", "--live"), ("timeout", "--timeout")] {
+                if ctx.given.on_command_line(id) {
+                    return Err(ctx
+                        .given
+                        .usage_error(
+                            ErrorKind::ArgumentConflict,
+                            format!(
+                                "{flag} is for the Kubernetes target; --local always restores into the running daemons"
+                            ),
+                        )
+                        .into());
+                }
+            }
+            local(&a, &t, ctx)
+        }
+        Target::Kube(k) => {
+            let mut c = super::connect(&k)?;
+            c.timeouts.pod_ready = Duration::from_secs(a.timeout);
+            in_cluster(&a, &c, ctx)
+        }
+    }
+}
+
+fn local(a: &RestoreArgs, t: &LocalTarget, ctx: &mut Ctx) -> Result<ExitCode> {
+    // Verify everything before changing anything.
+    for p in a.zones.iter().chain(&a.leases) {
+        restore::verified(p)?;
+    }
+    let mut done = serde_json::Map::new();
+    if let Some(z) = &a.zones {
+        let r = restore::restore_zones(t, z).context("zone restore failed")?;
+        if !a.json {
+            ctx.out.zones_restore(&r);
+        }
+        done.insert("zones".into(), serde_json::to_value(&r)?);
+    }
+    if let Some(l) = &a.leases {
+        let r = restore::restore_leases(t, l).context("lease restore failed")?;
+        if !a.json {
+            ctx.out.leases_restore(&r);
+        }
+        done.insert("leases".into(), serde_json::to_value(&r)?);
+    }
+    if a.json {
+        ctx.out.json(&done)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn in_cluster(a: &RestoreArgs, c: &Cluster, ctx: &mut Ctx) -> Result<ExitCode> {
+    let r = kube::block_on(c.restore(a.zones.as_deref(), a.leases.as_deref(), a.live))
+        .context("restore failed")?;
+    if a.json {
+        ctx.out.json(&r)?;
+    } else {
+        for line in r.summary() {
+            ctx.out.line(line);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
