@@ -60,7 +60,14 @@ fn local_only_flags_without_local_are_usage_errors() {
 
 #[test]
 fn kubernetes_flags_with_local_are_usage_errors() {
-    for flag in ["-c", "--context", "-n", "--namespace", "-s", "--statefulset"] {
+    for flag in [
+        "-c",
+        "--context",
+        "-n",
+        "--namespace",
+        "-s",
+        "--statefulset",
+    ] {
         usage_error(
             &["zones", "status", "--local", flag, "x"],
             "names a Kubernetes target, but --local works on this host's daemons",
@@ -79,10 +86,20 @@ fn restore_flags_of_the_kubernetes_target_are_refused_with_local() {
         "--live is for the Kubernetes target",
     );
     usage_error(
-        &["restore", "--local", "--timeout", "60", "--zones", "z.tar.gz"],
+        &[
+            "restore",
+            "--local",
+            "--timeout",
+            "60",
+            "--zones",
+            "z.tar.gz",
+        ],
         "--timeout is for the Kubernetes target",
     );
-    usage_error(&["restore", "--local"], "--zones <ARCHIVE>|--leases <ARCHIVE>");
+    usage_error(
+        &["restore", "--local"],
+        "--zones <ARCHIVE>|--leases <ARCHIVE>",
+    );
 }
 
 #[test]
@@ -96,7 +113,13 @@ fn target_values_from_the_environment_are_defaults_not_contradictions() {
     // DNSDHCP_CONTEXT set while working --local, DNSDHCP_KNOT_SOCKET set while working on the
     // cluster: neither is a usage error; the command goes on to its target (and fails there).
     let (code, _, stderr) = dnsdhcp(
-        &["zones", "status", "--local", "--knot-socket", "/nonexistent/knot.sock"],
+        &[
+            "zones",
+            "status",
+            "--local",
+            "--knot-socket",
+            "/nonexistent/knot.sock",
+        ],
         &[("DNSDHCP_CONTEXT", "prod")],
     );
     assert_eq!(code, 1, "{stderr}");

@@ -138,7 +138,7 @@ pub enum On {
     /// `--local`.
     Local(LocalTarget),
     /// Through the Kubernetes API.
-    Kube(Cluster),
+    Kube(Box<Cluster>),
 }
 
 impl On {
@@ -146,7 +146,7 @@ impl On {
     pub fn open(target: Target) -> Result<On> {
         Ok(match target {
             Target::Local(t) => On::Local(t),
-            Target::Kube(k) => On::Kube(connect(&k)?),
+            Target::Kube(k) => On::Kube(Box::new(connect(&k)?)),
         })
     }
 }

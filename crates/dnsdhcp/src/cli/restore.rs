@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use clap::{ArgGroup, Args};
 use clap::error::ErrorKind;
+use clap::{ArgGroup, Args};
 
 use dnsdhcp::kube::{self, Cluster};
 use dnsdhcp::restore;
