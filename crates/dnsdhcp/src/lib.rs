@@ -11,6 +11,7 @@
 //! | [`restore`] | `restore --local`: into running daemons, verified first |
 //! | [`zones`] | make a zone serve exactly a zone file's records, in one transaction |
 //! | [`leases`] | put restored lease files in place crash-safely |
+//! | [`legacy`] | the original chart's archives, restore scripts and values |
 //! | [`records`] | static records from Helm values: load, validate, plan, apply |
 //! | [`pod`] | the in-pod roles: init-zones, init-leases, post-start |
 //! | [`rdata_compat`] | record types `domain` cannot parse (DHCID) in RFC 3597 form |
@@ -20,6 +21,7 @@ pub mod archive;
 pub mod backup;
 pub mod kube;
 pub mod leases;
+pub mod legacy;
 pub mod pod;
 pub mod rdata_compat;
 pub mod records;

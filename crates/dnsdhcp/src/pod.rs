@@ -18,6 +18,7 @@ use std::time::Duration;
 use crate::archive::{self, ExtractOptions};
 use crate::backup::{LEASES_ARCHIVE, ZONES_ARCHIVE, stamp};
 use crate::leases;
+use crate::legacy::{self, LegacyError, NO_MANIFEST_NOTE};
 use crate::records::{self, ApplyOptions};
 use crate::restore::verified;
 use crate::target::LocalTarget;
@@ -32,6 +33,9 @@ pub enum PodError {
     /// Lease files could not be put in place.
     #[error(transparent)]
     Leases(#[from] leases::LeaseInstallError),
+    /// A manifest-less archive could not be converted for a reason other than its content.
+    #[error(transparent)]
+    Legacy(#[from] LegacyError),
     /// A file-system step failed.
     #[error("{}: {source}", path.display())]
     Io {
@@ -142,26 +146,39 @@ pub fn init_leases(lease_file: &Path) -> Result<LeasesInit, PodError> {
         }
         LeasesInit::Completed
     } else if archive.exists() {
-        match leases::stage(&archive, lease_file) {
+        // An archive written the original chart's way is checked and converted first.
+        let converted = match legacy::convert_if_legacy(&archive, dir) {
+            Err(LegacyError::Archive(e @ archive::ArchiveError::Io { .. })) => {
+                return Err(LegacyError::Archive(e).into());
+            }
+            other => other,
+        };
+        let staged = match &converted {
+            Ok(c) => match leases::stage(c.as_ref().map_or(&*archive, |c| c.path()), lease_file) {
+                Ok(report) => Ok(report),
+                Err(
+                    e @ (leases::LeaseInstallError::Verify { .. }
+                    | leases::LeaseInstallError::NotOneLeaseFile { .. }
+                    | leases::LeaseInstallError::Archive(_)),
+                ) => Err(e.to_string()),
+                Err(e) => return Err(e.into()),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        match staged {
             Ok(report) => {
+                drop(converted);
                 leases::remove_durably(&archive)?;
                 leases::finish_pending(lease_file)?;
                 LeasesInit::Restored {
                     leases: report.lease_count,
                 }
             }
-            Err(
-                e @ (leases::LeaseInstallError::Verify { .. }
-                | leases::LeaseInstallError::NotOneLeaseFile { .. }
-                | leases::LeaseInstallError::Archive(_)),
-            ) => {
+            Err(reason) => {
+                drop(converted);
                 let moved_to = reject(&archive)?;
-                LeasesInit::Rejected {
-                    moved_to,
-                    reason: e.to_string(),
-                }
+                LeasesInit::Rejected { moved_to, reason }
             }
-            Err(e) => return Err(e.into()),
         }
     } else {
         LeasesInit::NothingToRestore
@@ -322,6 +339,16 @@ fn restore_zones_archive<S: io::Read + io::Write>(
     zones_dir: &Path,
     log: &mut dyn FnMut(String),
 ) -> Result<(), String> {
+    // An archive written the original chart's way is checked and converted first.
+    let converted = legacy::convert_if_legacy(archive, zones_dir).map_err(|e| e.to_string())?;
+    if let Some(c) = &converted {
+        log(format!(
+            "{}: {NO_MANIFEST_NOTE}; {} zone file(s) checked and converted",
+            archive.display(),
+            c.manifest.zones.len()
+        ));
+    }
+    let archive = converted.as_ref().map_or(archive, |c| c.path());
     let report = verified(archive).map_err(|e| e.to_string())?;
     let staging = zones_dir.join(".dnsdhcp-zones-restore");
     if staging.exists() {

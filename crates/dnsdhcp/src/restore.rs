@@ -15,6 +15,7 @@ use knot_ctl::{BackupOptions, Components};
 use crate::archive::{self, ArchiveError, ArchiveKind, ExtractOptions, Limits, VerifyReport};
 use crate::backup::{effective_uid, zone_of_member};
 use crate::leases::{self, LeaseInstallError};
+use crate::legacy::{self, Converted, LegacyError};
 use crate::target::LocalTarget;
 use crate::zones::{SyncOutcome, ZoneSyncError, sync_zone};
 
@@ -86,6 +87,9 @@ pub enum RestoreError {
     /// Extraction failed; nothing was changed.
     #[error(transparent)]
     Archive(#[from] ArchiveError),
+    /// A manifest-less archive could not be read or converted; nothing was changed.
+    #[error(transparent)]
+    Legacy(#[from] LegacyError),
     /// A file-system step failed.
     #[error("{}: {source}", path.display())]
     Io {
@@ -142,8 +146,33 @@ pub const ZONE_LOAD_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Restores zones from `archive` into the running Knot of `target`: a full archive
 /// (`knot-zones-*.tar.gz`) with Knot's `zone-restore`, a zones-only one (`zones.tar.gz`) by
-/// transaction. Waits until every zone serves the archived serial.
+/// transaction. Waits until every zone serves the archived serial. An archive written the
+/// original chart's way (no manifest) is checked, converted and restored as `zones.tar.gz`.
 pub fn restore_zones(target: &LocalTarget, archive: &Path) -> Result<ZonesRestore, RestoreError> {
+    let (_scratch, converted) = convert_legacy(archive)?;
+    let mut restored =
+        restore_zones_from(target, converted.as_ref().map_or(archive, |c| c.path()))?;
+    restored.archive = archive.to_owned();
+    Ok(restored)
+}
+
+/// Converts a manifest-less `archive` into a project archive in a fresh temporary directory
+/// (removed when the returned guard drops); `None` for a project archive.
+pub fn convert_legacy(
+    archive: &Path,
+) -> Result<(tempfile::TempDir, Option<Converted>), RestoreError> {
+    let scratch = tempfile::Builder::new()
+        .prefix("dnsdhcp-legacy-")
+        .tempdir()
+        .map_err(|source| RestoreError::Io {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+    let converted = legacy::convert_if_legacy(archive, scratch.path())?;
+    Ok((scratch, converted))
+}
+
+fn restore_zones_from(target: &LocalTarget, archive: &Path) -> Result<ZonesRestore, RestoreError> {
     let report = verified(archive)?;
     let mut client = target.knot().map_err(knot("connect"))?;
     let served: Vec<String> = client
@@ -332,8 +361,20 @@ pub struct LeasesRestore {
 
 /// Restores leases from `archive` into the running Kea of `target`: the lease file is put in
 /// place crash-safely, then `config-reload` makes Kea load it. Returns the lease counts before
-/// (archive) and after (what Kea holds).
+/// (archive) and after (what Kea holds). An archive of Kea's lease directory written the
+/// original chart's way (no manifest) is checked and its files combined as Kea loads them.
 pub fn restore_leases(target: &LocalTarget, archive: &Path) -> Result<LeasesRestore, RestoreError> {
+    let (_scratch, converted) = convert_legacy(archive)?;
+    let mut restored =
+        restore_leases_from(target, converted.as_ref().map_or(archive, |c| c.path()))?;
+    restored.archive = archive.to_owned();
+    Ok(restored)
+}
+
+fn restore_leases_from(
+    target: &LocalTarget,
+    archive: &Path,
+) -> Result<LeasesRestore, RestoreError> {
     let kea = target.kea();
     // Check Kea answers before touching anything.
     kea.list_commands().map_err(|source| RestoreError::Kea {

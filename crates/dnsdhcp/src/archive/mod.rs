@@ -19,10 +19,10 @@ mod error;
 mod extract;
 mod fsutil;
 mod manifest;
-mod scan;
+pub(crate) mod scan;
 mod verify;
 mod writer;
-mod zone;
+pub(crate) mod zone;
 
 pub use error::ArchiveError;
 pub use extract::{ExtractMode, ExtractOptions, Extracted, extract};
@@ -33,4 +33,5 @@ pub use manifest::{
 pub use scan::Limits;
 pub use verify::{LeaseFileCheck, Problem, VerifyReport, ZoneCheck, check_lease_rows, verify};
 pub use writer::{ArchiveWriter, Member, filter_archive};
+pub(crate) use zone::normalize_zone_name;
 pub use zone::{ZoneFileError, zone_facts, zone_facts_from_file};

@@ -95,6 +95,12 @@ pub struct VerifyReport {
     pub lease_count: u64,
     /// Everything wrong; empty when `ok`.
     pub problems: Vec<Problem>,
+    /// A manifest-less archive written the original chart's way (see [`crate::legacy`]).
+    pub legacy: bool,
+    /// What the report wants known beyond problems (e.g. that a legacy archive's integrity
+    /// cannot be checked, members it ignores).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl VerifyReport {
@@ -113,7 +119,19 @@ impl VerifyReport {
             lease_files: Vec::new(),
             lease_count: 0,
             problems: Vec::new(),
+            legacy: false,
+            notes: Vec::new(),
         }
+    }
+
+    /// Records a problem not tied to a member.
+    pub(crate) fn add_problem(&mut self, message: String) {
+        self.problem(None, None, message);
+    }
+
+    /// Records an archive error as a problem (naming its member and line).
+    pub(crate) fn add_error(&mut self, e: ArchiveError) {
+        self.error(e);
     }
 
     fn problem(&mut self, member: Option<&str>, line: Option<usize>, message: impl Into<String>) {
@@ -222,7 +240,8 @@ pub fn verify(archive: &Path, limits: &Limits) -> VerifyReport {
     report.bytes = files.values().map(|e| e.size).sum();
     drop(files);
     let Some(manifest) = &scan.manifest else {
-        report.problem(None, None, "the archive has no manifest");
+        // Written the original chart's way: check what can be checked.
+        crate::legacy::fill_report(archive, limits, &mut report);
         return report;
     };
     report.kind = Some(manifest.kind);

@@ -103,7 +103,12 @@ impl Out {
             _ => status.to_owned(),
         };
         self.line(format!("{}: {status}", r.archive.display()));
-        if let Some(kind) = r.kind {
+        if r.legacy {
+            let kind = r.kind.map_or("unconvertible".to_owned(), |k| k.to_string());
+            self.line(format!(
+                "  legacy {kind} archive (the original chart's format)"
+            ));
+        } else if let Some(kind) = r.kind {
             self.line(format!(
                 "  {kind} archive from {}, created {}, dnsdhcp {}",
                 r.source.as_deref().unwrap_or("?"),
@@ -120,6 +125,9 @@ impl Out {
         }
         if !r.lease_files.is_empty() {
             self.line(format!("  {} lease(s)", r.lease_count));
+        }
+        for n in &r.notes {
+            self.line(format!("  note: {n}"));
         }
         for p in &r.problems {
             self.line(format!("  problem: {p}"));

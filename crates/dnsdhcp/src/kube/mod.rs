@@ -571,6 +571,19 @@ impl Cluster {
         leases: Option<&Path>,
         live: bool,
     ) -> Result<KubeRestore, KubeError> {
+        // Archives written the original chart's way (no manifest) are checked and converted
+        // here; the pod receives project archives.
+        let scratch = tempfile::tempdir().map_err(io_at(std::env::temp_dir()))?;
+        let legacy = |p: &Path| {
+            crate::legacy::convert_if_legacy(p, scratch.path()).map_err(|e| KubeError::Verify {
+                path: p.to_owned(),
+                problems: vec![e.to_string()],
+            })
+        };
+        let zones_converted = zones.map(legacy).transpose()?.flatten();
+        let leases_converted = leases.map(legacy).transpose()?.flatten();
+        let zones = zones_converted.as_ref().map(|c| c.path()).or(zones);
+        let leases = leases_converted.as_ref().map(|c| c.path()).or(leases);
         // Everything is verified before anything changes.
         let zones_report = zones.map(verified).transpose()?;
         let leases_report = leases.map(verified).transpose()?;
