@@ -503,3 +503,81 @@ fn legacy_lease_archives_apply_kea_load_order_and_refuse_bad_rows() {
         report.notes
     );
 }
+
+/// Values written for the original chart: no top-level `staticRecords`, records per segment.
+const ORIGINAL_VALUES: &str = r#"global:
+  namespace: dns-dhcp
+segments:
+  - name: "128"
+    domain: seg128.test
+    ipv4:
+      network: 192.0.2.0/24
+      dhcpRange:
+        start: 192.0.2.100
+        end: 192.0.2.200
+    staticRecords:
+      - "nas IN A 192.0.2.10"
+      - "www IN CNAME nas"
+"#;
+
+fn segment_zone(name: &str) -> String {
+    format!(
+        "$TTL 3600\n@ IN SOA ns1.{name}. hostmaster.{name}. 1 3600 900 604800 300\n@ IN NS ns1.seg128.test.\n"
+    )
+}
+
+#[test]
+fn records_plan_and_apply_read_segments_static_records_into_real_knotd() {
+    let (fwd, rev) = ("seg128.test", "2.0.192.in-addr.arpa");
+    let knot = KnotServer::start(&[(fwd, &segment_zone(fwd)), (rev, &segment_zone(rev))]);
+    let work = tempfile::tempdir().unwrap();
+    let values = work.path().join("old-values.yaml");
+    fs::write(&values, ORIGINAL_VALUES).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_dnsdhcp"))
+            .args(args)
+            .arg("-f")
+            .arg(&values)
+            .arg("--local")
+            .arg("--knot-socket")
+            .arg(knot.socket_path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let plan = run(&["records", "plan"]);
+    assert!(plan.contains("nas.seg128.test."), "{plan}");
+    assert!(plan.contains("10.2.0.192.in-addr.arpa."), "{plan}");
+    run(&["records", "apply"]);
+    let a = knot.knotc_ok(&["zone-read", fwd, "nas", "A"]);
+    assert!(a.contains("3600 A 192.0.2.10"), "{a}");
+    let cname = knot.knotc_ok(&["zone-read", fwd, "www", "CNAME"]);
+    assert!(cname.contains("nas.seg128.test."), "{cname}");
+    let ptr = knot.knotc_ok(&["zone-read", rev, "10", "PTR"]);
+    assert!(ptr.contains("nas.seg128.test."), "{ptr}");
+    // Applying again changes nothing.
+    let again = run(&["records", "apply"]);
+    assert!(again.contains("nothing to apply"), "{again}");
+
+    // Records under a key the tool does not read: an error naming the key, nothing applied.
+    fs::write(
+        &values,
+        "zones:\n  - name: seg128.test\ndns:\n  staticRecords:\n    - \"lost IN A 192.0.2.99\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dnsdhcp"))
+        .args(["records", "plan", "-f"])
+        .arg(&values)
+        .args(["--local", "--knot-socket"])
+        .arg(knot.socket_path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`dns.staticRecords`"), "{err}");
+}

@@ -9,7 +9,10 @@
 //! records that give none; default [`DEFAULT_TTL`] = 3600), `staticRecords[]` as a one-line
 //! string `owner [ttl] [IN] TYPE rdata` or a map `name`, `zone`, `type`, `ttl`, `data`, `ptr`.
 //! A record belongs to its `zone`; without one, an absolute owner (trailing dot) goes to the
-//! most specific listed zone containing it and a relative owner to the first zone.
+//! most specific listed zone containing it and a relative owner to the first zone. Values
+//! written for the original chart are read too: each `segments[]` entry's `domain` and the
+//! reverse zones of its `ipv4.network` / `ipv6.network` are zones, and its `staticRecords`
+//! belong to its `domain`. A `staticRecords` key anywhere else is an error naming it.
 
 pub mod apply;
 pub mod error;

@@ -86,9 +86,20 @@ pub fn validate(values: &Values) -> Result<Desired, RecordsError> {
         let mut err = |m: String| diags.push(values.diagnostic(pos, m));
         // Which zone, and the text to parse.
         let (zone_idx, text, explicit_ptr) = match entry {
-            RecordEntry::Line { text, .. } => {
+            RecordEntry::Line { text, zone, .. } => {
                 let owner = text.split_whitespace().next().unwrap_or("");
-                let zi = if owner.ends_with('.') {
+                let zi = if let Some(z) = zone {
+                    match parse_abs_name(z)
+                        .ok()
+                        .and_then(|zn| zone_names.iter().position(|n| *n == zn))
+                    {
+                        Some(i) => i,
+                        None => {
+                            err(format!("zone {z} is not a configured zone"));
+                            continue;
+                        }
+                    }
+                } else if owner.ends_with('.') {
                     match owner_zone(owner, &zone_names) {
                         Some(i) => i,
                         None => {
@@ -452,6 +463,111 @@ zones:
         let (k, set) = v6.rrsets.iter().next().unwrap();
         assert!(k.owner.starts_with("0.1.0.0."), "{}", k.owner);
         assert_eq!(set.rrset.ttl, 300);
+    }
+
+    /// Values written for the original chart: records under `segments[].staticRecords`.
+    const ORIGINAL: &str = "\
+global:
+  namespace: dns-dhcp
+segments:
+  - name: \"128\"
+    domain: seg128.local
+    ipv4:
+      network: 192.168.128.0/24
+      dhcpRange: { start: 192.168.128.100, end: 192.168.128.200 }
+    ipv6:
+      network: fd00:128::/64
+    staticRecords:
+      - \"nas IN A 192.168.128.10\"
+      - \"nas IN AAAA fd00:128::10\"
+      - \"www IN CNAME nas\"
+  - name: \"129\"
+    domain: seg129.local
+    ipv4:
+      network: 10.129.0.0/16
+    staticRecords:
+      - \"printer IN A 10.129.3.4\"
+";
+
+    #[test]
+    fn segments_static_records_belong_to_the_segment_domain_with_ptrs() {
+        let v = values(ORIGINAL);
+        let names: Vec<&str> = v.zones.iter().map(|z| z.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "seg128.local",
+                "128.168.192.in-addr.arpa",
+                "0.0.0.0.0.0.0.0.8.2.1.0.0.0.d.f.ip6.arpa",
+                "seg129.local",
+                "129.10.in-addr.arpa"
+            ]
+        );
+        let d = validate(&v).unwrap();
+        let get = |zone: &str, owner: &str, rtype: Rtype| {
+            let z = d.zones.iter().find(|z| z.fqdn() == zone).unwrap();
+            z.rrsets
+                .get(&RrsetKey {
+                    owner: owner.into(),
+                    rtype,
+                })
+                .map(|r| (r.rrset.ttl, r.rrset.rdata.values().next().unwrap().clone()))
+        };
+        assert_eq!(
+            get("seg128.local.", "nas.seg128.local.", Rtype::A),
+            Some((3600, "192.168.128.10".into()))
+        );
+        assert_eq!(
+            get("seg128.local.", "www.seg128.local.", Rtype::CNAME),
+            Some((3600, "nas.seg128.local.".into()))
+        );
+        assert_eq!(
+            get(
+                "128.168.192.in-addr.arpa.",
+                "10.128.168.192.in-addr.arpa.",
+                Rtype::PTR
+            ),
+            Some((3600, "nas.seg128.local.".into()))
+        );
+        assert_eq!(
+            get(
+                "129.10.in-addr.arpa.",
+                "4.3.129.10.in-addr.arpa.",
+                Rtype::PTR
+            ),
+            Some((3600, "printer.seg129.local.".into()))
+        );
+        let v6 = d
+            .zones
+            .iter()
+            .find(|z| z.fqdn().ends_with("ip6.arpa."))
+            .unwrap();
+        assert_eq!(v6.record_count(), 1);
+        // The second segment's records are not in the first one's zone.
+        assert_eq!(
+            get("seg128.local.", "printer.seg128.local.", Rtype::A),
+            None
+        );
+    }
+
+    #[test]
+    fn static_records_under_an_unread_key_are_an_error_naming_it() {
+        let text = "zones:\n  - name: home.arpa\nglobal:\n  dns:\n    staticRecords:\n      - \"a IN A 192.0.2.1\"\n";
+        let e = parse_values(vec![SourceFile {
+            path: PathBuf::from("v.yaml"),
+            text: text.into(),
+        }])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("`global.dns.staticRecords`"), "{e}");
+        assert!(e.contains("v.yaml:6"), "{e}");
+        let e = parse_values(vec![SourceFile {
+            path: PathBuf::from("v.yaml"),
+            text: "segments:\n  - name: x\n    staticRecords: [\"a IN A 192.0.2.1\"]\n".into(),
+        }])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("no `domain`"), "{e}");
     }
 
     #[test]

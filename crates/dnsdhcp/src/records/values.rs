@@ -55,6 +55,9 @@ pub enum RecordEntry {
     Line {
         /// The line as written.
         text: String,
+        /// The zone it belongs to when the values say so (a segment's `domain` in values
+        /// written for the original chart); else found from the owner.
+        zone: Option<String>,
         /// Where it is.
         pos: Pos,
     },
@@ -168,11 +171,32 @@ pub fn parse_values(files: Vec<SourceFile>) -> Result<Values, RecordsError> {
     };
     let mut zones = Vec::new();
     let mut records = Vec::new();
+    let mut segment_zones = Vec::new();
     for (key, node) in top {
         match key.as_str() {
             "zones" => extract_zones(&values, node, &mut diags, &mut zones),
-            "staticRecords" => extract_records(&values, node, &mut diags, &mut records),
-            _ => {}
+            "staticRecords" => extract_records(
+                &values,
+                node,
+                None,
+                "staticRecords",
+                &mut diags,
+                &mut records,
+            ),
+            "segments" => {
+                extract_segments(&values, node, &mut diags, &mut segment_zones, &mut records)
+            }
+            other => unread_records(&values, other, &node, &mut diags),
+        }
+    }
+    // A segment's zones join the listed ones (once).
+    for z in segment_zones {
+        let same = |a: &str, b: &str| {
+            a.trim_end_matches('.')
+                .eq_ignore_ascii_case(b.trim_end_matches('.'))
+        };
+        if !zones.iter().any(|o: &ZoneEntry| same(&o.name, &z.name)) {
+            zones.push(z);
         }
     }
     values.zones = zones;
@@ -238,25 +262,35 @@ fn extract_zones(
     }
 }
 
+/// `staticRecords` entries; `zone` is the zone of records that do not name one (a segment's
+/// domain), `key` names the list in messages.
 fn extract_records(
     values: &Values,
     node: Node,
+    zone: Option<&str>,
+    key: &str,
     diags: &mut Vec<Diagnostic>,
     out: &mut Vec<RecordEntry>,
 ) {
+    let zone = zone.map(str::to_owned);
     let items = match node.kind {
         Kind::Null => return,
         Kind::Seq(items) => items,
         _ => {
-            diags.push(values.diagnostic(node.pos, "`staticRecords` must be a list"));
+            diags.push(values.diagnostic(node.pos, format!("`{key}` must be a list")));
             return;
         }
     };
     for item in items {
         let pos = item.pos;
         match item.kind {
-            Kind::Str(text) => out.push(RecordEntry::Line { text, pos }),
+            Kind::Str(text) => out.push(RecordEntry::Line {
+                text,
+                zone: zone.clone(),
+                pos,
+            }),
             Kind::Map(fields) => {
+                let self_zone = &zone;
                 let mut name = None;
                 let mut zone = None;
                 let mut rtype = None;
@@ -305,7 +339,7 @@ fn extract_records(
                     (Some(name), Some(rtype), Some(data)) if ok => {
                         out.push(RecordEntry::Structured {
                             name,
-                            zone,
+                            zone: zone.or_else(|| self_zone.clone()),
                             rtype,
                             ttl,
                             data,
@@ -331,6 +365,138 @@ fn extract_records(
                 "a static record must be a string (`owner [ttl] [IN] TYPE rdata`) or a map",
             )),
         }
+    }
+}
+
+/// `segments[]` of values written for the original chart: each segment's `domain` is a zone,
+/// its `ipv4.network` / `ipv6.network` give its reverse zones (on octet / nibble boundaries),
+/// and its `staticRecords` belong to its domain (TTL 3600 unless the zone says otherwise; A and
+/// AAAA get PTRs in the reverse zones, as the original chart derived them).
+fn extract_segments(
+    values: &Values,
+    node: Node,
+    diags: &mut Vec<Diagnostic>,
+    zones: &mut Vec<ZoneEntry>,
+    records: &mut Vec<RecordEntry>,
+) {
+    let items = match node.kind {
+        Kind::Null => return,
+        Kind::Seq(items) => items,
+        _ => return, // not the original chart's layout: nothing here for the tool
+    };
+    for (i, item) in items.into_iter().enumerate() {
+        let Kind::Map(fields) = item.kind else {
+            continue;
+        };
+        let get = |path: &[&str]| -> Option<(String, Pos)> { lookup_str(&fields, path) };
+        let domain = get(&["domain"]).or_else(|| get(&["zone", "forward"]));
+        let reverse4 = get(&["zone", "reverseV4"]).or_else(|| {
+            get(&["ipv4", "network"])
+                .or_else(|| get(&["ipv4", "subnet"]))
+                .and_then(|(n, p)| reverse_zone(&n).map(|z| (z, p)))
+        });
+        let reverse6 = get(&["zone", "reverseV6"]).or_else(|| {
+            get(&["ipv6", "network"])
+                .or_else(|| get(&["ipv6", "subnet"]))
+                .and_then(|(n, p)| reverse_zone(&n).map(|z| (z, p)))
+        });
+        let statics = fields
+            .iter()
+            .find(|(k, _)| k == "staticRecords")
+            .map(|(_, v)| v.clone());
+        let Some((domain, dpos)) = domain else {
+            if let Some(n) = statics.filter(|n| !matches!(n.kind, Kind::Null)) {
+                diags.push(values.diagnostic(
+                    n.pos,
+                    format!("`segments[{i}].staticRecords`: the segment has no `domain`, so its records have no zone"),
+                ));
+            }
+            continue;
+        };
+        for (name, zpos) in [Some((domain.clone(), dpos)), reverse4, reverse6]
+            .into_iter()
+            .flatten()
+        {
+            zones.push(ZoneEntry {
+                name,
+                default_ttl: None,
+                pos: zpos,
+            });
+        }
+        if let Some(n) = statics {
+            let key = format!("segments[{i}].staticRecords");
+            extract_records(values, n, Some(&domain), &key, diags, records);
+        }
+    }
+}
+
+/// The string at `path` below `fields` (nested maps), with its position.
+fn lookup_str(fields: &[(String, Node)], path: &[&str]) -> Option<(String, Pos)> {
+    let (first, rest) = path.split_first()?;
+    let node = &fields.iter().find(|(k, _)| k == first)?.1;
+    match (&node.kind, rest.is_empty()) {
+        (Kind::Str(s), true) if !s.trim().is_empty() => Some((s.trim().to_owned(), node.pos)),
+        (Kind::Map(m), false) => lookup_str(m, rest),
+        _ => None,
+    }
+}
+
+/// The reverse zone of a network in CIDR form, on the enclosing octet (IPv4) or nibble (IPv6)
+/// boundary: `192.168.128.0/24` → `128.168.192.in-addr.arpa`, `fd00:128::/64` →
+/// `0.0.0.0.8.2.1.0.0.0.d.f.ip6.arpa`. `None` for anything else or a prefix shorter than one
+/// label.
+pub fn reverse_zone(network: &str) -> Option<String> {
+    let (addr, len) = network.trim().split_once('/')?;
+    let len: u32 = len.parse().ok()?;
+    match addr.parse::<std::net::IpAddr>().ok()? {
+        std::net::IpAddr::V4(a) if (8..=32).contains(&len) => {
+            let octets = a.octets();
+            let mut labels: Vec<String> = octets[..(len / 8) as usize]
+                .iter()
+                .map(u8::to_string)
+                .collect();
+            labels.reverse();
+            Some(format!("{}.in-addr.arpa", labels.join(".")))
+        }
+        std::net::IpAddr::V6(a) if (4..=128).contains(&len) => {
+            let hex: String = a.octets().iter().map(|b| format!("{b:02x}")).collect();
+            let mut labels: Vec<String> = hex
+                .chars()
+                .take((len / 4) as usize)
+                .map(String::from)
+                .collect();
+            labels.reverse();
+            Some(format!("{}.ip6.arpa", labels.join(".")))
+        }
+        _ => None,
+    }
+}
+
+/// Static records under a key the tool does not read would be silently ignored: that is an
+/// error naming the key (`key` is the dotted path of `node`).
+fn unread_records(values: &Values, key: &str, node: &Node, diags: &mut Vec<Diagnostic>) {
+    match &node.kind {
+        Kind::Map(fields) => {
+            for (k, v) in fields {
+                let path = format!("{key}.{k}");
+                if k == "staticRecords" && !matches!(v.kind, Kind::Null) {
+                    diags.push(values.diagnostic(
+                        v.pos,
+                        format!(
+                            "`{path}` holds static records, but only `staticRecords` and `segments[].staticRecords` are read; move them"
+                        ),
+                    ));
+                } else {
+                    unread_records(values, &path, v, diags);
+                }
+            }
+        }
+        Kind::Seq(items) => {
+            for (i, v) in items.iter().enumerate() {
+                unread_records(values, &format!("{key}[{i}]"), v, diags);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -573,7 +739,7 @@ staticRecords:
         assert_eq!((v.zones[1].pos.line, v.zones[1].pos.column), (4, 5));
         assert_eq!(v.records.len(), 2);
         match &v.records[0] {
-            RecordEntry::Line { text, pos } => {
+            RecordEntry::Line { text, pos, .. } => {
                 assert_eq!(text, "router IN A 192.168.1.1");
                 assert_eq!((pos.file, pos.line, pos.column), (0, 7, 5));
             }
