@@ -3,8 +3,11 @@
 # already there. Safe to run again. Needs root (apt-get).
 set -euo pipefail
 
-# Debian packages: the real daemons the tests run, and the tools the tests use around them.
-packages=(knot knot-dnsutils kea-dhcp4-server kea-dhcp-ddns-server kea-admin iproute2)
+# Debian packages: the real daemons the tests run, and the tools the tests use around them
+# (isc-dhcp-relay and isc-dhcp-client: a relay agent and a DHCP client in network namespaces;
+# unbound: the chart's optional resolver; nftables: the load balancer's DNAT in the relay test).
+packages=(knot knot-dnsutils kea-dhcp4-server kea-dhcp-ddns-server kea-admin iproute2
+    isc-dhcp-relay isc-dhcp-client unbound nftables)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -12,12 +15,20 @@ done
 if ((${#missing[@]})); then
     echo "install-deps: installing ${missing[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
+    # No service may start while installing (unbound would take port 53, dhcrelay the DHCP
+    # ports): a policy-rc.d that denies every start, unless the machine already has one.
+    policy=/usr/sbin/policy-rc.d
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+        trap 'rm -f "$policy"' EXIT
+    fi
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 # The Debian packages may start their services; the project runs its own instances only.
-for svc in knot kea-dhcp4-server kea-dhcp-ddns-server kea-ctrl-agent; do
+for svc in knot kea-dhcp4-server kea-dhcp-ddns-server kea-ctrl-agent unbound isc-dhcp-relay; do
     if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
         systemctl stop "$svc" || true
     fi

@@ -8,5 +8,6 @@
 pub mod daemons;
 pub mod kea;
 pub mod knot;
+pub mod lan;
 pub mod netns;
 pub mod pod;

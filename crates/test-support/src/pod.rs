@@ -5,8 +5,11 @@
 //!
 //! * **Network:** one network namespace per pod run (`ip netns add`, `lo` up, the pod's
 //!   `sysctls` applied in it), with a veth `eth0` to a second "client" namespace
-//!   ([`PodNetwork`]), so DHCP clients and resolvers can reach the pod without touching the
-//!   host's interfaces. Stopping the pod removes both namespaces.
+//!   ([`PodNetwork`]: addresses, default route, the pod end's name), so DHCP clients and
+//!   resolvers can reach the pod without touching the host's interfaces. A `hostNetwork` pod
+//!   gets the same namespace, playing the node (name its interface like the node's LAN
+//!   interface); sysctls are refused for it, as the kubelet does. Stopping the pod removes both
+//!   namespaces; [`crate::lan::Lan`] adds a LAN behind the client namespace.
 //! * **Volumes:** `volumeClaimTemplates` are directories under the runner's state directory
 //!   that persist across [`PodRunner::stop`]/[`PodRunner::start`] (and across runners given the
 //!   same state directory), like PVCs; `emptyDir`s are recreated for every run; ConfigMaps and
@@ -152,13 +155,19 @@ impl HostBinaries {
     }
 }
 
-/// Addresses of the pod's `eth0` and of the client namespace's end of the veth.
+/// Addresses of the pod's interface and of the client namespace's end of the veth.
 #[derive(Debug, Clone)]
 pub struct PodNetwork {
     /// The pod's address with prefix, e.g. `192.168.1.53/24`.
     pub pod_addr: String,
     /// The client namespace's address with prefix, e.g. `192.168.1.250/24`.
     pub client_addr: String,
+    /// The pod's default route (e.g. the client namespace's address when it plays the node
+    /// routing to a LAN); `None`: no default route.
+    pub gateway: Option<String>,
+    /// The name of the pod's end of the veth: `eth0` as on a pod network, or a node's LAN
+    /// interface name for a `hostNetwork` pod (the runner's pod namespace then plays the node).
+    pub pod_if: String,
 }
 
 impl Default for PodNetwork {
@@ -167,6 +176,8 @@ impl Default for PodNetwork {
         Self {
             pod_addr: "192.168.1.53/24".into(),
             client_addr: "192.168.1.250/24".into(),
+            gateway: None,
+            pod_if: "eth0".into(),
         }
     }
 }
@@ -1025,18 +1036,32 @@ impl PodRunner {
         let (ns, cns) = (pod.netns.as_str(), pod.client_ns.as_str());
         run_ok(Command::new(IP).args(["netns", "add", ns]))?;
         run_ok(Command::new(IP).args(["netns", "add", cns]))?;
+        let pod_if = self.network.pod_if.as_str();
         run_ok(Command::new(IP).args([
-            "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", "veth-pod", "netns",
+            "-n", ns, "link", "add", pod_if, "type", "veth", "peer", "name", "veth-pod", "netns",
             cns,
         ]))?;
         run_ok(Command::new(IP).args(["-n", cns, "link", "set", "veth-pod", "name", "eth0"]))?;
-        for (n, addr) in [
-            (ns, &self.network.pod_addr),
-            (cns, &self.network.client_addr),
+        for (n, addr, dev) in [
+            (ns, &self.network.pod_addr, pod_if),
+            (cns, &self.network.client_addr, "eth0"),
         ] {
             run_ok(Command::new(IP).args(["-n", n, "link", "set", "lo", "up"]))?;
-            run_ok(Command::new(IP).args(["-n", n, "addr", "add", addr, "dev", "eth0"]))?;
-            run_ok(Command::new(IP).args(["-n", n, "link", "set", "eth0", "up"]))?;
+            run_ok(Command::new(IP).args(["-n", n, "addr", "add", addr, "dev", dev]))?;
+            run_ok(Command::new(IP).args(["-n", n, "link", "set", dev, "up"]))?;
+        }
+        if let Some(gw) = &self.network.gateway {
+            run_ok(Command::new(IP).args(["-n", ns, "route", "add", "default", "via", gw]))?;
+        }
+        let host_network = self.manifests.pod_spec()["hostNetwork"].as_bool() == Some(true);
+        let has_sysctls = self.manifests.pod_spec()["securityContext"]["sysctls"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty());
+        if host_network && has_sysctls {
+            // The kubelet refuses namespaced sysctls for a pod on the node's network.
+            return Err(PodError(
+                "a hostNetwork pod sets sysctls, which the kubelet rejects".into(),
+            ));
         }
         let sysctls = self.manifests.pod_spec()["securityContext"]["sysctls"].clone();
         for sc in sysctls.as_array().into_iter().flatten() {
@@ -1476,7 +1501,7 @@ fn clean_leftovers() {
             let Some(ns) = line.split_whitespace().next() else {
                 continue;
             };
-            if !(dead(ns, "udd-pod-") || dead(ns, "udd-cli-")) {
+            if !(dead(ns, "udd-pod-") || dead(ns, "udd-cli-") || dead(ns, "udd-lan-")) {
                 continue;
             }
             if let Ok(p) = Command::new(IP).args(["netns", "pids", ns]).output() {

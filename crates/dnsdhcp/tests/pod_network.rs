@@ -1,0 +1,445 @@
+//! The chart's network modes, run for real by `test_support::pod::PodRunner` with Debian's
+//! daemons: a DHCP client (ISC `dhclient`) on a LAN gets a lease, renews it by unicast and its
+//! name reaches Knot through DDNS — through an ISC `dhcrelay` and a load balancer's DNAT in
+//! relay mode, directly on the node's interface in hostNetwork mode. Every namespace is the
+//! test's own; nothing leaves them. Needs root (namespaces, mounts, nftables).
+//!
+//! Overrides for the host's daemons (Knot 3.2, Kea 2.2), as in `pod_e2e`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use test_support::lan::Lan;
+use test_support::pod::{HostBinaries, PodNetwork, PodRunner, helm_template};
+
+const KDIG: &str = "/usr/bin/kdig";
+const DHCLIENT: &str = "/usr/sbin/dhclient";
+const DHCRELAY: &str = "/usr/sbin/dhcrelay";
+const NFT: &str = "/usr/sbin/nft";
+const IP: &str = "/usr/sbin/ip";
+
+const HOST_SETS: &[&str] = &[
+    "ddns.tsig.secretFile=false",
+    "dhcp.hooksDir=/usr/lib/x86_64-linux-gnu/kea/hooks",
+    "postStart.timeoutSeconds=30",
+    "terminationGracePeriodSeconds=5",
+];
+
+/// The load balancer's address: relays forward to it, clients renew with it.
+const LB_IP: &str = "10.96.0.67";
+/// The pod's address on the cluster network, which LAN clients cannot reach directly.
+const POD_IP: &str = "10.244.1.10";
+
+fn require(path: &str, package: &str) {
+    assert!(
+        Path::new(path).exists(),
+        "{path} not found: install the Debian package {package} (scripts/install-deps.sh)"
+    );
+}
+
+fn render(dir: &Path, values: &str) -> String {
+    let f = dir.join("values.yaml");
+    fs::write(&f, values).unwrap();
+    helm_template(&[f.as_path()], HOST_SETS)
+}
+
+fn start(pod: &mut PodRunner) {
+    if let Err(e) = pod.start() {
+        panic!("the pod did not start:\n{e}");
+    }
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `kdig +short` through `cmd` (a namespace's `kdig`) to `server`.
+fn dig(mut cmd: Command, server: &str, name: &str, rtype: &str) -> Vec<String> {
+    let out = cmd
+        .args([
+            &format!("@{server}"),
+            "+short",
+            "+time=2",
+            "+retry=1",
+            name,
+            rtype,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("kdig");
+    let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty() && !l.starts_with(';'))
+        .collect();
+    v.sort();
+    v
+}
+
+/// ISC dhclient in the foreground in a namespace, sending host name `name`; its hook script
+/// configures the address and logs every `reason` with the address to `events`.
+struct Dhclient {
+    child: Child,
+    log: PathBuf,
+    events: PathBuf,
+}
+
+impl Dhclient {
+    fn start(cmd: Command, dir: &Path, iface: &str, name: &str) -> Self {
+        require(DHCLIENT, "isc-dhcp-client");
+        let conf = dir.join("dhclient.conf");
+        fs::write(
+            &conf,
+            format!(
+                "send host-name \"{name}\";\nrequest subnet-mask, routers, domain-name, domain-name-servers;\n"
+            ),
+        )
+        .unwrap();
+        let events = dir.join("dhclient.events");
+        let script = dir.join("dhclient-script");
+        fs::write(
+            &script,
+            format!(
+                r#"#!/bin/sh
+echo "$reason $new_ip_address $new_domain_name_servers" >> {events}
+case "$reason" in
+  BOUND|RENEW|REBIND|REBOOT)
+    {IP} addr replace "$new_ip_address/$new_subnet_mask" dev "$interface"
+    if [ -n "$new_routers" ]; then {IP} route replace default via "${{new_routers%% *}}" dev "$interface"; fi
+    ;;
+esac
+exit 0
+"#,
+                events = events.display()
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let log = dir.join("dhclient.log");
+        let mut cmd = cmd;
+        cmd.args(["-4", "-d", "-v", "-cf"])
+            .arg(&conf)
+            .arg("-lf")
+            .arg(dir.join("dhclient.leases"))
+            .arg("-pf")
+            .arg(dir.join("dhclient.pid"))
+            .arg("-sf")
+            .arg(&script)
+            .arg(iface)
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&log).unwrap())
+            .stderr(fs::File::options().append(true).open(&log).unwrap());
+        let child = cmd.spawn().expect("dhclient");
+        Self { child, log, events }
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn events(&self) -> Vec<(String, String)> {
+        fs::read_to_string(&self.events)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                Some((w.next()?.to_owned(), w.next().unwrap_or("").to_owned()))
+            })
+            .collect()
+    }
+
+    /// The address of the first BOUND event; `context` explains a failure.
+    fn wait_bound(&self, timeout: Duration, context: impl Fn() -> String) -> String {
+        let mut addr = String::new();
+        let deadline = Instant::now() + timeout;
+        while addr.is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "dhclient got no lease; its log:\n{}\n{}",
+                self.log(),
+                context()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+            if let Some((_, a)) = self.events().into_iter().find(|(r, _)| r == "BOUND") {
+                addr = a;
+            }
+        }
+        addr
+    }
+
+    /// Waits for a RENEW event (a renewal answered in the RENEWING state, i.e. by unicast to
+    /// the server identifier; a renewal that only got through by broadcast would be REBIND).
+    fn wait_renew(&self, addr: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let ev = self.events();
+            if ev.iter().any(|(r, a)| r == "RENEW" && a == addr) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline && !ev.iter().any(|(r, _)| r == "REBIND"),
+                "no unicast renewal of {addr}: events {ev:?}; dhclient log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Dhclient {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The A record of `name` as the pod's Knot serves it, once DDNS put it there.
+fn wait_ddns(pod: &PodRunner, name: &str, addr: &str) {
+    let found = || dig(pod.pod_net_cmd(KDIG), "127.0.0.1", name, "A") == [addr];
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !found() {
+        assert!(
+            Instant::now() < deadline,
+            "{name} A {addr} not in Knot; kea-dhcp4:\n{}\nkea-dhcp-ddns:\n{}",
+            pod.logs("kea-dhcp4"),
+            pod.logs("kea-dhcp-ddns")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn sh_in(ns_cmd: Command, script: &str) {
+    let mut cmd = ns_cmd;
+    let out = cmd
+        .args(["-c", script])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+const RELAY_VALUES: &str = r#"
+zones:
+  - name: home.arpa
+  - name: 1.168.192.in-addr.arpa
+network:
+  mode: relay
+service:
+  dhcp:
+    loadBalancerIP: 10.96.0.67
+dhcp:
+  subnets:
+    - subnet: 192.168.1.0/24
+      id: 1
+      pools: ["192.168.1.100 - 192.168.1.199"]
+      routers: ["192.168.1.1"]
+      validLifetime: 20
+"#;
+
+/// Relay mode: LAN client -> dhcrelay on the LAN's router -> the load balancer's address
+/// (DNAT to the pod, as kube-proxy does) -> Kea on UDP sockets. The router forwards nothing
+/// from the LAN to the pod network unless it was DNATed, as a client outside the cluster cannot
+/// reach pod addresses: the renewal gets through only because Kea names the load balancer as
+/// its server identifier.
+#[test]
+fn pod_network_relay_mode_dhcrelay_lease_unicast_renewal_and_ddns() {
+    test_support::pod::require_root();
+    require(DHCRELAY, "isc-dhcp-relay");
+    require(NFT, "nftables");
+    require(KDIG, "knot-dnsutils");
+    let dir = tempfile::tempdir().unwrap();
+    let rendered = render(dir.path(), RELAY_VALUES);
+    let mut pod = PodRunner::new(
+        &rendered,
+        HostBinaries::debian(env!("CARGO_BIN_EXE_dnsdhcp")),
+        PodNetwork {
+            pod_addr: format!("{POD_IP}/24"),
+            client_addr: "10.244.1.1/24".into(),
+            gateway: Some("10.244.1.1".into()),
+            pod_if: "eth0".into(),
+        },
+    );
+    start(&mut pod);
+    // The client namespace plays the node and the LAN's router: the load balancer's DNAT, the
+    // forwarding rule, and the LAN behind lan0.
+    let router = pod.client_netns().to_owned();
+    let lan = Lan::new(&router, "lan0", "192.168.1.1/24");
+    let ruleset = dir.path().join("lb.nft");
+    fs::write(
+        &ruleset,
+        format!(
+            "table ip lb {{
+  chain lb_pre {{ type nat hook prerouting priority dstnat; ip daddr {LB_IP} udp dport 67 dnat to {POD_IP}:67; }}
+  chain lb_out {{ type nat hook output priority -100; ip daddr {LB_IP} udp dport 67 dnat to {POD_IP}:67; }}
+  chain lan_forward {{ type filter hook forward priority 0; iifname \"lan0\" ip daddr 10.244.1.0/24 ct status & dnat == 0 drop; }}
+}}
+"
+        ),
+    )
+    .unwrap();
+    let mut nft = pod.client_cmd(NFT);
+    let out = nft.arg("-f").arg(&ruleset).output().unwrap();
+    assert!(
+        out.status.success(),
+        "nft: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A node routes the service range somewhere (its default route); DNAT does the rest.
+    sh_in(
+        pod.client_cmd("/bin/sh"),
+        &format!("echo 1 > /proc/sys/net/ipv4/ip_forward && {IP} route add 10.96.0.0/16 dev eth0"),
+    );
+
+    let relay_log = dir.path().join("dhcrelay.log");
+    let mut relay = pod
+        .client_cmd(DHCRELAY)
+        .args(["-4", "-d", "-pf"])
+        .arg(dir.path().join("dhcrelay.pid"))
+        .args(["-iu", "eth0", "-id", "lan0", LB_IP])
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&relay_log).unwrap())
+        .stderr(fs::File::options().append(true).open(&relay_log).unwrap())
+        .spawn()
+        .expect("dhcrelay");
+    wait_for("kea-dhcp-ddns to start", Duration::from_secs(30), || {
+        pod.logs("kea-dhcp-ddns").contains("DHCP_DDNS_STARTED")
+    });
+
+    let client_dir = dir.path().join("client");
+    fs::create_dir_all(&client_dir).unwrap();
+    let client = Dhclient::start(lan.cmd(DHCLIENT), &client_dir, &lan.lan_if, "laptop");
+    let addr = client.wait_bound(Duration::from_secs(30), || {
+        format!(
+            "dhcrelay:\n{}\nkea-dhcp4:\n{}",
+            fs::read_to_string(&relay_log).unwrap_or_default(),
+            pod.logs("kea-dhcp4")
+        )
+    });
+    let relay_text = fs::read_to_string(&relay_log).unwrap_or_default();
+    assert!(
+        relay_text.contains(&format!("to {LB_IP}")),
+        "dhcrelay did not forward to the load balancer:\n{relay_text}"
+    );
+    assert!(
+        addr.starts_with("192.168.1."),
+        "lease {addr} not from the relay's subnet"
+    );
+    wait_ddns(&pod, "laptop.home.arpa", &addr);
+
+    // T1 is half the 20 s lifetime: the renewal goes by unicast to the server identifier, the
+    // load balancer's address, and is answered from it.
+    client.wait_renew(&addr, Duration::from_secs(30));
+    let log = client.log();
+    assert!(
+        log.contains(&format!(
+            "DHCPREQUEST for {addr} on eth0 to {LB_IP} port 67"
+        )),
+        "the renewal was not sent to the load balancer:\n{log}"
+    );
+    assert!(
+        log.contains(&format!("DHCPACK of {addr} from {LB_IP}")),
+        "the renewal was not answered through the load balancer:\n{log}"
+    );
+    pod.check_alive().unwrap();
+    let _ = relay.kill();
+    let _ = relay.wait();
+}
+
+const HOST_NETWORK_VALUES: &str = r#"
+zones:
+  - name: home.arpa
+  - name: 1.168.192.in-addr.arpa
+staticRecords:
+  - "router IN A 192.168.1.1"
+network:
+  mode: hostNetwork
+  hostNetwork:
+    interfaces: [lan0]
+knot:
+  listenAddresses: ["192.168.1.53"]
+dhcp:
+  dnsServers: ["192.168.1.53"]
+  subnets:
+    - subnet: 192.168.1.0/24
+      id: 1
+      pools: ["192.168.1.100 - 192.168.1.199"]
+      routers: ["192.168.1.1"]
+      validLifetime: 20
+"#;
+
+/// hostNetwork mode: the pod in the namespace that plays the node, whose LAN interface is
+/// `lan0`; Kea serves it with raw sockets, Knot answers on the node's LAN address (and on
+/// 127.0.0.1 for DDNS) as root with NET_BIND_SERVICE only.
+#[test]
+fn pod_network_host_network_mode_direct_lease_unicast_renewal_and_ddns() {
+    test_support::pod::require_root();
+    require(KDIG, "knot-dnsutils");
+    let dir = tempfile::tempdir().unwrap();
+    let rendered = render(dir.path(), HOST_NETWORK_VALUES);
+    let mut pod = PodRunner::new(
+        &rendered,
+        HostBinaries::debian(env!("CARGO_BIN_EXE_dnsdhcp")),
+        PodNetwork {
+            pod_addr: "192.168.1.53/24".into(),
+            client_addr: "192.168.1.250/24".into(),
+            gateway: None,
+            pod_if: "lan0".into(),
+        },
+    );
+    start(&mut pod);
+    assert_eq!(pod.exec_ok("knot-auth", &["id", "-u"]).unwrap().trim(), "0");
+    wait_for("kea-dhcp-ddns to start", Duration::from_secs(30), || {
+        pod.logs("kea-dhcp-ddns").contains("DHCP_DDNS_STARTED")
+    });
+    // The client namespace is the LAN: its address goes, the client gets one by DHCP.
+    sh_in(
+        pod.client_cmd("/bin/sh"),
+        &format!("{IP} addr flush dev eth0"),
+    );
+    let client_dir = dir.path().join("client");
+    fs::create_dir_all(&client_dir).unwrap();
+    let client = Dhclient::start(pod.client_cmd(DHCLIENT), &client_dir, "eth0", "laptop");
+    let addr = client.wait_bound(Duration::from_secs(30), || {
+        format!("kea-dhcp4:\n{}", pod.logs("kea-dhcp4"))
+    });
+    assert!(addr.starts_with("192.168.1.1"), "lease {addr}");
+    wait_ddns(&pod, "laptop.home.arpa", &addr);
+    // From the LAN, at the node's address: the static record and the DDNS name.
+    assert_eq!(
+        dig(
+            pod.client_cmd(KDIG),
+            "192.168.1.53",
+            "router.home.arpa",
+            "A"
+        ),
+        ["192.168.1.1"]
+    );
+    assert_eq!(
+        dig(
+            pod.client_cmd(KDIG),
+            "192.168.1.53",
+            "laptop.home.arpa",
+            "A"
+        ),
+        [addr.as_str()]
+    );
+    client.wait_renew(&addr, Duration::from_secs(30));
+    let log = client.log();
+    assert!(
+        log.contains(&format!(
+            "DHCPREQUEST for {addr} on eth0 to 192.168.1.53 port 67"
+        )),
+        "the renewal was not unicast to Kea's address:\n{log}"
+    );
+    pod.check_alive().unwrap();
+}
