@@ -186,8 +186,9 @@ fn dhcid_owners(pod: &PodRunner, zone: &str) -> Vec<String> {
         .collect()
 }
 
-/// A DHCP client (perfdhcp, acting as a relay on the client namespace's veth) asks for one
-/// lease, sending host name `name` (option 12).
+/// A DHCP client (perfdhcp, acting as a relay on the client namespace's veth, unicasting to the
+/// pod as relays do in the chart's default relay mode) asks for one lease, sending host name
+/// `name` (option 12).
 fn dhcp_client(pod: &PodRunner, name: &str) {
     require(PERFDHCP, "kea-admin");
     let hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
@@ -205,6 +206,7 @@ fn dhcp_client(pod: &PodRunner, name: &str) {
             "1",
         ])
         .args(["-W", "2000000", "-o", &format!("12,{hex}")])
+        .arg(pod.network().pod_ip().to_string())
         .stdin(Stdio::null())
         .output()
         .expect("perfdhcp");
