@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use kea_leases::Snapshot;
 use knot_ctl::{BackupOptions, Components};
 
-use crate::archive::{self, ArchiveError, ArchiveKind, ArchiveWriter, Limits, Manifest, Member};
+use crate::archive::{self, ArchiveError, ArchiveKind, ArchiveWriter, Manifest, Member};
 use crate::target::LocalTarget;
 
 /// The zones-only archive the post-start role and `restore --zones` consume.
@@ -45,6 +45,16 @@ pub enum BackupError {
         /// The snapshot error.
         #[source]
         source: kea_leases::SnapshotError,
+    },
+    /// None of Kea's lease files (`X`, `X.1`, `X.2`, `X.completed`) exists at the path given.
+    #[error(
+        "no lease file at {} (nor .1, .2, .completed): is it the path in Kea's \
+         lease-database.name? set --kea-lease-file or DNSDHCP_KEA_LEASE_FILE",
+        path.display()
+    )]
+    NoLeaseFile {
+        /// The lease file path given.
+        path: PathBuf,
     },
     /// Writing an archive failed.
     #[error(transparent)]
@@ -240,11 +250,19 @@ pub(crate) fn effective_uid() -> u32 {
 
 /// Backs up Kea's leases into `out_dir`: a consistent snapshot of the lease files (safe
 /// against a concurrent LFC rotation, torn last rows ignored, `.pid` never included),
-/// compacted to the one file Kea would load, as `kea-leases-<name>-<stamp>.tar.gz` and
-/// `kea-leases.tar.gz`.
+/// compacted to the one file Kea would load, streamed into `kea-leases-<name>-<stamp>.tar.gz`
+/// (gzip level 1: compressing dominates the time), which is then copied byte for byte to
+/// `kea-leases.tar.gz`. Memory: the compaction index (16 bytes per row read) and the lease
+/// addresses, never the rows themselves.
 pub fn backup_leases(target: &LocalTarget, out_dir: &Path) -> Result<LeasesBackup, BackupError> {
-    fs::create_dir_all(out_dir).map_err(io(out_dir))?;
     let lease_file = &target.kea_lease_file;
+    // No lease file at all is a wrong path, not an empty lease set: Kea always has one.
+    if kea_leases::load::files_to_load(lease_file).is_empty() {
+        return Err(BackupError::NoLeaseFile {
+            path: lease_file.clone(),
+        });
+    }
+    fs::create_dir_all(out_dir).map_err(io(out_dir))?;
     let snap_err = |source| BackupError::Snapshot {
         path: lease_file.clone(),
         source,
@@ -252,8 +270,6 @@ pub fn backup_leases(target: &LocalTarget, out_dir: &Path) -> Result<LeasesBacku
     let snapshot = Snapshot::take(lease_file).map_err(snap_err)?;
     let compacted = snapshot.compact().map_err(snap_err)?;
     let skipped_rows = compacted.errors().iter().map(|e| e.to_string()).collect();
-    let mut data = Vec::with_capacity(compacted.len() as usize);
-    compacted.write_to(&mut data).map_err(snap_err)?;
     let member = lease_file
         .file_name()
         .and_then(|n| n.to_str())
@@ -261,26 +277,26 @@ pub fn backup_leases(target: &LocalTarget, out_dir: &Path) -> Result<LeasesBacku
         .to_owned();
 
     let path = out_dir.join(format!("kea-leases-{}-{}.tar.gz", target.name, stamp()));
-    let mut w = ArchiveWriter::create(&path, ArchiveKind::Leases, target.source())?;
-    w.add_lease_bytes(&member, &data, 0o644)?;
+    let mut w = ArchiveWriter::create_with_level(
+        &path,
+        ArchiveKind::Leases,
+        target.source(),
+        flate2::Compression::fast(),
+    )?;
+    w.add_lease_reader(&member, compacted.len(), 0o644, compacted.reader())?;
     let archive = Written {
         manifest: w.finish()?,
         path,
     };
+    drop(compacted);
     let latest_path = out_dir.join(LEASES_ARCHIVE);
-    let manifest = archive::filter_archive(
-        &archive.path,
-        &latest_path,
-        ArchiveKind::Leases,
-        &Limits::default(),
-        |_| true,
-    )?;
+    archive::replace_file_atomically(&archive.path, &latest_path)?;
     Ok(LeasesBackup {
-        archive,
         latest: Written {
             path: latest_path,
-            manifest,
+            manifest: archive.manifest.clone(),
         },
+        archive,
         skipped_rows,
         snapshot_attempts: snapshot.attempts(),
     })

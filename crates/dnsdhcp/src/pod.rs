@@ -135,6 +135,9 @@ pub enum LeasesInit {
 /// (verified; old `.completed`, `.2`, `.1` and `.pid` removed), then removes the archive, so a
 /// restart never applies it twice. Also removes a stale LFC `.pid` file, which would stop Kea
 /// from starting if its PID were reused.
+///
+/// Only an archive that fails verification is moved aside. An I/O error (no space, a read
+/// error, permissions) is returned with the archive left in place for the next start.
 pub fn init_leases(lease_file: &Path) -> Result<LeasesInit, PodError> {
     let dir = lease_file.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(io_at(dir))?;
@@ -146,6 +149,10 @@ pub fn init_leases(lease_file: &Path) -> Result<LeasesInit, PodError> {
         }
         LeasesInit::Completed
     } else if archive.exists() {
+        // Read it once: a read error is the disk's fault, not the archive's.
+        fs::File::open(&archive)
+            .and_then(|mut f| io::copy(&mut f, &mut io::sink()))
+            .map_err(io_at(&archive))?;
         // An archive written the original chart's way is checked and converted first.
         let converted = match legacy::convert_if_legacy(&archive, dir) {
             Err(LegacyError::Archive(e @ archive::ArchiveError::Io { .. })) => {
@@ -156,11 +163,7 @@ pub fn init_leases(lease_file: &Path) -> Result<LeasesInit, PodError> {
         let staged = match &converted {
             Ok(c) => match leases::stage(c.as_ref().map_or(&*archive, |c| c.path()), lease_file) {
                 Ok(report) => Ok(report),
-                Err(
-                    e @ (leases::LeaseInstallError::Verify { .. }
-                    | leases::LeaseInstallError::NotOneLeaseFile { .. }
-                    | leases::LeaseInstallError::Archive(_)),
-                ) => Err(e.to_string()),
+                Err(e) if is_rejection(&e) => Err(e.to_string()),
                 Err(e) => return Err(e.into()),
             },
             Err(e) => Err(e.to_string()),
@@ -191,6 +194,22 @@ pub fn init_leases(lease_file: &Path) -> Result<LeasesInit, PodError> {
         Err(e) => return Err(io_at(Path::new(&pid))(e)),
     }
     Ok(outcome)
+}
+
+/// Whether `e` condemns the archive itself (it fails verification or safe extraction), as
+/// opposed to an I/O error of the disk it is read from or extracted to.
+fn is_rejection(e: &leases::LeaseInstallError) -> bool {
+    use crate::archive::ArchiveError;
+    match e {
+        leases::LeaseInstallError::Verify { .. }
+        | leases::LeaseInstallError::NotOneLeaseFile { .. } => true,
+        leases::LeaseInstallError::Archive(a) => match a {
+            ArchiveError::Io { .. } => false,
+            ArchiveError::Corrupt { source, .. } => source.raw_os_error().is_none(),
+            _ => true,
+        },
+        _ => false,
+    }
 }
 
 /// Creates Kea's control-socket directory with mode exactly 0750: Kea 2.6 refuses any other

@@ -396,14 +396,23 @@ fn restore_leases_from(
     })
 }
 
-/// How many leases Kea holds now (paged through `lease4-get-page`).
+/// How many leases Kea holds now, paged through `lease4-get-page` (one page in memory at a time).
 pub fn count_leases(target: &LocalTarget) -> Result<u64, RestoreError> {
-    let leases = target
-        .kea()
-        .lease4_get_all_paged(1000)
-        .map_err(|source| RestoreError::Kea {
-            context: "lease4-get-page".into(),
-            source,
-        })?;
-    Ok(leases.len() as u64)
+    const PAGE: u32 = 1000;
+    let kea = target.kea();
+    let mut count = 0u64;
+    let mut from = None;
+    loop {
+        let page = kea
+            .lease4_get_page(from, PAGE)
+            .map_err(|source| RestoreError::Kea {
+                context: "lease4-get-page".into(),
+                source,
+            })?;
+        count += page.len() as u64;
+        match page.last() {
+            Some(last) if page.len() == PAGE as usize => from = Some(last.ip_address),
+            _ => return Ok(count),
+        }
+    }
 }

@@ -835,6 +835,31 @@ impl<R: BufRead> LeaseReader<R> {
     }
 }
 
+impl<R: BufRead> LeaseReader<R> {
+    /// Like [`LeaseReader::next_raw`] but only checks the row ([`check_row`]: every rule, no
+    /// allocation): its line number and key. For counting and validating large files fast.
+    pub fn next_key(&mut self) -> Option<Result<(u64, RowKey), ReadError>> {
+        let (line, _, _) = match self.next_line()? {
+            Ok(v) => v,
+            Err(source) => {
+                return Some(Err(ReadError::Io {
+                    file: self.file.clone(),
+                    source,
+                }));
+            }
+        };
+        let header = self.header.as_ref().expect("rows only after a header");
+        Some(match check_row(header, &self.buf) {
+            Ok(key) => Ok((line, key)),
+            Err(kind) => Err(ReadError::Row(RowError {
+                file: self.file.clone(),
+                line,
+                kind,
+            })),
+        })
+    }
+}
+
 impl<R: BufRead> Iterator for LeaseReader<R> {
     type Item = Result<Record, ReadError>;
 

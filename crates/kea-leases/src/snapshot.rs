@@ -10,7 +10,7 @@
 //! Because LFC only ever creates new files and renames or unlinks old ones, and Kea only
 //! appends to the current file, the open descriptors keep describing that moment for as long
 //! as the snapshot lives: reading can take its time. Memory stays bounded: parts are streamed,
-//! and [`Snapshot::compact`] keeps only a 24-byte index entry per row (parsed on all cores) and
+//! and [`Snapshot::compact`] keeps only a 16-byte index entry per row (parsed on all cores) and
 //! writes in chunks of bounded size.
 
 use std::fs::{self, File};
@@ -355,22 +355,53 @@ fn role_index(r: Role) -> usize {
     ROLES.iter().position(|&x| x == r).expect("known role")
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Loc {
-    off: u64,
-    /// Output length of the row without its line feed.
-    len: u32,
-    part: u8,
-    /// The row must be re-serialised (other header, or not as LFC would write it).
-    rewrite: bool,
-}
-
-/// One valid row seen while indexing: where it is, and whether it deletes its address.
+/// One valid row seen while indexing, packed into 16 bytes (the whole index of a compaction
+/// is one of these per row, so its size is the memory cost per lease).
 #[derive(Clone, Copy, Debug)]
 struct Entry {
     addr: u32,
-    loc: Loc,
-    deleted: bool,
+    /// Output length of the row without its line feed.
+    len: u32,
+    /// Offset in its part (bits 0..56), the part's index (56..58), `REWRITE`, `DELETED`.
+    packed: u64,
+}
+
+const OFF_BITS: u32 = 56;
+/// The row must be re-serialised (other header, or not as LFC would write it).
+const REWRITE: u64 = 1 << 58;
+/// The row deletes its address (valid lifetime 0).
+const DELETED: u64 = 1 << 59;
+/// (part, offset): the load order of rows within one address.
+const ORDER_MASK: u64 = (1 << 58) - 1;
+
+impl Entry {
+    fn new(addr: u32, len: u32, part: usize, off: u64, rewrite: bool, deleted: bool) -> Self {
+        debug_assert!(off < 1 << OFF_BITS && part < 4);
+        let mut packed = off | (part as u64) << OFF_BITS;
+        if rewrite {
+            packed |= REWRITE;
+        }
+        if deleted {
+            packed |= DELETED;
+        }
+        Self { addr, len, packed }
+    }
+
+    fn off(self) -> u64 {
+        self.packed & ((1 << OFF_BITS) - 1)
+    }
+
+    fn part(self) -> usize {
+        ((self.packed >> OFF_BITS) & 3) as usize
+    }
+
+    fn rewrite(self) -> bool {
+        self.packed & REWRITE != 0
+    }
+
+    fn deleted(self) -> bool {
+        self.packed & DELETED != 0
+    }
 }
 
 /// A byte range of one part, parsed by one thread.
@@ -401,13 +432,14 @@ pub struct Compacted<'a> {
     snapshot: &'a Snapshot,
     header: Header,
     headers: Vec<Option<Header>>,
-    index: Vec<(u32, Loc)>,
+    /// The effective rows, sorted by address: one entry per lease.
+    index: Vec<Entry>,
     errors: Vec<RowError>,
     rows: u64,
 }
 
 /// Bytes of output assembled in memory at a time.
-const CHUNK: u64 = 16 << 20;
+const CHUNK: u64 = 4 << 20;
 
 impl<'a> Compacted<'a> {
     fn build(snapshot: &'a Snapshot) -> Result<Self, SnapshotError> {
@@ -502,8 +534,16 @@ impl<'a> Compacted<'a> {
             results[k] = Some(r);
         }
 
-        // Merge in load order: fix line numbers, gather entries and errors.
-        let mut entries = Vec::new();
+        // Merge in load order: fix line numbers, gather entries and errors. Each piece's
+        // entries are freed as soon as they are moved, so the peak stays near one index.
+        let total: usize = results
+            .iter()
+            .map(|r| match r {
+                Some(Ok(r)) => r.entries.len(),
+                _ => 0,
+            })
+            .sum();
+        let mut index = Vec::with_capacity(total);
         let mut errors = Vec::new();
         let mut rows = 0;
         let mut line_base = vec![1u64; parts.len()];
@@ -516,29 +556,25 @@ impl<'a> Compacted<'a> {
             }));
             line_base[piece.part] += r.lines;
             rows += r.rows;
-            if entries.is_empty() {
-                entries = r.entries;
-            } else {
-                entries.extend_from_slice(&r.entries);
-            }
+            index.extend_from_slice(&r.entries);
         }
 
-        // Later rows (part, offset) win per address; deletions remove.
-        entries.sort_unstable_by_key(|e| (e.addr, e.loc.part, e.loc.off));
-        let mut index: Vec<(u32, Loc)> = Vec::new();
+        // Later rows (part, offset) win per address; deletions remove. Deduplicated in place.
+        index.sort_unstable_by_key(|e| (e.addr, e.packed & ORDER_MASK));
+        let mut kept = 0;
         let mut k = 0;
-        while k < entries.len() {
+        while k < index.len() {
             let mut last = k;
-            while last + 1 < entries.len() && entries[last + 1].addr == entries[k].addr {
+            while last + 1 < index.len() && index[last + 1].addr == index[k].addr {
                 last += 1;
             }
-            let e = entries[last];
-            if !e.deleted {
-                index.push((e.addr, e.loc));
+            if !index[last].deleted() {
+                index[kept] = index[last];
+                kept += 1;
             }
             k = last + 1;
         }
-        drop(entries);
+        index.truncate(kept);
         index.shrink_to_fit();
         Ok(Self {
             snapshot,
@@ -562,7 +598,7 @@ impl<'a> Compacted<'a> {
 
     /// The effective addresses, sorted.
     pub fn addresses(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
-        self.index.iter().map(|e| Ipv4Addr::from(e.0))
+        self.index.iter().map(|e| Ipv4Addr::from(e.addr))
     }
 
     /// Valid rows read over all parts (including replaced and deleting rows).
@@ -579,11 +615,7 @@ impl<'a> Compacted<'a> {
     pub fn len(&self) -> u64 {
         self.header.to_line().len() as u64
             + 1
-            + self
-                .index
-                .iter()
-                .map(|e| u64::from(e.1.len) + 1)
-                .sum::<u64>()
+            + self.index.iter().map(|e| u64::from(e.len) + 1).sum::<u64>()
     }
 
     /// Always false: the file has at least a header.
@@ -654,7 +686,7 @@ impl<'a> Compacted<'a> {
         let mut end = start;
         let mut size = 0u64;
         while end < self.index.len() {
-            let l = u64::from(self.index[end].1.len) + 1;
+            let l = u64::from(self.index[end].len) + 1;
             if size > 0 && size + l > CHUNK {
                 break;
             }
@@ -665,9 +697,9 @@ impl<'a> Compacted<'a> {
         buf.resize(size as usize, b'\n');
         order.clear();
         let mut pos = 0usize;
-        for (_, loc) in &self.index[start..end] {
-            order.push((loc.part, loc.off, pos, loc.len, loc.rewrite));
-            pos += loc.len as usize + 1;
+        for e in &self.index[start..end] {
+            order.push((e.part() as u8, e.off(), pos, e.len, e.rewrite()));
+            pos += e.len as usize + 1;
         }
         order.sort_unstable_by_key(|o| (o.0, o.1));
         let mut readers: Vec<Window> = parts.iter().map(Window::new).collect();
@@ -834,16 +866,14 @@ fn index_piece(
             path: part.path.clone(),
             source: io::Error::new(io::ErrorKind::InvalidData, "row longer than 4 GiB"),
         })?;
-        res.entries.push(Entry {
-            addr: u32::from(key.address),
-            loc: Loc {
-                off: row_off,
-                len,
-                part: piece.part as u8,
-                rewrite,
-            },
-            deleted: key.valid_lifetime == 0,
-        });
+        res.entries.push(Entry::new(
+            u32::from(key.address),
+            len,
+            piece.part,
+            row_off,
+            rewrite,
+            key.valid_lifetime == 0,
+        ));
     }
     Ok(res)
 }

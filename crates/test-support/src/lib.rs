@@ -9,5 +9,6 @@ pub mod daemons;
 pub mod kea;
 pub mod knot;
 pub mod lan;
+pub mod leasegen;
 pub mod netns;
 pub mod pod;

@@ -1,11 +1,11 @@
 //! Verifying an archive on its own: structure, checksums, zone files and lease rows.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use kea_leases::EffectiveSet;
-use kea_leases::csv::{LeaseReader, ReadError};
+use kea_leases::csv::{Header, RowKey, check_row};
 use serde::Serialize;
 
 use super::error::ArchiveError;
@@ -167,56 +167,174 @@ impl VerifyReport {
     }
 }
 
-/// The lease set Kea would load, as `kea_leases` computes it (last row per address wins, a zero
-/// valid lifetime deletes).
-pub(crate) type LeaseSet = EffectiveSet;
+/// The addresses of the leases Kea would hold after loading some lease files in order (a later
+/// row replaces an earlier one, a zero valid lifetime deletes): only the addresses, about
+/// 10 bytes per lease, so counting a million leases takes some 16 MB.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct LeaseSet {
+    live: HashSet<u32>,
+}
+
+impl LeaseSet {
+    /// Applies one file's rows (its net effect) after those applied so far.
+    pub(crate) fn add_file(&mut self, file: FileLeases) {
+        if self.live.is_empty() {
+            self.live = file.live;
+        } else {
+            for a in &file.deleted {
+                self.live.remove(a);
+            }
+            self.live.extend(file.live);
+        }
+    }
+}
 
 /// Number of leases in a [`LeaseSet`].
 pub(crate) fn live(set: &LeaseSet) -> u64 {
-    set.leases.len() as u64
+    set.live.len() as u64
+}
+
+/// The net effect of one lease file: the addresses it leaves live, those whose last row in
+/// it deletes them, and its valid rows.
+#[derive(Debug, Default)]
+pub(crate) struct FileLeases {
+    live: HashSet<u32>,
+    deleted: HashSet<u32>,
+    /// Valid rows (deletions and replaced rows included).
+    pub(crate) rows: u64,
+}
+
+impl FileLeases {
+    fn apply(&mut self, key: RowKey) {
+        self.rows += 1;
+        let addr = u32::from(key.address);
+        if key.valid_lifetime == 0 {
+            self.live.remove(&addr);
+            self.deleted.insert(addr);
+        } else {
+            self.deleted.remove(&addr);
+            self.live.insert(addr);
+        }
+    }
+
+    /// Distinct live leases the file describes on its own.
+    pub(crate) fn leases(&self) -> u64 {
+        self.live.len() as u64
+    }
+}
+
+/// Checks a Kea memfile lease file fed in pieces of any size, with `kea_leases`' rules (header,
+/// column count, field syntax, Kea's row-validity rules): memory is one line and the
+/// addresses. The first bad row is an error naming the member and line.
+pub(crate) struct LeaseRowCheck {
+    member: String,
+    header: Option<Header>,
+    /// Lines completed so far.
+    line: u64,
+    partial: Vec<u8>,
+    file: FileLeases,
+}
+
+impl LeaseRowCheck {
+    pub(crate) fn new(member: &str) -> Self {
+        Self {
+            member: member.to_owned(),
+            header: None,
+            line: 0,
+            partial: Vec::new(),
+            file: FileLeases::default(),
+        }
+    }
+
+    fn fail(&self, line: u64, message: String) -> ArchiveError {
+        ArchiveError::Leases {
+            member: self.member.clone(),
+            line: line as usize,
+            message,
+        }
+    }
+
+    /// Checks every line completed by `bytes`; the rest is kept for the next call.
+    pub(crate) fn feed(&mut self, mut bytes: &[u8]) -> Result<(), ArchiveError> {
+        while let Some(i) = bytes.iter().position(|&b| b == b'\n') {
+            if self.partial.is_empty() {
+                self.line_done(&bytes[..i])?;
+            } else {
+                let mut line = std::mem::take(&mut self.partial);
+                line.extend_from_slice(&bytes[..i]);
+                self.line_done(&line)?;
+                line.clear();
+                self.partial = line;
+            }
+            bytes = &bytes[i + 1..];
+        }
+        self.partial.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn line_done(&mut self, line: &[u8]) -> Result<(), ArchiveError> {
+        self.line += 1;
+        let Some(header) = &self.header else {
+            let header = Header::parse(line).map_err(|k| self.fail(1, k.to_string()))?;
+            self.header = Some(header);
+            return Ok(());
+        };
+        if line.is_empty() {
+            return Ok(());
+        }
+        match check_row(header, line) {
+            Ok(key) => {
+                self.file.apply(key);
+                Ok(())
+            }
+            Err(kind) => Err(self.fail(self.line, kind.to_string())),
+        }
+    }
+
+    /// Checks a final line without line feed; returns the file's net effect.
+    pub(crate) fn finish(mut self) -> Result<FileLeases, ArchiveError> {
+        if !self.partial.is_empty() {
+            let line = std::mem::take(&mut self.partial);
+            self.line_done(&line)?;
+        }
+        Ok(self.file)
+    }
+
+    /// Feeds everything `input` yields, then [`finish`](Self::finish)es.
+    pub(crate) fn read_all(
+        mut self,
+        mut input: impl Read,
+        archive: &Path,
+    ) -> Result<FileLeases, ArchiveError> {
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let n = match input.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(ArchiveError::Corrupt {
+                        archive: archive.to_owned(),
+                        source,
+                    });
+                }
+            };
+            self.feed(&buf[..n])?;
+        }
+        self.finish()
+    }
 }
 
 /// Check every row of a Kea memfile lease file and count them.
 ///
 /// Parsing is `kea_leases`' (header, column count, field syntax, Kea's row-validity rules); any
 /// rejected row is an error naming `member` and the line. Returns (valid rows, distinct live
-/// leases), with Kea's load semantics (`kea_leases::EffectiveSet`).
+/// leases), with Kea's load semantics.
 pub fn check_lease_rows(member: &str, data: &[u8]) -> Result<(u64, u64), ArchiveError> {
-    let mut set = LeaseSet::default();
-    let rows = lease_rows(member, data, &mut [&mut set])?;
-    Ok((rows, live(&set)))
-}
-
-/// [`check_lease_rows`], applying the rows to every set in `sets` (so several files can also
-/// combine in load order).
-pub(crate) fn lease_rows(
-    member: &str,
-    data: &[u8],
-    sets: &mut [&mut LeaseSet],
-) -> Result<u64, ArchiveError> {
-    let fail = |line: u64, message: String| ArchiveError::Leases {
-        member: member.to_owned(),
-        line: line as usize,
-        message,
-    };
-    let reader = LeaseReader::new(data, member).map_err(|e| match e {
-        kea_leases::ParseError::Header(r) => fail(r.line, r.kind.to_string()),
-        other => fail(1, other.to_string()),
-    })?;
-    let mut rows = 0;
-    for item in reader {
-        match item {
-            Ok(rec) => {
-                rows += 1;
-                for set in sets.iter_mut() {
-                    set.apply(rec.lease.clone());
-                }
-            }
-            Err(ReadError::Row(r)) => return Err(fail(r.line, r.kind.to_string())),
-            Err(e @ ReadError::Io { .. }) => return Err(fail(0, e.to_string())),
-        }
-    }
-    Ok(rows)
+    let mut check = LeaseRowCheck::new(member);
+    check.feed(data)?;
+    let file = check.finish()?;
+    Ok((file.rows, file.leases()))
 }
 
 /// Verify `archive` completely: every entry is safe to extract (as [`extract`](super::extract)
@@ -275,10 +393,13 @@ fn check_contents(
         .iter()
         .map(|l| (l.file.as_str(), l))
         .collect();
-    let mut lease_data: HashMap<String, Vec<u8>> = HashMap::new();
+    // Lease files are checked as they stream by (in archive order, which is load order).
+    let mut lease_results = Vec::new();
     let mut zone_results = Vec::new();
     let second = scan::scan(archive, limits, |path, size, _, data| {
-        if zones.contains_key(path) || leases.contains_key(path) {
+        if let Some(l) = leases.get(path) {
+            lease_results.push((*l, LeaseRowCheck::new(path).read_all(data, archive)));
+        } else if zones.contains_key(path) {
             let mut buf = Vec::with_capacity(size as usize);
             data.read_to_end(&mut buf)
                 .map_err(|source| ArchiveError::Corrupt {
@@ -287,8 +408,6 @@ fn check_contents(
                 })?;
             if let Some(z) = zones.get(path) {
                 zone_results.push((*z, zone_facts(path, &z.name, &buf)));
-            } else {
-                lease_data.insert(path.to_owned(), buf);
             }
         }
         Ok(())
@@ -337,14 +456,10 @@ fn check_contents(
         }
     }
     let mut set = LeaseSet::default();
-    for l in &manifest.lease_files {
-        let Some(data) = lease_data.get(&l.file) else {
-            continue; // missing members were reported by check_manifest
-        };
-        let mut own = LeaseSet::default();
-        match lease_rows(&l.file, data, &mut [&mut own, &mut set]) {
-            Ok(rows) => {
-                let count = live(&own);
+    for (l, result) in lease_results {
+        match result {
+            Ok(file) => {
+                let (rows, count) = (file.rows, file.leases());
                 if rows != l.rows || count != l.leases {
                     report.problem(
                         Some(&l.file),
@@ -360,6 +475,7 @@ fn check_contents(
                     rows,
                     leases: count,
                 });
+                set.add_file(file);
             }
             Err(e) => report.error(e),
         }

@@ -18,7 +18,7 @@ use super::manifest::{
     ArchiveKind, FORMAT_VERSION, FileEntry, LeaseFileFacts, MANIFEST_NAME, Manifest, ZoneFacts,
 };
 use super::scan::{self, HashingReader, Limits, normalize_path};
-use super::verify::{LeaseSet, lease_rows, live};
+use super::verify::{LeaseRowCheck, LeaseSet, live};
 use super::zone::{ZoneFileError, normalize_zone_name, zone_facts};
 
 /// How [`ArchiveWriter::add_dir_all_with`] should record a file it finds.
@@ -54,6 +54,7 @@ impl<W: Write> Write for Counting<W> {
 /// prefix of the file is itself a complete gzip stream (see [`ArchiveWriter::end_prefix`]).
 struct Sink {
     gz: Option<GzEncoder<Counting<BufWriter<File>>>>,
+    level: Compression,
 }
 
 impl Sink {
@@ -68,7 +69,7 @@ impl Sink {
         let gz = self.gz.take().expect("gzip encoder present");
         let inner = gz.finish()?;
         let offset = inner.count;
-        self.gz = Some(GzEncoder::new(inner, Compression::default()));
+        self.gz = Some(GzEncoder::new(inner, self.level));
         Ok(offset)
     }
 
@@ -180,17 +181,31 @@ impl ArchiveWriter {
         kind: ArchiveKind,
         source: impl Into<String>,
     ) -> Result<Self, ArchiveError> {
+        Self::create_with_level(final_path, kind, source, Compression::default())
+    }
+
+    /// Like [`create`](Self::create) with gzip level `level` (e.g. [`Compression::fast`] for
+    /// large lease files, where compressing dominates the time of a backup).
+    pub fn create_with_level(
+        final_path: impl AsRef<Path>,
+        kind: ArchiveKind,
+        source: impl Into<String>,
+        level: Compression,
+    ) -> Result<Self, ArchiveError> {
         let final_path = final_path.as_ref().to_owned();
         let (file, temp) = partial_file(&final_path)?;
         let counting = Counting {
             inner: BufWriter::with_capacity(256 << 10, file),
             count: 0,
         };
-        let gz = GzEncoder::new(counting, Compression::default());
+        let gz = GzEncoder::new(counting, level);
         Ok(ArchiveWriter {
             final_path,
             temp: Some(temp),
-            tar: Some(tar::Builder::new(Sink { gz: Some(gz) })),
+            tar: Some(tar::Builder::new(Sink {
+                gz: Some(gz),
+                level,
+            })),
             kind,
             source: source.into(),
             created: jiff::Timestamp::now(),
@@ -471,14 +486,23 @@ impl ArchiveWriter {
             .collect())
     }
 
-    /// Add the Kea memfile lease file `src` as `member`; its rows are checked and counted.
+    /// Add the Kea memfile lease file `src` as `member`; its rows are checked and counted as
+    /// they stream into the archive (memory: one row and the lease addresses).
     pub fn add_lease_file(
         &mut self,
         member: &str,
         src: &Path,
     ) -> Result<&LeaseFileFacts, ArchiveError> {
-        let (data, meta) = read_with_meta(src)?;
-        self.add_lease_data(member, &data, meta.mode(), meta.mtime().max(0) as u64)
+        let file = File::open(src).at(src)?;
+        let meta = file.metadata().at(src)?;
+        let reader = io::BufReader::with_capacity(256 << 10, file);
+        self.add_lease_stream(
+            member,
+            meta.len(),
+            meta.mode(),
+            meta.mtime().max(0) as u64,
+            reader,
+        )
     }
 
     /// Add in-memory lease-file `data` as `member` (see [`add_lease_file`](Self::add_lease_file)).
@@ -488,28 +512,61 @@ impl ArchiveWriter {
         data: &[u8],
         mode: u32,
     ) -> Result<&LeaseFileFacts, ArchiveError> {
-        self.add_lease_data(member, data, mode, now())
+        self.add_lease_stream(member, data.len() as u64, mode, now(), data)
     }
 
-    fn add_lease_data(
+    /// Stream a lease file of `size` bytes from `reader` as `member`, checking and counting its
+    /// rows on the way (see [`add_lease_file`](Self::add_lease_file)). A bad row fails the add
+    /// and poisons the writer.
+    pub fn add_lease_reader(
         &mut self,
         member: &str,
-        data: &[u8],
+        size: u64,
+        mode: u32,
+        reader: impl Read,
+    ) -> Result<&LeaseFileFacts, ArchiveError> {
+        self.add_lease_stream(member, size, mode, now(), reader)
+    }
+
+    fn add_lease_stream(
+        &mut self,
+        member: &str,
+        size: u64,
         mode: u32,
         mtime: u64,
+        reader: impl Read,
     ) -> Result<&LeaseFileFacts, ArchiveError> {
-        let mut own = LeaseSet::default();
-        let mut combined = self.lease_set.clone();
-        let rows = lease_rows(member, data, &mut [&mut own, &mut combined])?;
-        let leases = live(&own);
         let path = self.claim(member)?;
-        self.add_claimed(path.clone(), data.len() as u64, mode, mtime, data, None)?;
-        self.lease_set = combined;
-        self.lease_files.push(LeaseFileFacts {
+        let mut tee = RowTee {
+            inner: reader,
+            check: Some(LeaseRowCheck::new(&path)),
+            failed: None,
+        };
+        let added = self.add_claimed(path.clone(), size, mode, mtime, &mut tee, None);
+        if let Some(e) = tee.failed.take() {
+            self.tar = None;
+            return Err(e);
+        }
+        added?;
+        let file = tee
+            .check
+            .take()
+            .expect("checker present until finished")
+            .finish();
+        let file = match file {
+            Ok(f) => f,
+            Err(e) => {
+                self.tar = None;
+                return Err(e);
+            }
+        };
+        let facts = LeaseFileFacts {
             file: path,
-            rows,
-            leases,
-        });
+            rows: file.rows,
+            leases: file.leases(),
+        };
+        self.lease_set.add_file(file);
+        self.lease_files.push(facts);
         Ok(self.lease_files.last().expect("just pushed"))
     }
 
@@ -698,6 +755,27 @@ impl ArchiveWriter {
     }
 }
 
+/// Feeds what passes through it to a lease-row check; the first bad row stops the stream.
+struct RowTee<R> {
+    inner: R,
+    check: Option<LeaseRowCheck>,
+    failed: Option<ArchiveError>,
+}
+
+impl<R: Read> Read for RowTee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(check) = self.check.as_mut()
+            && let Err(e) = check.feed(&buf[..n])
+        {
+            let message = e.to_string();
+            self.failed = Some(e);
+            return Err(io::Error::new(io::ErrorKind::InvalidData, message));
+        }
+        Ok(n)
+    }
+}
+
 fn read_with_meta(src: &Path) -> Result<(Vec<u8>, fs::Metadata), ArchiveError> {
     let mut file = File::open(src).at(src)?;
     let meta = file.metadata().at(src)?;
@@ -749,13 +827,7 @@ pub fn filter_archive(
             return Ok(());
         }
         if leases.contains(path) {
-            let mut buf = Vec::with_capacity(size as usize);
-            data.read_to_end(&mut buf)
-                .map_err(|source| ArchiveError::Corrupt {
-                    archive: src.to_owned(),
-                    source,
-                })?;
-            w.add_lease_data(path, &buf, mode, now())?;
+            w.add_lease_stream(path, size, mode, now(), data)?;
         } else {
             let claimed = w.claim(path)?;
             w.add_claimed(claimed, size, mode, now(), data, None)?;
