@@ -251,3 +251,52 @@ and SKIP more optionData whose names/codes also replace derived options. Returns
 {{- end }}
 {{- dict "o" $out | toJson }}
 {{- end }}
+
+{{/*
+Fails when a static record or a DDNS domain lies inside knot.externalUpdates.ownerNames: outside
+updaters must not reach the names the chart and Kea manage.
+*/}}
+{{- define "udd.checkUpdateOwners" -}}
+{{- $zones := include "udd.zones" . | fromJson }}
+{{- $first := index $zones.all 0 }}
+{{- $subtrees := list }}
+{{- range .Values.knot.externalUpdates.ownerNames }}
+{{- $n := lower . }}
+{{- if hasSuffix "." $n }}
+{{- $subtrees = append $subtrees (trimSuffix "." $n) }}
+{{- else }}
+{{- range $zones.all }}
+{{- $subtrees = append $subtrees (printf "%s.%s" $n .) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- range $subtrees }}
+{{- if has . $zones.all }}
+{{- fail (printf "knot.externalUpdates.ownerNames: %q is a whole zone; give a subtree (e.g. k8s) so that DHCP clients' and static names stay out of outside updaters' reach" .) }}
+{{- end }}
+{{- end }}
+{{- range .Values.staticRecords }}
+{{- $owner := "" }}
+{{- $zone := $first }}
+{{- if kindIs "string" . }}
+{{- $owner = first (splitList " " (trim .)) }}
+{{- else }}
+{{- $owner = toString .name }}
+{{- with .zone }}{{ $zone = lower . | trimSuffix "." }}{{ end }}
+{{- end }}
+{{- $owner = lower $owner }}
+{{- $abs := "" }}
+{{- if eq $owner "@" }}
+{{- $abs = $zone }}
+{{- else if hasSuffix "." $owner }}
+{{- $abs = trimSuffix "." $owner }}
+{{- else }}
+{{- $abs = printf "%s.%s" $owner $zone }}
+{{- end }}
+{{- range $subtrees }}
+{{- if or (eq $abs .) (hasSuffix (printf ".%s" .) $abs) }}
+{{- fail (printf "knot.externalUpdates.ownerNames: the static record %s lies in %s, which outside updaters may change" $abs .) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}

@@ -211,8 +211,28 @@ def main():
         mm = mounted(ctrs["knot-auth"], inc)
         if not mm or "secret" not in volumes.get(mm["name"], {}):
             err("knot.conf include of the TSIG key is not on the Secret volume")
-    elif "acl" in kconf or "include" in kconf:
-        err("ddns disabled but Knot accepts updates")
+    elif any(a.get("id") == "kea-ddns-update" for a in kconf.get("acl") or []):
+        err("ddns disabled but Knot accepts Kea's updates")
+    # Transfers and outside updates: exactly what knot.secondaries/externalUpdates ask for, off
+    # by default, outside updates always signed and confined to subtrees.
+    kv = values["knot"]
+    acls = {a["id"]: a for a in kconf.get("acl") or []}
+    xfr = [a for a in acls.values() if "transfer" in str(a.get("action"))]
+    if sorted(a["address"] for a in xfr) != sorted(s["address"] for s in kv["secondaries"]):
+        err(f"transfer ACLs {xfr} != knot.secondaries")
+    if len(tmpl.get("notify") or []) != len(kv["secondaries"]):
+        err("a NOTIFY target per secondary")
+    ext = acls.get("external-update")
+    if bool(ext) != bool(kv["externalUpdates"]["allowFrom"]):
+        err("external-update ACL present != knot.externalUpdates.allowFrom")
+    if ext and (not ext.get("key") or ext.get("update-owner") != "name" or not ext.get("update-owner-name")):
+        err(f"external updates not signed or not confined: {ext}")
+    if set(tmpl.get("acl") or []) != set(acls):
+        err(f"template acl {tmpl.get('acl')} != defined ACLs {sorted(acls)}")
+    if kv["tsigKeys"]["existingSecret"]:
+        m = mounted(ctrs["knot-auth"], "/etc/dnsdhcp/tsig-extra/keys.conf")
+        if not m or volumes.get(m["name"], {}).get("secret", {}).get("secretName") != kv["tsigKeys"]["existingSecret"]:
+            err("knot.tsigKeys.existingSecret is not mounted for knot.conf's include")
 
     # Kea's configuration agrees with the env vars and with Kea 2.6's path restrictions.
     kea_cm = next((c for n, c in cms.items() if n.endswith("-kea")), {})

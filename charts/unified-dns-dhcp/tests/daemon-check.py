@@ -103,6 +103,18 @@ def check(docs, tmp):
     for k in ("secret", "knot-key.conf"):
         if k in files:
             open(f"{tmp}/etc/dnsdhcp/tsig/{k}", "w").write(files[k])
+    extra_keys = {}
+    if "/etc/dnsdhcp/tsig-extra/keys.conf" in files["knot.conf"]:
+        # knot.tsigKeys.existingSecret: make keys.conf as the chart README tells users to.
+        kc = yaml.safe_load(files["knot.conf"])
+        names = {a["key"] for a in (kc.get("acl") or []) + (kc.get("remote") or []) if a.get("key")}
+        names.discard(kc.get("acl", [{}])[0].get("key") if ddns else None)
+        os.makedirs(f"{tmp}/etc/dnsdhcp/tsig-extra", exist_ok=True)
+        text = "key:\n"
+        for n in sorted(names):
+            extra_keys[n] = base64.b64encode(os.urandom(32)).decode()
+            text += f"  - id: {n}\n    algorithm: hmac-sha256\n    secret: {extra_keys[n]}\n"
+        open(f"{tmp}/etc/dnsdhcp/tsig-extra/keys.conf", "w").write(text)
     for k, v in files.items():
         if k.endswith(".zone"):
             open(f"{tmp}/var/lib/knot/zones/{k}", "w").write(v)
@@ -143,6 +155,20 @@ def check(docs, tmp):
             r = run(["kdig", "@127.0.0.1", "-p", str(port), "+short", f"chart-check.{fwd}", "A"])
             if r.stdout.strip() != "192.0.2.7":
                 errors.append(f"updated record not served: {r.stdout}")
+
+    # Updates from outside (knot.externalUpdates), when allowed from 127.0.0.1: signed ones inside
+    # the owner subtrees are accepted, outside them or unsigned refused.
+    ext = next((a for a in yaml.safe_load(files["knot.conf"]).get("acl") or [] if a["id"] == "external-update"), None)
+    if ext and any(n.startswith("127.") for n in ext["address"]) and shutil.which("knsupdate"):
+        zone = zones[0]
+        sub = ext["update-owner-name"][0]
+        inside = f"x.{sub}" if sub.endswith(".") else f"x.{sub}.{zone}"
+        tsig = ["-y", f"hmac-sha256:{ext['key']}:{extra_keys.get(ext['key'], '')}"]
+        for name, signed, want in ((inside, True, True), (f"outside.{zone}", True, False), (inside, False, False)):
+            upd = f"server 127.0.0.1 {port}\nzone {zone}\nupdate add {name} 60 A 192.0.2.8\nsend\n"
+            r = run(["knsupdate"] + (tsig if signed else []), input=upd)
+            if (r.returncode == 0) != want:
+                errors.append(f"external update of {name} (signed: {signed}): accepted={r.returncode == 0}, want {want}: {r.stdout}{r.stderr}")
 
     # Kea.
     hooks = host_hooks_dir()
