@@ -15,6 +15,8 @@ use knot_ctl::{BackupOptions, Components};
 use crate::archive::{self, ArchiveError, ArchiveKind, ArchiveWriter, Manifest, Member};
 use crate::target::LocalTarget;
 
+pub use crate::archive::{member_of_zone, zone_of_member};
+
 /// The zones-only archive the post-start role and `restore --zones` consume.
 pub const ZONES_ARCHIVE: &str = "zones.tar.gz";
 /// The lease archive the init-leases role and `restore --leases` consume.
@@ -214,12 +216,6 @@ pub fn classify_zone_member(member: &str) -> Member {
         Some(zone) => Member::Zone(zone),
         None => Member::Plain,
     }
-}
-
-/// The zone whose file `member` is (`zonefiles/example.com.zone` → `example.com.`).
-pub fn zone_of_member(member: &str) -> Option<String> {
-    let name = member.strip_prefix("zonefiles/")?.strip_suffix(".zone")?;
-    (!name.is_empty() && !name.contains('/')).then(|| format!("{}.", name.trim_end_matches('.')))
 }
 
 /// Makes `dir` writable by knotd only: mode 0700, owned by the user that owns Knot's control

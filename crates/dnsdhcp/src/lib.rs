@@ -14,7 +14,7 @@
 //! | [`legacy`] | the original chart's archives, restore scripts and values |
 //! | [`records`] | static records from Helm values: load, validate, plan, apply |
 //! | [`pod`] | the in-pod roles: init-zones, init-leases, post-start |
-//! | [`rdata_compat`] | record types `domain` cannot parse (DHCID) in RFC 3597 form |
+//! | [`zonefile`] | one zone-file reader (backup, verify, restore): every type in Knot's table |
 //! | [`kube`] | the Kubernetes target: the same operations run in the StatefulSet's pod over exec |
 
 pub mod archive;
@@ -23,8 +23,8 @@ pub mod kube;
 pub mod leases;
 pub mod legacy;
 pub mod pod;
-pub mod rdata_compat;
 pub mod records;
 pub mod restore;
 pub mod target;
+pub mod zonefile;
 pub mod zones;

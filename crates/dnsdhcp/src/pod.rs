@@ -22,7 +22,7 @@ use crate::legacy::{self, LegacyError, NO_MANIFEST_NOTE};
 use crate::records::{self, ApplyOptions};
 use crate::restore::verified;
 use crate::target::LocalTarget;
-use crate::zones::sync_zone;
+use crate::zones::{RestoreOptions, sync_zone};
 
 /// Why a role failed. The caller exits non-zero.
 #[derive(Debug, thiserror::Error)]
@@ -378,7 +378,12 @@ fn restore_zones_archive<S: io::Read + io::Write>(
         for z in &report.zones {
             let path = staging.join(&z.file);
             let data = fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let outcome = sync_zone(client, &z.name, &z.file, &data).map_err(|e| e.to_string())?;
+            let opts = RestoreOptions {
+                keep_serial: false,
+                stage_dir: Some(zones_dir.to_owned()),
+            };
+            let outcome =
+                sync_zone(client, &z.name, &z.file, &data, &opts).map_err(|e| e.to_string())?;
             log(format!(
                 "  {}: serial {}, {} record(s), {} RRset(s) changed",
                 z.name, outcome.serial, z.records, outcome.rrsets_changed

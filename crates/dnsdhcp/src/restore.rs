@@ -6,6 +6,7 @@
 //! the lease file is staged and put in place crash-safely ([`crate::leases`]), then Kea
 //! re-reads its lease files (`config-reload`).
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -17,7 +18,10 @@ use crate::backup::{effective_uid, zone_of_member};
 use crate::leases::{self, LeaseInstallError};
 use crate::legacy::{self, Converted, LegacyError};
 use crate::target::LocalTarget;
-use crate::zones::{SyncOutcome, ZoneSyncError, sync_zone};
+use crate::zones::{
+    Method, RestoreOptions, SyncOutcome, ZONE_FILE_LOAD_TIMEOUT, ZoneSyncError, prepare_backup_dir,
+    sync_zone, wait_served,
+};
 
 /// Why a restore failed.
 #[derive(Debug, thiserror::Error)]
@@ -40,13 +44,20 @@ pub enum RestoreError {
         /// What was asked for.
         wanted: &'static str,
     },
-    /// A zone in the archive is not served by Knot (it must be configured first).
+    /// Zones in the archive are not served by Knot (they must be configured first); nothing
+    /// was changed.
     #[error(
-        "zone {zone} is in the archive but Knot does not serve it; add it to Knot's configuration first"
+        "zone(s) {zone} are in the archive but Knot does not serve them; add them to Knot's configuration first (nothing was restored)"
     )]
     UnknownZone {
-        /// The zone.
+        /// The zones, comma-separated.
         zone: String,
+    },
+    /// The archive holds no zone: a restore would restore nothing.
+    #[error("{}: the archive holds no zone file; nothing to restore", archive.display())]
+    NothingToRestore {
+        /// The archive.
+        archive: PathBuf,
     },
     /// Knot refused or failed a command.
     #[error("knot: {context}: {source}")]
@@ -124,10 +135,13 @@ pub fn verified(archive: &Path) -> Result<VerifyReport, RestoreError> {
 pub struct RestoredZone {
     /// The zone (FQDN).
     pub zone: String,
-    /// The serial it serves now (the archived one).
+    /// The serial it serves now: past the served and the archived one, or the archived one
+    /// with `--keep-serial`.
     pub serial: u32,
     /// Records in the archived zone file.
     pub records: u64,
+    /// How it was put back.
+    pub method: Method,
 }
 
 /// What a zone restore did.
@@ -135,7 +149,8 @@ pub struct RestoredZone {
 pub struct ZonesRestore {
     /// The archive restored.
     pub archive: PathBuf,
-    /// `zone-restore` (full archive) or `transaction` (zones-only archive).
+    /// `zone-restore` (full archive) or `transaction` (zones-only archive; large zones by
+    /// their zone file, see each zone's method).
     pub method: &'static str,
     /// Every zone restored.
     pub zones: Vec<RestoredZone>,
@@ -144,14 +159,34 @@ pub struct ZonesRestore {
 /// How long a restored zone may take to be served again.
 pub const ZONE_LOAD_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Options of a zone restore.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ZoneRestoreOptions {
+    /// Serve the archived serial exactly instead of one past both the served and the archived
+    /// serial.
+    pub keep_serial: bool,
+}
+
+/// Restores zones from `archive` into the running Knot of `target` with default options (see
+/// [`restore_zones_with`]).
+pub fn restore_zones(target: &LocalTarget, archive: &Path) -> Result<ZonesRestore, RestoreError> {
+    restore_zones_with(target, archive, &ZoneRestoreOptions::default())
+}
+
 /// Restores zones from `archive` into the running Knot of `target`: a full archive
 /// (`knot-zones-*.tar.gz`) with Knot's `zone-restore`, a zones-only one (`zones.tar.gz`) by
-/// transaction. Waits until every zone serves the archived serial. An archive written the
-/// original chart's way (no manifest) is checked, converted and restored as `zones.tar.gz`.
-pub fn restore_zones(target: &LocalTarget, archive: &Path) -> Result<ZonesRestore, RestoreError> {
+/// transaction (large zones by their zone file). Waits until every zone is served again; the
+/// serial moves past both the served and the archived one unless `opts.keep_serial`. An archive
+/// written the original chart's way (no manifest) is checked, converted and restored as
+/// `zones.tar.gz`.
+pub fn restore_zones_with(
+    target: &LocalTarget,
+    archive: &Path,
+    opts: &ZoneRestoreOptions,
+) -> Result<ZonesRestore, RestoreError> {
     let (_scratch, converted) = convert_legacy(archive)?;
     let mut restored =
-        restore_zones_from(target, converted.as_ref().map_or(archive, |c| c.path()))?;
+        restore_zones_from(target, converted.as_ref().map_or(archive, |c| c.path()), opts)?;
     restored.archive = archive.to_owned();
     Ok(restored)
 }
@@ -172,37 +207,66 @@ pub fn convert_legacy(
     Ok((scratch, converted))
 }
 
-fn restore_zones_from(target: &LocalTarget, archive: &Path) -> Result<ZonesRestore, RestoreError> {
+fn restore_zones_from(
+    target: &LocalTarget,
+    archive: &Path,
+    opts: &ZoneRestoreOptions,
+) -> Result<ZonesRestore, RestoreError> {
     let report = verified(archive)?;
+    if report.zones.is_empty() {
+        return Err(RestoreError::NothingToRestore {
+            archive: archive.to_owned(),
+        });
+    }
     let mut client = target.knot().map_err(knot("connect"))?;
-    let served: Vec<String> = client
+    let served: BTreeMap<String, Option<u32>> = client
         .zone_status_all()
         .map_err(knot("zone-status"))?
         .into_iter()
-        .map(|s| s.zone)
+        .map(|s| (s.zone.to_ascii_lowercase(), s.serial))
         .collect();
-    for z in &report.zones {
-        if !served.iter().any(|s| s.eq_ignore_ascii_case(&z.name)) {
-            return Err(RestoreError::UnknownZone {
-                zone: z.name.clone(),
-            });
-        }
+    let missing: Vec<String> = report
+        .zones
+        .iter()
+        .filter(|z| !served.contains_key(&z.name.to_ascii_lowercase()))
+        .map(|z| z.name.clone())
+        .collect();
+    if !missing.is_empty() {
+        return Err(RestoreError::UnknownZone {
+            zone: missing.join(", "),
+        });
     }
     drop(client);
+    let served: BTreeMap<String, u32> = served
+        .into_iter()
+        .filter_map(|(z, s)| s.map(|s| (z, s)))
+        .collect();
     match report.kind {
-        Some(ArchiveKind::ZonesFull) => restore_full(target, archive, &report),
+        Some(ArchiveKind::ZonesFull) => restore_full(target, archive, &report, &served, opts),
         Some(ArchiveKind::Zones) => {
-            let (_staging, dest) = extract_to_staging(archive, "zones")?;
+            let (staging, dest) = extract_to_staging(archive, "zones")?;
+            let stage = staging.path().join("knot");
+            fs::create_dir(&stage).map_err(|source| RestoreError::Io {
+                path: stage.clone(),
+                source,
+            })?;
+            give_tree_to_knot(target, &stage)?;
+            let sync_opts = RestoreOptions {
+                keep_serial: opts.keep_serial,
+                stage_dir: Some(stage),
+            };
             let mut client = target.knot().map_err(knot("connect"))?;
             let mut zones = Vec::new();
             for z in &report.zones {
                 let path = dest.join(&z.file);
                 let data = fs::read(&path).map_err(|source| RestoreError::Io { path, source })?;
-                let SyncOutcome { serial, .. } = sync_zone(&mut client, &z.name, &z.file, &data)?;
+                let SyncOutcome { serial, method, .. } =
+                    sync_zone(&mut client, &z.name, &z.file, &data, &sync_opts)?;
                 zones.push(RestoredZone {
                     zone: z.name.clone(),
                     serial,
                     records: z.records,
+                    method,
                 });
             }
             Ok(ZonesRestore {
@@ -241,20 +305,24 @@ fn restore_full(
     target: &LocalTarget,
     archive: &Path,
     report: &VerifyReport,
+    served: &BTreeMap<String, u32>,
+    opts: &ZoneRestoreOptions,
 ) -> Result<ZonesRestore, RestoreError> {
     // Knot reads the backup as its own user: stage it where that user may read it.
     let (staging, dest) = extract_to_staging(archive, "backup")?;
-    give_tree_to_knot(target, staging.path())?;
-
     // Only the zones whose files are in the archive: Knot 3.2 deletes the live zone file of a
     // zone restored from a backup that lacks it.
-    let zones: Vec<&str> = report
+    let zones: Vec<(&str, &str)> = report
         .zones
         .iter()
         .filter(|z| zone_of_member(&z.file).is_some())
-        .map(|z| z.name.as_str())
+        .map(|z| (z.name.as_str(), z.file.as_str()))
         .collect();
-    let opts = BackupOptions {
+    // Every zone file loadable by Knot and holding the serial to serve, before anything changes.
+    let serials = prepare_backup_dir(&dest, &zones, served, opts.keep_serial)?;
+    give_tree_to_knot(target, staging.path())?;
+    let names: Vec<&str> = zones.iter().map(|z| z.0).collect();
+    let backup_opts = BackupOptions {
         components: Components {
             zonefile: Some(true),
             journal: Some(false),
@@ -266,17 +334,16 @@ fn restore_full(
     };
     let mut client = target.knot().map_err(knot("connect"))?;
     client
-        .zone_restore(&zones, &opts)
+        .zone_restore(&names, &backup_opts)
         .map_err(knot(format!("zone-restore +backupdir {}", dest.display())))?;
-    // Knot 3.2 serves one control connection at a time: close this one before polling.
-    drop(client);
     let mut restored = Vec::new();
-    for z in &report.zones {
-        wait_for_serial(target, &z.name, z.serial, ZONE_LOAD_TIMEOUT)?;
+    for (z, serial) in report.zones.iter().zip(serials) {
+        wait_served(&mut client, &z.name, serial, ZONE_FILE_LOAD_TIMEOUT)?;
         restored.push(RestoredZone {
             zone: z.name.clone(),
-            serial: z.serial,
+            serial,
             records: z.records,
+            method: Method::ZoneFile,
         });
     }
     Ok(ZonesRestore {

@@ -1,27 +1,32 @@
-//! Making a zone serve exactly the records of a zone file, through one Knot transaction.
+//! Making a zone serve exactly the records of a zone file.
 //!
 //! This is how a zone-files-only archive (`zones.tar.gz`) is restored into a running Knot: the
 //! zone file is parsed, compared with what the zone serves (`zone-read`), and the difference is
-//! applied in a single transaction that also sets the archive's SOA, so the zone ends up serving
-//! the archive's records *and* its serial, whatever Knot's journal held before. DNSSEC records
-//! are Knot's own business and are left out on both sides.
+//! applied in a single transaction that also sets the SOA — or, when the difference is too large
+//! for one transaction on knotd 3.2 ([`MAX_TXN_RECORDS`]), the file is loaded by Knot itself
+//! through `zone-restore`. Either way the zone serves the archive's records, and a serial past
+//! both the one served before and the archived one ([`restored_serial`]) unless the archived
+//! serial is kept. DNSSEC records are Knot's own business and are left out of the comparison.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
 use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use domain::base::iana::{Class, Rtype};
-use domain::base::name::ToName;
-use domain::base::rdata::ComposeRecordData;
-use domain::base::zonefile_fmt::{DisplayKind, ZonefileFmt};
-use domain::zonefile::inplace::{Entry, Zonefile};
+use domain::base::iana::Rtype;
 use knot_ctl::codec::{Item, Items, Unit};
-use knot_ctl::{Client, FlushOptions, Record};
+use knot_ctl::{BackupOptions, Client, Components, FlushOptions, Record};
 
-use crate::rdata_compat::{generic_rdata, rewrite_zone_text};
-use crate::records::rr::{DName, dnssec_type, fqdn, parse_abs_name, parse_knot_rr};
+use crate::archive::member_of_zone;
+use crate::records::rr::{DName, dnssec_type, fqdn, parse_abs_name};
+use crate::zonefile::{
+    ZoneReader, ZoneRecord, knot_type_name, loadable_zone_file, parse_served, with_soa_serial,
+};
 
 /// Why a zone could not be replaced.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ZoneSyncError {
     /// The zone file does not parse.
     #[error("{file}: {message}")]
@@ -40,6 +45,27 @@ pub enum ZoneSyncError {
         record: String,
         /// What is wrong.
         message: String,
+    },
+    /// A staging file could not be written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The zone did not come back with the expected serial in time.
+    #[error("zone {zone} did not serve serial {expected} within {waited:?} (serving {serving:?})")]
+    NotLoaded {
+        /// The zone.
+        zone: String,
+        /// The serial expected.
+        expected: u32,
+        /// What it serves (None: not loaded).
+        serving: Option<u32>,
+        /// How long we waited.
+        waited: Duration,
     },
     /// Knot refused a command; any transaction has been aborted.
     #[error("zone {zone}: {context}: {source}")]
@@ -74,50 +100,35 @@ pub struct SyncOutcome {
     pub records: usize,
     /// The SOA serial the zone serves afterwards.
     pub serial: u32,
-    /// Whether a transaction was committed (false: the zone already matched).
+    /// Whether anything was changed (false: the zone already matched).
     pub committed: bool,
+    /// How the zone was put back.
+    pub method: Method,
 }
 
 /// Parses the zone file `data` of `zone`; `file` labels errors.
 fn parse_zone_file(file: &str, zone: &DName, data: &[u8]) -> Result<Rrsets, ZoneSyncError> {
-    let err = |message: String| ZoneSyncError::ZoneFile {
-        file: file.to_owned(),
-        message,
-    };
-    let data = rewrite_zone_text(data);
-    let mut zf = Zonefile::from(&*data);
-    zf.set_origin(zone.clone());
-    zf.set_default_class(Class::IN);
+    let mut reader = ZoneReader::new(file, zone, data);
     let mut out = Rrsets::new();
-    loop {
-        let rec = match zf.next_entry() {
-            Ok(Some(Entry::Record(rec))) => rec,
-            Ok(Some(Entry::Include { path, .. })) => {
-                return Err(err(format!("$INCLUDE {path} is not allowed")));
-            }
-            Ok(None) => break,
-            Err(e) => return Err(err(e.to_string())),
-        };
-        if dnssec_type(rec.rtype()) {
-            continue;
-        }
-        let mut wire = Vec::new();
-        rec.data()
-            .compose_canonical_rdata(&mut wire)
-            .map_err(|_| err("record data too long".into()))?;
-        let owner = fqdn(
-            &rec.owner()
-                .to_name::<Vec<u8>>()
-                .to_canonical_name::<Vec<u8>>(),
-        );
-        let set = out.entry((owner, rec.rtype().to_int())).or_default();
-        set.ttl = rec.ttl().as_secs();
-        set.rdata.insert(
-            wire,
-            rec.data().display_zonefile(DisplayKind::Simple).to_string(),
-        );
+    while let Some(rec) = reader.next_record().map_err(|e| ZoneSyncError::ZoneFile {
+        file: file.to_owned(),
+        message: e.to_string(),
+    })? {
+        add(&mut out, rec);
     }
     Ok(out)
+}
+
+/// Adds `rec` to its RRset (DNSSEC records are left out).
+fn add(out: &mut Rrsets, rec: ZoneRecord) {
+    if dnssec_type(rec.rtype) {
+        return;
+    }
+    let set = out
+        .entry((fqdn(&rec.owner), rec.rtype.to_int()))
+        .or_default();
+    set.ttl = rec.ttl;
+    set.rdata.insert(rec.key, rec.data);
 }
 
 /// Reads what `zone` serves now, in the same form as [`parse_zone_file`].
@@ -134,106 +145,203 @@ fn read_served<S: Read + Write>(
     for r in client.zone_read(zone, None, None).map_err(knot)? {
         let r = r.map_err(knot)?;
         let ttl = r.ttl.unwrap_or(0);
-        let data = generic_rdata(&r.rtype, &r.data).unwrap_or_else(|| r.data.clone());
-        let parsed = parse_knot_rr(&r.owner, ttl, &r.rtype, &data).map_err(|message| {
+        let parsed = parse_served(&r.owner, ttl, &r.rtype, &r.data).map_err(|message| {
             ZoneSyncError::ServedRecord {
                 zone: zone.to_owned(),
                 record: r.to_string(),
                 message,
             }
         })?;
-        if dnssec_type(parsed.rtype) {
-            continue;
-        }
-        let set = out
-            .entry((fqdn(&parsed.owner), parsed.rtype.to_int()))
-            .or_default();
-        set.ttl = parsed.ttl;
-        set.rdata.insert(parsed.wire, parsed.data);
+        add(&mut out, parsed);
     }
     Ok(out)
 }
 
-/// Makes `zone` serve exactly the records of the zone file `data` (DNSSEC records aside) and
-/// the file's SOA serial, in one transaction that is aborted on any error. Nothing is sent
-/// when the zone already matches. The zone is flushed afterwards.
+/// How a restore treats the SOA serial, and where the zone-file path may stage files.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    /// Serve the archived serial exactly (otherwise one past the larger of the served and the
+    /// archived serial, so secondaries follow).
+    pub keep_serial: bool,
+    /// A directory knotd can read, where a zone too large for one transaction is staged as a
+    /// one-zone backup for `zone-restore`. `None`: always by transaction.
+    pub stage_dir: Option<PathBuf>,
+}
+
+/// How a zone was put back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// Nothing differed and the serial stays.
+    Unchanged,
+    /// One control transaction with the difference.
+    Transaction,
+    /// The zone file, loaded by Knot (`zone-restore` of a one-zone backup).
+    ZoneFile,
+}
+
+/// Transactions larger than this many changed records, or changing an RRset of more records
+/// than [`MAX_TXN_RRSET`], go through the zone file instead: knotd 3.2.6 crashes committing
+/// transactions with RRsets of 1,000+ records and, now and then, large ones.
+pub const MAX_TXN_RECORDS: usize = 5_000;
+/// See [`MAX_TXN_RECORDS`].
+pub const MAX_TXN_RRSET: usize = 500;
+
+/// The serial a restored zone serves: with `keep`, the archived one; otherwise one past the
+/// larger (RFC 1982) of the served and the archived serial.
+pub fn restored_serial(served: Option<u32>, archived: u32, keep: bool) -> u32 {
+    if keep {
+        return archived;
+    }
+    let top = match served {
+        Some(s) if serial_newer(s, archived) => s,
+        _ => archived,
+    };
+    top.wrapping_add(1)
+}
+
+/// Whether serial `a` is newer than `b` in RFC 1982 arithmetic.
+pub fn serial_newer(a: u32, b: u32) -> bool {
+    a != b && a.wrapping_sub(b) < 1 << 31
+}
+
+/// Makes `zone` serve exactly the records of the zone file `data` (DNSSEC records aside), with
+/// a serial past both the served and the archived one ([`restored_serial`]; `keep_serial`: the
+/// archived one). A small difference goes in one transaction that is aborted on any error;
+/// a large one through the zone file when `opts.stage_dir` is given ([`MAX_TXN_RECORDS`]).
 pub fn sync_zone<S: Read + Write>(
     client: &mut Client<S>,
     zone: &str,
     file: &str,
     data: &[u8],
+    opts: &RestoreOptions,
 ) -> Result<SyncOutcome, ZoneSyncError> {
-    let apex = parse_abs_name(zone).map_err(|message| ZoneSyncError::ZoneFile {
+    let file_err = |message: String| ZoneSyncError::ZoneFile {
         file: file.to_owned(),
         message,
-    })?;
+    };
+    let apex = parse_abs_name(zone).map_err(file_err)?;
     let zone = fqdn(&apex);
     let want = parse_zone_file(file, &apex, data)?;
     let soa_key = (zone.clone(), Rtype::SOA.to_int());
     let Some(soa) = want.get(&soa_key) else {
-        return Err(ZoneSyncError::ZoneFile {
-            file: file.to_owned(),
-            message: format!("no SOA record at the apex of {zone}"),
-        });
+        return Err(file_err(format!("no SOA record at the apex of {zone}")));
     };
-    let serial = soa_serial(soa.rdata.values().next().expect("an RRset has records"));
+    let soa_data = soa.rdata.values().next().expect("an RRset has records");
+    let archived = soa_serial(soa_data);
     let have = read_served(client, &zone)?;
+    let served_serial = have
+        .get(&soa_key)
+        .and_then(|s| s.rdata.values().next())
+        .map(|d| soa_serial(d));
+    let serial = restored_serial(served_serial, archived, opts.keep_serial);
+    let records = want.values().map(|s| s.rdata.len()).sum();
+    let diff = diff_rrsets(&want, &have, &soa_key);
+    let outcome = |method, rrsets_changed| SyncOutcome {
+        zone: zone.clone(),
+        rrsets_changed,
+        records,
+        serial,
+        committed: method != Method::Unchanged,
+        method,
+    };
+    if diff.changed == 0 && served_serial == Some(serial) {
+        return Ok(outcome(Method::Unchanged, 0));
+    }
+    let too_big =
+        diff.unsets.len() + diff.sets.len() > MAX_TXN_RECORDS || diff.largest_rrset > MAX_TXN_RRSET;
+    if let (true, Some(stage)) = (too_big, &opts.stage_dir) {
+        restore_zone_file(client, &zone, file, data, stage, serial)?;
+        return Ok(outcome(Method::ZoneFile, diff.changed));
+    }
+    commit_diff(
+        client,
+        &zone,
+        soa.ttl,
+        soa_data,
+        served_serial,
+        serial,
+        diff.unsets,
+        diff.sets,
+    )?;
+    Ok(outcome(Method::Transaction, diff.changed))
+}
 
+/// What differs between two zones' RRsets (the SOA aside).
+struct Diff {
+    unsets: Vec<Record>,
+    sets: Vec<Record>,
+    /// RRsets that differ, the SOA included.
+    changed: usize,
+    /// Records of the largest RRset set or unset.
+    largest_rrset: usize,
+}
+
+fn diff_rrsets(want: &Rrsets, have: &Rrsets, soa_key: &(String, u16)) -> Diff {
     let keys: BTreeSet<&(String, u16)> = want.keys().chain(have.keys()).collect();
-    let mut unsets = Vec::new();
-    let mut sets = Vec::new();
-    let mut changed = 0;
+    let mut d = Diff {
+        unsets: Vec::new(),
+        sets: Vec::new(),
+        changed: 0,
+        largest_rrset: 0,
+    };
     for key in keys {
         let (w, h) = (want.get(key), have.get(key));
         if w == h {
             continue;
         }
-        changed += 1;
-        let (owner, rtype) = key;
-        let type_name = Rtype::from_int(*rtype).to_string();
-        if *key == soa_key {
-            continue; // set below, in every transaction
+        d.changed += 1;
+        if key == soa_key {
+            continue; // set in every transaction
         }
-        if h.is_some() {
+        let (owner, rtype) = key;
+        let type_name = knot_type_name(Rtype::from_int(*rtype));
+        if let Some(h) = h {
             // Whole RRset out, then every wanted record in: no record is set or unset twice.
-            unsets.push(Record::without_ttl(owner, &type_name, ""));
+            d.unsets.push(Record::without_ttl(owner, &type_name, ""));
+            d.largest_rrset = d.largest_rrset.max(h.rdata.len());
         }
         if let Some(w) = w {
+            d.largest_rrset = d.largest_rrset.max(w.rdata.len());
             for data in w.rdata.values() {
-                sets.push(Record::new(owner, w.ttl, &type_name, data));
+                let name = if data.starts_with("\\#") {
+                    format!("TYPE{rtype}")
+                } else {
+                    type_name.clone()
+                };
+                d.sets.push(Record::new(owner, w.ttl, &name, data));
             }
         }
     }
-    let records = want.values().map(|s| s.rdata.len()).sum();
-    if changed == 0 {
-        return Ok(SyncOutcome {
-            zone,
-            rrsets_changed: 0,
-            records,
-            serial,
-            committed: false,
-        });
-    }
-    // The archive's SOA is set explicitly, so the zone serves the archive's serial (an explicit
-    // SOA is taken as given; otherwise the commit would increment the serial).
-    let soa_data = soa.rdata.values().next().expect("an RRset has records");
-    // Knot 3.4 refuses a commit that does not increase the serial (RFC 1982) with "semantic
-    // check" (journal update failed; 3.2 accepted it). An archived serial at or below the
-    // served one is reached the RFC 1982 way: the transaction commits an intermediate serial,
-    // further SOA-only commits step up (at most 2^31 - 1 each) until the archived serial.
-    let served_serial = have
-        .get(&soa_key)
-        .and_then(|s| s.rdata.values().next())
-        .map(|d| soa_serial(d));
-    let hops = served_serial.map_or_else(Vec::new, |from| serial_hops(from, serial));
-    let first_soa = match hops.first() {
-        Some(&s) => with_serial(soa_data, s),
-        None => soa_data.clone(),
-    };
-    sets.push(Record::new(&zone, soa.ttl, "SOA", &first_soa));
+    d
+}
 
+/// Commits the difference and the SOA with `serial` in one transaction (aborted on error).
+/// Keeping an archived serial at or below the served one takes the RFC 1982 way: intermediate
+/// serials in further SOA-only commits (Knot 3.4 refuses a commit that does not increase the
+/// serial), then the journal is purged (its history belongs to contents that no longer exist,
+/// and a serial below the journal's makes every later commit fail on Knot 3.2).
+#[allow(clippy::too_many_arguments)]
+fn commit_diff<S: Read + Write>(
+    client: &mut Client<S>,
+    zone: &str,
+    soa_ttl: u32,
+    soa_data: &str,
+    served_serial: Option<u32>,
+    serial: u32,
+    unsets: Vec<Record>,
+    mut sets: Vec<Record>,
+) -> Result<(), ZoneSyncError> {
+    let hops = served_serial.map_or_else(Vec::new, |from| serial_hops(from, serial));
+    let first = hops.first().copied().unwrap_or(serial);
+    sets.push(Record::new(
+        zone,
+        soa_ttl,
+        "SOA",
+        with_serial(soa_data, first),
+    ));
     let knot = |context: &str| {
-        let zone = zone.clone();
+        let zone = zone.to_owned();
         let context = context.to_owned();
         move |source| ZoneSyncError::Knot {
             zone,
@@ -241,7 +349,7 @@ pub fn sync_zone<S: Read + Write>(
             source,
         }
     };
-    let mut txn = client.zone_begin(&zone).map_err(knot("zone-begin"))?;
+    let mut txn = client.zone_begin(zone).map_err(knot("zone-begin"))?;
     let refused = txn.unset_batch(&unsets).map_err(knot("zone-unset"))?;
     if let Some(r) = refused.into_iter().next() {
         return Err(knot("zone-unset")(r.error));
@@ -251,31 +359,189 @@ pub fn sync_zone<S: Read + Write>(
         return Err(knot("zone-set")(r.error));
     }
     txn.commit().map_err(knot("zone-commit"))?;
-    let later = hops.iter().skip(1).map(|&s| with_serial(soa_data, s));
-    for soa_rdata in later.chain(hops.first().map(|_| soa_data.clone())) {
-        let mut txn = client.zone_begin(&zone).map_err(knot("zone-begin"))?;
-        txn.set(&Record::new(&zone, soa.ttl, "SOA", &soa_rdata))
-            .map_err(knot("zone-set"))?;
+    let later = hops.iter().skip(1).copied();
+    for step in later.chain(hops.first().map(|_| serial)) {
+        let mut txn = client.zone_begin(zone).map_err(knot("zone-begin"))?;
+        txn.set(&Record::new(
+            zone,
+            soa_ttl,
+            "SOA",
+            with_serial(soa_data, step),
+        ))
+        .map_err(knot("zone-set"))?;
         txn.commit().map_err(knot("zone-commit"))?;
     }
-    // The zone file first (blocking), then the journal goes: its history belongs to contents
-    // that no longer exist, and an archived serial at or below the journal's would make every
-    // later commit fail ("not enough space provided" on Knot 3.2).
     let flush = FlushOptions {
         blocking: true,
         ..FlushOptions::default()
     };
     client
-        .zone_flush(Some(&zone), &flush)
+        .zone_flush(Some(zone), &flush)
         .map_err(knot("zone-flush"))?;
-    purge_journal(client, &zone).map_err(knot("zone-purge +journal"))?;
-    Ok(SyncOutcome {
-        zone,
-        rrsets_changed: changed,
-        records,
-        serial,
-        committed: true,
-    })
+    if !hops.is_empty() {
+        purge_journal(client, zone).map_err(knot("zone-purge +journal"))?;
+    }
+    Ok(())
+}
+
+/// Puts `zone` back from its zone file: the file (made loadable, with `serial`) is staged under
+/// `stage` as a one-zone Knot backup and restored with `zone-restore` (zone file only; Knot
+/// drops the zone's journal and loads the file), then waits until the zone serves `serial`.
+pub fn restore_zone_file<S: Read + Write>(
+    client: &mut Client<S>,
+    zone: &str,
+    file: &str,
+    data: &[u8],
+    stage: &Path,
+    serial: u32,
+) -> Result<(), ZoneSyncError> {
+    let apex = parse_abs_name(zone).map_err(|message| ZoneSyncError::ZoneFile {
+        file: file.to_owned(),
+        message,
+    })?;
+    let (text, serial) =
+        loadable_zone_file(file, &apex, data, |_| serial).map_err(|e| ZoneSyncError::ZoneFile {
+            file: file.to_owned(),
+            message: e.to_string(),
+        })?;
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| ZoneSyncError::Io { path, source }
+    };
+    let dir = tempfile::Builder::new()
+        .prefix(".dnsdhcp-zone-")
+        .tempdir_in(stage)
+        .map_err(io(stage))?;
+    let backup = dir.path().join("backup");
+    let member = backup.join(member_of_zone(zone));
+    let parent = member.parent().expect("a member has a parent");
+    fs::create_dir_all(parent).map_err(io(parent))?;
+    fs::write(&member, &text).map_err(io(&member))?;
+    let label = backup.join("knot_backup.label");
+    fs::write(
+        &label,
+        format!(
+            "label: Knot DNS Backup\nbackup_format: 2\nparameters: +zonefile +nojournal +notimers +nokaspdb +nocatalog +backupdir {}\nzone_count: 1\n",
+            backup.display()
+        ),
+    )
+    .map_err(io(&label))?;
+    open_tree(dir.path()).map_err(io(dir.path()))?;
+    let opts = BackupOptions {
+        components: Components {
+            zonefile: Some(true),
+            journal: Some(false),
+            timers: Some(false),
+            kaspdb: Some(false),
+            catalog: Some(false),
+        },
+        ..BackupOptions::new(&backup)
+    };
+    let knot = |context: String| {
+        let zone = zone.to_owned();
+        move |source| ZoneSyncError::Knot {
+            zone,
+            context,
+            source,
+        }
+    };
+    client.zone_restore(&[zone], &opts).map_err(knot(format!(
+        "zone-restore +backupdir {}",
+        backup.display()
+    )))?;
+    wait_served(client, zone, serial, ZONE_FILE_LOAD_TIMEOUT)
+}
+
+/// Makes the zone files of an extracted full Knot backup at `backup_dir` ready for
+/// `zone-restore`: each loadable by Knot ([`loadable_zone_file`]) and holding the serial the zone
+/// is to serve ([`restored_serial`] of `served` and the archived serial). Returns the serial of
+/// each zone, in the order of `zones` (name, archive member).
+pub fn prepare_backup_dir(
+    backup_dir: &Path,
+    zones: &[(&str, &str)],
+    served: &BTreeMap<String, u32>,
+    keep_serial: bool,
+) -> Result<Vec<u32>, ZoneSyncError> {
+    let mut serials = Vec::with_capacity(zones.len());
+    for &(zone, member) in zones {
+        let path = backup_dir.join(member);
+        let data = fs::read(&path).map_err(|source| ZoneSyncError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let bad = |message: String| ZoneSyncError::ZoneFile {
+            file: member.to_owned(),
+            message,
+        };
+        let apex = parse_abs_name(zone).map_err(bad)?;
+        let serving = served.get(&fqdn(&apex)).copied();
+        let (text, serial) = loadable_zone_file(member, &apex, &data, |archived| {
+            restored_serial(serving, archived, keep_serial)
+        })
+        .map_err(|e| bad(e.to_string()))?;
+        if text != data {
+            fs::write(&path, &text).map_err(|source| ZoneSyncError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        serials.push(serial);
+    }
+    Ok(serials)
+}
+
+/// How long a zone restored from its file may take to load.
+pub const ZONE_FILE_LOAD_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Waits until `zone` serves `serial` or a newer one (a signing zone may move it further).
+pub fn wait_served<S: Read + Write>(
+    client: &mut Client<S>,
+    zone: &str,
+    serial: u32,
+    timeout: Duration,
+) -> Result<(), ZoneSyncError> {
+    let start = Instant::now();
+    loop {
+        let status = client
+            .zone_status(zone)
+            .map_err(|source| ZoneSyncError::Knot {
+                zone: zone.to_owned(),
+                context: "zone-status".into(),
+                source,
+            })?;
+        let running = status.events.iter().any(|e| e.value == "running");
+        match status.serial {
+            Some(s) if !running && (s == serial || serial_newer(s, serial)) => return Ok(()),
+            serving if start.elapsed() >= timeout => {
+                return Err(ZoneSyncError::NotLoaded {
+                    zone: zone.to_owned(),
+                    expected: serial,
+                    serving,
+                    waited: start.elapsed(),
+                });
+            }
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// Makes a staged tree readable by knotd whatever user it runs as (directories 0755, files
+/// 0644); the tree's top directory (from `tempfile`) stays private to its parent's owner
+/// unless the parent is open.
+fn open_tree(root: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut stack = vec![root.to_owned()];
+    while let Some(path) = stack.pop() {
+        let meta = fs::symlink_metadata(&path)?;
+        let mode = if meta.is_dir() { 0o755 } else { 0o644 };
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode))?;
+        if meta.is_dir() {
+            for entry in fs::read_dir(&path)? {
+                stack.push(entry?.path());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `zone-purge ZONE +journal` (forced, as knotc requires): drops the zone's journal, keeps the
@@ -312,20 +578,9 @@ fn serial_hops(from: u32, to: u32) -> Vec<u32> {
     hops
 }
 
-/// SOA rdata (`mname rname serial refresh retry expire minimum`) with another serial.
+/// SOA rdata with another serial.
 fn with_serial(rdata: &str, serial: u32) -> String {
-    rdata
-        .split_whitespace()
-        .enumerate()
-        .map(|(i, f)| {
-            if i == 2 {
-                serial.to_string()
-            } else {
-                f.to_owned()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    with_soa_serial(rdata, serial)
 }
 
 /// The serial field of SOA rdata in presentation form.

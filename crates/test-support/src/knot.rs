@@ -80,17 +80,16 @@ impl Default for KnotServerBuilder {
 }
 
 impl KnotServerBuilder {
-    /// Adds a zone `name` whose zone file holds `text` (origin = the zone name).
+    /// Adds a zone `name` whose zone file holds `text` (origin = the zone name; `.` is the root
+    /// zone).
     pub fn zone(mut self, name: &str, text: &str) -> Self {
-        self.zones
-            .push((name.trim_end_matches('.').to_owned(), text.to_owned()));
+        self.zones.push((zone_key(name), text.to_owned()));
         self
     }
 
     /// Adds a zone that is configured but has no zone file (knotd serves nothing for it).
     pub fn zone_without_file(mut self, name: &str) -> Self {
-        self.zones
-            .push((name.trim_end_matches('.').to_owned(), String::new()));
+        self.zones.push((zone_key(name), String::new()));
         self
     }
 
@@ -186,11 +185,15 @@ impl KnotServerBuilder {
         if !self.zones.is_empty() {
             writeln!(conf, "zone:").unwrap();
             for (name, text) in &self.zones {
-                writeln!(conf, "  - domain: \"{name}.\"").unwrap();
+                let fqdn = if name.ends_with('.') {
+                    name.clone()
+                } else {
+                    format!("{name}.")
+                };
+                writeln!(conf, "  - domain: \"{fqdn}\"").unwrap();
                 if !text.is_empty() {
-                    let body = format!("$ORIGIN {name}.\n{text}");
-                    fs::write(zones_dir.join(format!("{name}.zone")), body)
-                        .expect("write zone file");
+                    let body = format!("$ORIGIN {fqdn}\n{text}");
+                    fs::write(zones_dir.join(zone_file_name(name)), body).expect("write zone file");
                 }
             }
         }
@@ -318,8 +321,7 @@ impl KnotServer {
 
     /// The zone file path of `zone`.
     pub fn zone_file(&self, zone: &str) -> PathBuf {
-        self.zones_dir
-            .join(format!("{}.zone", zone.trim_end_matches('.')))
+        self.zones_dir.join(zone_file_name(zone))
     }
 
     /// knotd's `database.storage` directory (journal, timers, kaspdb).
@@ -462,6 +464,25 @@ impl Drop for KnotServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A zone name without its trailing dot, the root zone as `.`.
+fn zone_key(name: &str) -> String {
+    match name.trim_end_matches('.') {
+        "" => ".".to_owned(),
+        n => n.to_owned(),
+    }
+}
+
+/// The file Knot's `file: "%s.zone"` names for `zone`: the name without its trailing dot (empty
+/// for the root zone), lower case, `/` (also written `\047`) replaced by `_`.
+pub fn zone_file_name(zone: &str) -> String {
+    let stem = zone
+        .trim_end_matches('.')
+        .to_ascii_lowercase()
+        .replace("\\047", "/")
+        .replace('/', "_");
+    format!("{stem}.zone")
 }
 
 /// Panics with install instructions unless knotd and knotc of the variant chosen by

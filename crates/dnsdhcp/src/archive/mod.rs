@@ -34,4 +34,7 @@ pub use scan::Limits;
 pub use verify::{LeaseFileCheck, Problem, VerifyReport, ZoneCheck, check_lease_rows, verify};
 pub use writer::{ArchiveWriter, Member, filter_archive};
 pub(crate) use zone::normalize_zone_name;
-pub use zone::{ZoneFileError, zone_facts, zone_facts_from_file};
+pub use zone::{
+    ZoneFileError, ZoneSummary, member_of_zone, zone_facts, zone_facts_from_file, zone_of_member,
+    zone_summary,
+};

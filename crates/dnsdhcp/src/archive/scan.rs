@@ -9,7 +9,7 @@ use flate2::read::MultiGzDecoder;
 use sha2::{Digest, Sha256};
 
 use super::error::{ArchiveError, IoContext};
-use super::manifest::{FORMAT_VERSION, MANIFEST_NAME, Manifest};
+use super::manifest::{ArchiveKind, FORMAT_VERSION, MANIFEST_NAME, Manifest};
 
 /// Bounds on what an archive may contain, checked before anything is extracted.
 ///
@@ -340,6 +340,21 @@ pub(crate) fn check_manifest(
             return Err(mfail(format!(
                 "zone {} refers to {:?}, which is not a listed file",
                 z.name, z.file
+            )));
+        }
+    }
+    if matches!(manifest.kind, ArchiveKind::Zones | ArchiveKind::ZonesFull) {
+        let zone_files: HashSet<&str> = manifest.zones.iter().map(|z| z.file.as_str()).collect();
+        let mut unlisted: Vec<&str> = listed
+            .iter()
+            .copied()
+            .filter(|f| super::zone::zone_of_member(f).is_some() && !zone_files.contains(f))
+            .collect();
+        unlisted.sort();
+        if !unlisted.is_empty() {
+            return Err(mfail(format!(
+                "lists no zone for the zone file(s) {}",
+                unlisted.join(", ")
             )));
         }
     }

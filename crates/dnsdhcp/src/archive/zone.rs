@@ -1,12 +1,11 @@
-//! Zone-file facts (SOA serial, record count) with NLnet Labs `domain`.
+//! Zone-file facts (SOA serial, record count), read with [`crate::zonefile`].
 
 use std::path::Path;
-use std::str::FromStr;
 
-use domain::base::iana::Class;
-use domain::base::{Name, Rtype, ToName};
-use domain::rdata::ZoneRecordData;
-use domain::zonefile::inplace::{Entry, Zonefile};
+use domain::base::Rtype;
+
+use crate::records::rr::{DName, fqdn, parse_abs_name};
+use crate::zonefile::ZoneReader;
 
 /// A zone file that does not parse or lacks a proper SOA; names the file and, when known, the line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,65 +27,74 @@ pub(crate) fn normalize_zone_name(name: &str) -> String {
 
 /// Parse `data` as the zone file of `zone` and return its SOA serial and record count.
 ///
-/// `file` only labels errors. Relative names are completed with `zone` as origin. The file must
-/// hold exactly one SOA record, at the apex; `$INCLUDE` is refused (an archived zone must stand
-/// alone).
+/// `file` only labels errors. Relative names are completed with `zone` as origin. Every record
+/// is checked ([`crate::zonefile::ZoneReader`]: owner inside the zone, class, TTL, rdata of any
+/// type in Knot's table); the file must hold exactly one SOA record, at the apex; `$INCLUDE` is
+/// refused (an archived zone must stand alone).
 pub fn zone_facts(file: &str, zone: &str, data: &[u8]) -> Result<(u32, u64), ZoneFileError> {
+    zone_summary(file, zone, data).map(|s| (s.serial, s.records))
+}
+
+/// What [`zone_summary`] found in a zone file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneSummary {
+    /// The SOA serial.
+    pub serial: u32,
+    /// Every record, SOA included.
+    pub records: u64,
+    /// Lines of records Knot wrote but cannot read back by type name (`NULL \# 0`): such a
+    /// file cannot be loaded by Knot as it is.
+    pub unloadable: Vec<usize>,
+}
+
+/// [`zone_facts`], also naming the records Knot could not load back from the file.
+pub fn zone_summary(file: &str, zone: &str, data: &[u8]) -> Result<ZoneSummary, ZoneFileError> {
     let err = |line: Option<usize>, message: String| ZoneFileError {
         file: file.to_owned(),
         line,
         message,
     };
     let apex = normalize_zone_name(zone);
-    let origin: Name<_> =
-        Name::from_str(&apex).map_err(|e| err(None, format!("invalid zone name {zone:?}: {e}")))?;
-    let data = &*crate::rdata_compat::rewrite_zone_text(data);
-    let mut zf = Zonefile::from(data);
-    zf.set_origin(origin.clone());
-    zf.set_default_class(Class::IN);
+    let origin: DName =
+        parse_abs_name(&apex).map_err(|e| err(None, format!("invalid zone name {zone:?}: {e}")))?;
+    let mut reader = ZoneReader::new(file, &origin, data);
     let mut records = 0u64;
     let mut serial = None;
-    loop {
-        let start = zf.current_offset();
-        let entry = match zf.next_entry() {
-            Ok(Some(entry)) => entry,
-            Ok(None) => break,
-            Err(e) => {
-                // `domain` keeps the position private but prints it as "LINE:COL: message".
-                let text = e.to_string();
-                let (pos, message) = split_position(&text);
-                let line = pos.map(|(l, c)| error_line(data, start, l, c));
-                return Err(err(line, message));
+    let mut unloadable = Vec::new();
+    while let Some(record) = reader.next_record()? {
+        records += 1;
+        if !record.knot_loads_by_name() {
+            unloadable.push(record.line);
+        }
+        if record.rtype == Rtype::SOA {
+            if record.owner != origin {
+                return Err(err(
+                    Some(record.line),
+                    format!(
+                        "SOA owner {} is not the zone apex {apex}",
+                        fqdn(&record.owner)
+                    ),
+                ));
             }
-        };
-        // Counting lines is linear; only done for the rare entries that need it.
-        let line = || Some(entry_line(data, start));
-        match entry {
-            Entry::Record(record) => {
-                records += 1;
-                if record.rtype() == Rtype::SOA {
-                    let ZoneRecordData::Soa(soa) = record.data() else {
-                        return Err(err(line(), "SOA record with unexpected data".into()));
-                    };
-                    if !record.owner().name_eq(&origin) {
-                        return Err(err(
-                            line(),
-                            format!("SOA owner {} is not the zone apex {apex}", record.owner()),
-                        ));
-                    }
-                    if serial.is_some() {
-                        return Err(err(line(), "more than one SOA record".into()));
-                    }
-                    serial = Some(soa.serial().into_int());
-                }
+            if serial.is_some() {
+                return Err(err(Some(record.line), "more than one SOA record".into()));
             }
-            Entry::Include { path, .. } => {
-                return Err(err(line(), format!("$INCLUDE {path} is not allowed")));
-            }
+            serial = Some(
+                record
+                    .data
+                    .split_whitespace()
+                    .nth(2)
+                    .and_then(|s| s.parse::<u32>().ok())
+                    .ok_or_else(|| err(Some(record.line), "SOA record without a serial".into()))?,
+            );
         }
     }
     match serial {
-        Some(serial) => Ok((serial, records)),
+        Some(serial) => Ok(ZoneSummary {
+            serial,
+            records,
+            unloadable,
+        }),
         None => Err(err(None, format!("no SOA record for {apex}"))),
     }
 }
@@ -101,54 +109,21 @@ pub fn zone_facts_from_file(path: &Path, zone: &str) -> Result<(u32, u64), ZoneF
     zone_facts(&path.display().to_string(), zone, &data)
 }
 
-/// Split domain's "LINE:COL: message" into the position and the message.
-fn split_position(text: &str) -> (Option<(usize, usize)>, String) {
-    let mut parts = text.splitn(3, ':');
-    if let (Some(l), Some(c), Some(rest)) = (parts.next(), parts.next(), parts.next())
-        && let (Ok(line), Ok(col)) = (l.trim().parse::<usize>(), c.trim().parse::<usize>())
-    {
-        return (Some((line, col)), rest.trim().to_owned());
-    }
-    (None, text.to_owned())
+/// The zone whose file `member` is, in Knot's backup layout: `zonefiles/` + the zone name as
+/// Knot prints it (trailing dot included) + `zone` (`zonefiles/example.com.zone` →
+/// `example.com.`, the root zone `zonefiles/.zone` → `.`, `zonefiles/a/b.test.zone` → `a/b.test.`:
+/// Knot does not escape `/` in names).
+pub fn zone_of_member(member: &str) -> Option<String> {
+    let name = member.strip_prefix("zonefiles/")?.strip_suffix("zone")?;
+    (name.ends_with('.') && !name.starts_with('/') && !name.contains("//") && !name.contains("/."))
+        .then(|| name.to_owned())
+        .filter(|n| n == "." || !n.starts_with('.'))
 }
 
-/// The lines of `data`, 1-based index -> content (without line feed).
-fn line_text(data: &[u8], line: usize) -> &[u8] {
-    data.split(|&b| b == b'\n')
-        .nth(line.saturating_sub(1))
-        .unwrap_or_default()
-}
-
-/// Whether a line holds nothing but blanks and a comment.
-fn is_blank(line: &[u8]) -> bool {
-    let t = line.trim_ascii_start();
-    t.is_empty() || t.starts_with(b";")
-}
-
-/// The 1-based line of the first token of the entry that starts scanning at byte `start`.
-fn entry_line(data: &[u8], start: usize) -> usize {
-    let start = start.min(data.len());
-    let mut line = data[..start].iter().filter(|&&b| b == b'\n').count() + 1;
-    // Skip blank and comment-only lines (the scanner consumes them as part of the entry).
-    while is_blank(line_text(data, line)) {
-        if data.split(|&b| b == b'\n').count() <= line {
-            break;
-        }
-        line += 1;
-    }
-    line
-}
-
-/// The line an error belongs to. `domain` reports where scanning stopped, which is column 1 of
-/// the next line when the bad token ended its line; step back to the last line with content,
-/// but not before the entry's first line.
-fn error_line(data: &[u8], start: usize, line: usize, col: usize) -> usize {
-    let first = entry_line(data, start);
-    let mut line = if col == 1 && line > 1 { line - 1 } else { line };
-    while line > first && is_blank(line_text(data, line)) {
-        line -= 1;
-    }
-    line.max(first)
+/// The archive member of `zone`'s file in Knot's backup layout (inverse of [`zone_of_member`]).
+pub fn member_of_zone(zone: &str) -> String {
+    let zone = zone.trim_end_matches('.');
+    format!("zonefiles/{zone}.zone")
 }
 
 #[cfg(test)]
@@ -188,7 +163,7 @@ www IN A 192.0.2.2\n\
         let cases = [
             ("www IN BOGUS 1.2.3.4\nx IN A 1.2.3.4\n", 7),
             ("www IN A 192.0.2.999 ; c\n\n; more\nx IN A 1.2.3.4\n", 7),
-            ("mx IN MX ( 10\n  mail 20 )\nx IN A 1.2.3.4\n", 8),
+            ("mx IN MX ( 10\n  mail 20 )\nx IN A 1.2.3.4\n", 7),
             ("\n\n; c\nwww IN A 1.2.3.4 5\n", 10),
             ("www IN A 192.0.2.999", 7),
         ];
@@ -207,6 +182,9 @@ www IN A 192.0.2.2\n\
         assert!(zone_facts("z", "example.org", ZONE.as_bytes()).is_ok());
         let abs = "example.com. 3600 IN SOA ns1.example.com. h.example.com. 1 2 3 4 5\n";
         let e = zone_facts("z", "example.org", abs.as_bytes()).unwrap_err();
+        assert!(e.message.contains("outside the zone"), "{e}");
+        let below = "www.example.com. 3600 IN SOA ns1.example.com. h.example.com. 1 2 3 4 5\n";
+        let e = zone_facts("z", "example.com", below.as_bytes()).unwrap_err();
         assert!(e.message.contains("not the zone apex"), "{e}");
         assert_eq!(e.line, Some(1));
     }
