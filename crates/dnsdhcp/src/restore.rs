@@ -185,8 +185,11 @@ pub fn restore_zones_with(
     opts: &ZoneRestoreOptions,
 ) -> Result<ZonesRestore, RestoreError> {
     let (_scratch, converted) = convert_legacy(archive)?;
-    let mut restored =
-        restore_zones_from(target, converted.as_ref().map_or(archive, |c| c.path()), opts)?;
+    let mut restored = restore_zones_from(
+        target,
+        converted.as_ref().map_or(archive, |c| c.path()),
+        opts,
+    )?;
     restored.archive = archive.to_owned();
     Ok(restored)
 }

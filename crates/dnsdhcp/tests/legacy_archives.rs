@@ -54,12 +54,22 @@ fn kea_target(kea: &KeaServer) -> LocalTarget {
 }
 
 /// Every record the zone serves, one line each, sorted.
+/// Every record the zone serves, the SOA's serial replaced by `N` (a restore moves the serial
+/// forward; [`serial`] checks it).
 fn served(t: &LocalTarget, zone: &str) -> BTreeSet<String> {
     let mut client = t.knot().expect("connect to knotd");
     client
         .zone_read(zone, None, None)
         .expect("zone-read")
-        .map(|r| r.expect("record").to_string())
+        .map(|r| {
+            let mut r = r.expect("record");
+            if r.rtype == "SOA" {
+                let mut f: Vec<&str> = r.data.split_whitespace().collect();
+                f[2] = "N";
+                r.data = f.join(" ");
+            }
+            r.to_string()
+        })
         .collect()
 }
 
@@ -193,7 +203,7 @@ fn zone_archives_made_with_knotc_zone_backup_and_tar_restore_locally_and_in_the_
         assert_eq!(r.method, "transaction");
         assert_eq!(served(&t, ZONE), before, "{}", a.display());
         assert_eq!(served(&t, REVERSE), reverse_before);
-        assert_eq!(serial(&t, ZONE), Some(serial_before));
+        assert!(serial(&t, ZONE).unwrap() > serial_before + 1);
     }
 
     // The in-pod role: zones.tar.gz in the zones volume, as the original restore script put it.
