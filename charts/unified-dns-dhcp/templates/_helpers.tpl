@@ -153,7 +153,7 @@ rendered into the Secret).
 {{- $inline := index . 1 }}
 {{- $zones := include "udd.zones" $ctx | fromJson }}
 {{- $t := $ctx.Values.ddns.tsig }}
-{{- $server := list (dict "ip-address" "127.0.0.1" "port" 53) }}
+{{- $server := list (dict "ip-address" "127.0.0.1" "port" (int (include "udd.knotPort" $ctx))) }}
 {{- $fwd := list }}
 {{- range $zones.forward }}
 {{- $fwd = append $fwd (dict "name" (printf "%s." .) "key-name" $t.keyName "dns-servers" $server) }}
@@ -299,4 +299,9 @@ updaters must not reach the names the chart and Kea manage.
 {{- end }}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/* The port Knot listens on: 53, or resolver.authPort behind the resolver. */}}
+{{- define "udd.knotPort" -}}
+{{- if .Values.resolver.enabled }}{{ .Values.resolver.authPort }}{{ else }}53{{ end }}
 {{- end }}

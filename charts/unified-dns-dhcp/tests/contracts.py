@@ -96,7 +96,8 @@ def main():
     # Containers, order, commands.
     if [c["name"] for c in pod["initContainers"]] != ["copy-dnsdhcp", "init-zones", "init-kea-leases"]:
         err(f"init containers: {[c['name'] for c in pod['initContainers']]}")
-    want = ["knot-auth"] + (["kea-dhcp-ddns"] if ddns else []) + ["kea-dhcp4"]
+    resolver = values["resolver"]["enabled"]
+    want = ["knot-auth"] + (["kea-dhcp-ddns"] if ddns else []) + ["kea-dhcp4"] + (["resolver"] if resolver else [])
     if [c["name"] for c in pod["containers"]] != want:
         err(f"containers: {[c['name'] for c in pod['containers']]}, want {want}")
     expect_cmd = {
@@ -297,13 +298,13 @@ def main():
             sock = d4.get("interfaces-config", {}).get("dhcp-socket-type")
             if ("NET_RAW" in added) != (sock == "raw"):
                 err("kea-dhcp4 must have NET_RAW exactly when Kea uses raw sockets")
-        elif added and not (c["name"] == "knot-auth" and values["network"]["mode"] == "hostNetwork"):
+        elif added and not (c["name"] in ("knot-auth", "resolver") and values["network"]["mode"] == "hostNetwork"):
             err(f"{c['name']}: adds capabilities {added}")
         host_net = values["network"]["mode"] == "hostNetwork"
-        if c["name"] == "knot-auth" and host_net:
+        if c["name"] in ("knot-auth", "resolver") and host_net:
             # On the node's network Knot binds port 53 as root with NET_BIND_SERVICE only.
             if added != {"NET_BIND_SERVICE"}:
-                err(f"knot-auth (hostNetwork) adds {added}, want NET_BIND_SERVICE only")
+                err(f"{c['name']} (hostNetwork) adds {added}, want NET_BIND_SERVICE only")
         elif c["name"] not in ("kea-dhcp4", "init-kea-leases") and sc.get("runAsNonRoot") is not True:
             err(f"{c['name']}: may run as root")
         if "resources" not in c:
@@ -316,9 +317,30 @@ def main():
     # Services.
     svcs = by_kind.get("Service", [])
     dns = [s for s in svcs if s["metadata"]["name"].endswith("-dns")]
-    if not dns or sorted((p["protocol"], p["port"]) for p in dns[0]["spec"]["ports"]) != sorted(
-            [("TCP", values["service"]["dns"]["port"]), ("UDP", values["service"]["dns"]["port"])]):
-        err("DNS Service must expose 53 over UDP and TCP")
+    want_ports = [("TCP", values["service"]["dns"]["port"]), ("UDP", values["service"]["dns"]["port"])]
+    if resolver:
+        want_ports += [("TCP", values["resolver"]["authPort"]), ("UDP", values["resolver"]["authPort"])]
+    if not dns or sorted((p["protocol"], p["port"]) for p in dns[0]["spec"]["ports"]) != sorted(want_ports):
+        err(f"DNS Service must expose {want_ports}")
+    # The resolver: port 53 is its, Knot moves to authPort, DDNS and the stub zones follow.
+    knot_port = values["resolver"]["authPort"] if resolver else 53
+    if any(not l.endswith(f"@{knot_port}") for l in kconf.get("server", {}).get("listen", [])):
+        err(f"Knot must listen on port {knot_port}: {kconf.get('server', {}).get('listen')}")
+    if resolver:
+        targets = {p["port"]: p["targetPort"] for p in dns[0]["spec"]["ports"]} if dns else {}
+        if targets.get(values["service"]["dns"]["port"]) != "resolver-tcp":
+            err("the DNS Service's port does not lead to the resolver")
+        unbound = knot_cm.get("data", {}).get("unbound.conf", "")
+        m = mounted(ctrs["resolver"], "/etc/resolver/unbound.conf")
+        if not m or volumes.get(m["name"], {}).get("configMap", {}).get("name") != knot_cm.get("metadata", {}).get("name"):
+            err("the resolver's unbound.conf is not mounted from the Knot ConfigMap")
+        for z in zones:
+            if f'name: "{z}."\n  stub-addr: 127.0.0.1@{knot_port}' not in unbound:
+                err(f"the resolver does not ask Knot for {z}")
+        if ddns:
+            ports = {s.get("port") for s in d2["forward-ddns"]["ddns-domains"][0]["dns-servers"]} if d2["forward-ddns"]["ddns-domains"] else {knot_port}
+            if ports != {knot_port}:
+                err(f"DDNS sends to port {ports}, Knot listens on {knot_port}")
     dhcp = [s for s in svcs if s["metadata"]["name"].endswith("-dhcp")]
     if bool(dhcp) != (values["service"]["dhcp"]["enabled"] and values["network"]["mode"] == "relay"):
         err("DHCP Service presence != service.dhcp.enabled in relay mode")

@@ -11,7 +11,8 @@ paths into it, then:
     refused (needs knsupdate/kdig from knot-dnsutils);
   - `kea-dhcp4 -t` on kea-dhcp4.json (hooks from the host's Kea);
   - `kea-dhcp-ddns -t` on kea-dhcp-ddns.json (with the key inline when the host's Kea is older
-    than 2.5.8, which has no `secret-file`).
+    than 2.5.8, which has no `secret-file`);
+  - `unbound-checkconf` on the resolver's unbound.conf (when unbound is installed).
 Needs knotc, knotd, kea-dhcp4, kea-dhcp-ddns (Debian: knot, knot-dnsutils, kea-dhcp4-server,
 kea-dhcp-ddns-server). Exit 0 when all pass, 1 otherwise.
 """
@@ -169,6 +170,13 @@ def check(docs, tmp):
             r = run(["knsupdate"] + (tsig if signed else []), input=upd)
             if (r.returncode == 0) != want:
                 errors.append(f"external update of {name} (signed: {signed}): accepted={r.returncode == 0}, want {want}: {r.stdout}{r.stderr}")
+
+    # The resolver's configuration (Debian's unbound-checkconf, when installed).
+    if "unbound.conf" in files and shutil.which("unbound-checkconf"):
+        open(f"{tmp}/unbound.conf", "w").write(files["unbound.conf"])
+        r = run(["unbound-checkconf", f"{tmp}/unbound.conf"])
+        if r.returncode != 0:
+            errors.append(f"unbound-checkconf: {r.stdout}{r.stderr}")
 
     # Kea.
     hooks = host_hooks_dir()

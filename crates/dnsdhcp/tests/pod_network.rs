@@ -1,8 +1,11 @@
 //! The chart's network modes, run for real by `test_support::pod::PodRunner` with Debian's
 //! daemons: a DHCP client (ISC `dhclient`) on a LAN gets a lease, renews it by unicast and its
 //! name reaches Knot through DDNS — through an ISC `dhcrelay` and a load balancer's DNAT in
-//! relay mode, directly on the node's interface in hostNetwork mode. Every namespace is the
-//! test's own; nothing leaves them. Needs root (namespaces, mounts, nftables).
+//! relay mode, directly on the node's interface in hostNetwork mode, on the attachment's
+//! interface in multus mode, where the client resolves the whole DNS through the resolver it was
+//! handed (Unbound; names outside the zones come from a stub authoritative server of the test).
+//! Every namespace is the test's own; nothing leaves them. Needs root (namespaces, mounts,
+//! nftables).
 //!
 //! Overrides for the host's daemons (Knot 3.2, Kea 2.2), as in `pod_e2e`.
 
@@ -152,6 +155,16 @@ exit 0
                 Some((w.next()?.to_owned(), w.next().unwrap_or("").to_owned()))
             })
             .collect()
+    }
+
+    /// The DNS servers (option 6) of the first BOUND event.
+    fn bound_dns(&self) -> String {
+        fs::read_to_string(&self.events)
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("BOUND "))
+            .and_then(|l| l.split_whitespace().nth(2).map(str::to_owned))
+            .unwrap_or_default()
     }
 
     /// The address of the first BOUND event; `context` explains a failure.
@@ -442,4 +455,135 @@ fn pod_network_host_network_mode_direct_lease_unicast_renewal_and_ddns() {
         "the renewal was not unicast to Kea's address:\n{log}"
     );
     pod.check_alive().unwrap();
+}
+
+const MULTUS_RESOLVER_VALUES: &str = r#"
+zones:
+  - name: home.arpa
+  - name: 1.168.192.in-addr.arpa
+staticRecords:
+  - "router IN A 192.168.1.1"
+network:
+  mode: multus
+  multus:
+    address: 192.168.1.53/24
+resolver:
+  enabled: true
+  forwarders: ["192.168.1.250"]
+dhcp:
+  subnets:
+    - subnet: 192.168.1.0/24
+      id: 1
+      pools: ["192.168.1.100 - 192.168.1.199"]
+      routers: ["192.168.1.1"]
+"#;
+
+/// Multus mode with the resolver: the runner names the pod's LAN interface `net1` as the
+/// attachment would; Kea serves it with raw sockets and hands out the resolver (the
+/// attachment's address) as DNS server; the client resolves a static record, its own DDNS name
+/// and a name outside the zones (from a stub authoritative server in the client namespace,
+/// never the internet) through it.
+#[test]
+fn pod_network_multus_mode_with_resolver_hands_out_a_resolver_for_the_whole_dns() {
+    test_support::pod::require_root();
+    require(KDIG, "knot-dnsutils");
+    require("/usr/sbin/unbound", "unbound");
+    require(KNOTD, "knot");
+    let dir = tempfile::tempdir().unwrap();
+    let rendered = render(dir.path(), MULTUS_RESOLVER_VALUES);
+    let mut pod = PodRunner::new(
+        &rendered,
+        HostBinaries::debian(env!("CARGO_BIN_EXE_dnsdhcp")),
+        PodNetwork {
+            pod_addr: "192.168.1.53/24".into(),
+            client_addr: "192.168.1.250/24".into(),
+            gateway: None,
+            pod_if: "net1".into(),
+        },
+    );
+    // The stub authoritative server for example.org, the resolver's forwarder.
+    let sdir = dir.path().join("stub");
+    fs::create_dir_all(&sdir).unwrap();
+    fs::write(
+        sdir.join("example.org.zone"),
+        "$ORIGIN example.org.\n$TTL 300\n@ SOA ns hostmaster 1 3600 600 86400 300\n@ NS ns\nns A 192.168.1.250\nwww A 203.0.113.80\n",
+    )
+    .unwrap();
+    fs::write(
+        sdir.join("knot.conf"),
+        format!(
+            "server:\n  rundir: {d}\n  listen: 192.168.1.250@53\ndatabase:\n  storage: {d}\ntemplate:\n  - id: default\n    storage: {d}\nzone:\n  - domain: example.org.\n",
+            d = sdir.display()
+        ),
+    )
+    .unwrap();
+    start(&mut pod);
+    let slog = sdir.join("knotd.log");
+    let _stub = ChildGuard(
+        pod.client_cmd(KNOTD)
+            .arg("-c")
+            .arg(sdir.join("knot.conf"))
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&slog).unwrap())
+            .stderr(fs::File::options().append(true).open(&slog).unwrap())
+            .spawn()
+            .expect("knotd"),
+    );
+    wait_for("kea-dhcp-ddns to start", Duration::from_secs(30), || {
+        pod.logs("kea-dhcp-ddns").contains("DHCP_DDNS_STARTED")
+    });
+    let client_dir = dir.path().join("client");
+    fs::create_dir_all(&client_dir).unwrap();
+    let client = Dhclient::start(pod.client_cmd(DHCLIENT), &client_dir, "eth0", "laptop");
+    let addr = client.wait_bound(Duration::from_secs(30), || {
+        format!("kea-dhcp4:\n{}", pod.logs("kea-dhcp4"))
+    });
+    // The resolver's address came with the lease.
+    let dns = client.bound_dns();
+    assert_eq!(dns, "192.168.1.53", "DNS server handed out with the lease");
+    wait_for("laptop's DDNS name", Duration::from_secs(15), || {
+        dig(pod.client_cmd(KDIG), &dns, "laptop.home.arpa", "A") == [addr.as_str()]
+    });
+    let ask = |name: &str| dig(pod.client_cmd(KDIG), &dns, name, "A");
+    assert_eq!(ask("router.home.arpa"), ["192.168.1.1"]);
+    assert_eq!(
+        ask("www.example.org"),
+        ["203.0.113.80"],
+        "resolver:\n{}\nstub:\n{}",
+        pod.logs("resolver"),
+        fs::read_to_string(&slog).unwrap_or_default()
+    );
+    assert_eq!(
+        dig(
+            pod.client_cmd(KDIG),
+            &dns,
+            "1.1.168.192.in-addr.arpa",
+            "PTR"
+        ),
+        ["router.home.arpa."]
+    );
+    // Knot itself moved to the auth port; port 53 is the resolver's.
+    assert_eq!(
+        dig_port(pod.client_cmd(KDIG), &dns, 5300, "router.home.arpa", "A"),
+        ["192.168.1.1"]
+    );
+    assert!(dig_port(pod.client_cmd(KDIG), &dns, 5300, "www.example.org", "A").is_empty());
+    pod.check_alive().unwrap();
+}
+
+const KNOTD: &str = "/usr/sbin/knotd";
+
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `kdig +short` to `server` on `port`.
+fn dig_port(mut cmd: Command, server: &str, port: u16, name: &str, rtype: &str) -> Vec<String> {
+    cmd.args(["-p", &port.to_string()]);
+    dig(cmd, server, name, rtype)
 }

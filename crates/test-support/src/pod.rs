@@ -128,7 +128,7 @@ pub struct HostBinaries {
 }
 
 impl HostBinaries {
-    /// Debian's `knotd`, `kea-dhcp4` and `kea-dhcp-ddns`, and `dnsdhcp` (the binary under test,
+    /// Debian's `knotd`, `kea-dhcp4`, `kea-dhcp-ddns` and `unbound`, and `dnsdhcp` (the binary under test,
     /// e.g. `env!("CARGO_BIN_EXE_dnsdhcp")`) for the project image's `/usr/local/bin/dnsdhcp`.
     pub fn debian(dnsdhcp: impl Into<PathBuf>) -> Self {
         let e = |a: &str, b: &str, c: &str| (a.to_owned(), PathBuf::from(b), c.to_owned());
@@ -141,6 +141,7 @@ impl HostBinaries {
                 "/usr/sbin/kea-dhcp-ddns",
                 "kea-dhcp-ddns-server",
             ),
+            e("unbound", "/usr/sbin/unbound", "unbound"),
         ];
         map.push((
             "/usr/local/bin/dnsdhcp".into(),
