@@ -377,7 +377,11 @@ fn restore_zones_archive<S: io::Read + io::Write>(
     let result = (|| {
         for z in &report.zones {
             let path = staging.join(&z.file);
-            let data = fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let mut data = fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            if z.apex_from_target {
+                data = legacy::scripts::with_target_apex(client, &z.name, &data)
+                    .map_err(|e| e.to_string())?;
+            }
             let opts = RestoreOptions {
                 keep_serial: false,
                 stage_dir: Some(zones_dir.to_owned()),

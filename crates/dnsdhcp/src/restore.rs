@@ -262,7 +262,11 @@ fn restore_zones_from(
             let mut zones = Vec::new();
             for z in &report.zones {
                 let path = dest.join(&z.file);
-                let data = fs::read(&path).map_err(|source| RestoreError::Io { path, source })?;
+                let mut data =
+                    fs::read(&path).map_err(|source| RestoreError::Io { path, source })?;
+                if z.apex_from_target {
+                    data = legacy::scripts::with_target_apex(&mut client, &z.name, &data)?;
+                }
                 let SyncOutcome { serial, method, .. } =
                     sync_zone(&mut client, &z.name, &z.file, &data, &sync_opts)?;
                 zones.push(RestoredZone {

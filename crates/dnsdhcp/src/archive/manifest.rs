@@ -52,6 +52,11 @@ pub struct ZoneFacts {
     pub serial: u32,
     /// Number of resource records in the file (the SOA included).
     pub records: u64,
+    /// The file carries no SOA and no NS records (converted from the original chart's restore
+    /// scripts, which left them out): a restore keeps the target zone's SOA and NS records (its
+    /// serial moving forward). `serial` is then 0.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub apex_from_target: bool,
 }
 
 /// Facts about one Kea memfile lease file.

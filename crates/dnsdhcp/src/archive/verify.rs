@@ -47,6 +47,9 @@ pub struct ZoneCheck {
     pub serial: u32,
     /// Records parsed from the file.
     pub records: u64,
+    /// The file has no SOA and NS: a restore keeps the target zone's (serial is 0).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub apex_from_target: bool,
 }
 
 /// A lease file as found by `verify`.
@@ -407,7 +410,12 @@ fn check_contents(
                     source,
                 })?;
             if let Some(z) = zones.get(path) {
-                zone_results.push((*z, zone_facts(path, &z.name, &buf)));
+                let facts = if z.apex_from_target {
+                    super::zone::zone_facts_without_apex(path, &z.name, &buf)
+                } else {
+                    zone_facts(path, &z.name, &buf)
+                };
+                zone_results.push((*z, facts));
             }
         }
         Ok(())
@@ -450,6 +458,7 @@ fn check_contents(
                     file: z.file.clone(),
                     serial,
                     records,
+                    apex_from_target: z.apex_from_target,
                 });
             }
             Err(e) => report.error(e.into()),

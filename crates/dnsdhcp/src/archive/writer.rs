@@ -97,6 +97,7 @@ enum ZoneSlot {
     Pending {
         name: String,
         file: String,
+        apex_from_target: bool,
         job: JoinHandle<Result<(u32, u64), ZoneFileError>>,
     },
 }
@@ -398,6 +399,18 @@ impl ArchiveWriter {
         self.add_zone_data(member, zone, data.to_vec(), mode, now())
     }
 
+    /// Add in-memory zone-file `data` of zone `zone` that has no SOA and no NS records: a
+    /// restore keeps the target zone's (see [`ZoneFacts::apex_from_target`]).
+    pub fn add_zone_bytes_without_apex(
+        &mut self,
+        member: &str,
+        zone: &str,
+        data: &[u8],
+        mode: u32,
+    ) -> Result<(), ArchiveError> {
+        self.add_zone_job(member, zone, data.to_vec(), mode, now(), true)
+    }
+
     fn add_zone_data(
         &mut self,
         member: &str,
@@ -405,6 +418,18 @@ impl ArchiveWriter {
         data: Vec<u8>,
         mode: u32,
         mtime: u64,
+    ) -> Result<(), ArchiveError> {
+        self.add_zone_job(member, zone, data, mode, mtime, false)
+    }
+
+    fn add_zone_job(
+        &mut self,
+        member: &str,
+        zone: &str,
+        data: Vec<u8>,
+        mode: u32,
+        mtime: u64,
+        apex_from_target: bool,
     ) -> Result<(), ArchiveError> {
         // Bound the parsing threads (and the zone data they hold) to the CPUs available.
         let max = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -417,12 +442,19 @@ impl ArchiveWriter {
             let (file, zone, data) = (path.clone(), zone.to_owned(), Arc::clone(&data));
             std::thread::Builder::new()
                 .name("zone-parse".into())
-                .spawn(move || zone_facts(&file, &zone, &data))
+                .spawn(move || {
+                    if apex_from_target {
+                        super::zone::zone_facts_without_apex(&file, &zone, &data)
+                    } else {
+                        zone_facts(&file, &zone, &data)
+                    }
+                })
                 .map_err(|e| ArchiveError::io(&self.final_path, e))?
         };
         self.zones.push(ZoneSlot::Pending {
             name: normalize_zone_name(zone),
             file: path.clone(),
+            apex_from_target,
             job,
         });
         self.pending.push_back(self.zones.len() - 1);
@@ -442,9 +474,16 @@ impl ArchiveWriter {
                 file: String::new(),
                 serial: 0,
                 records: 0,
+                apex_from_target: false,
             }),
         );
-        let ZoneSlot::Pending { name, file, job } = slot else {
+        let ZoneSlot::Pending {
+            name,
+            file,
+            apex_from_target,
+            job,
+        } = slot
+        else {
             unreachable!("pending index points at a pending slot");
         };
         let result = job.join().unwrap_or_else(|_| {
@@ -461,6 +500,7 @@ impl ArchiveWriter {
                     file,
                     serial,
                     records,
+                    apex_from_target,
                 });
                 Ok(())
             }

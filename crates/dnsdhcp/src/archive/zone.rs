@@ -49,6 +49,26 @@ pub struct ZoneSummary {
 
 /// [`zone_facts`], also naming the records Knot could not load back from the file.
 pub fn zone_summary(file: &str, zone: &str, data: &[u8]) -> Result<ZoneSummary, ZoneFileError> {
+    summary_with(file, zone, data, true)
+}
+
+/// [`zone_facts`] for a zone file without SOA and NS records, whose apex comes from the target
+/// zone at restore time (see [`crate::archive::ZoneFacts::apex_from_target`]): an SOA or NS
+/// record is an error, the serial returned is 0.
+pub fn zone_facts_without_apex(
+    file: &str,
+    zone: &str,
+    data: &[u8],
+) -> Result<(u32, u64), ZoneFileError> {
+    summary_with(file, zone, data, false).map(|s| (s.serial, s.records))
+}
+
+fn summary_with(
+    file: &str,
+    zone: &str,
+    data: &[u8],
+    with_soa: bool,
+) -> Result<ZoneSummary, ZoneFileError> {
     let err = |line: Option<usize>, message: String| ZoneFileError {
         file: file.to_owned(),
         line,
@@ -65,6 +85,15 @@ pub fn zone_summary(file: &str, zone: &str, data: &[u8]) -> Result<ZoneSummary, 
         records += 1;
         if !record.knot_loads_by_name() {
             unloadable.push(record.line);
+        }
+        if !with_soa && (record.rtype == Rtype::SOA || record.rtype == Rtype::NS) {
+            return Err(err(
+                Some(record.line),
+                format!(
+                    "{} record in a zone file whose SOA and NS come from the target zone",
+                    record.rtype
+                ),
+            ));
         }
         if record.rtype == Rtype::SOA {
             if record.owner != origin {
@@ -90,6 +119,11 @@ pub fn zone_summary(file: &str, zone: &str, data: &[u8]) -> Result<ZoneSummary, 
         }
     }
     match serial {
+        None if !with_soa => Ok(ZoneSummary {
+            serial: 0,
+            records,
+            unloadable,
+        }),
         Some(serial) => Ok(ZoneSummary {
             serial,
             records,

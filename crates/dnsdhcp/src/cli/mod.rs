@@ -5,6 +5,7 @@
 //! [`dnsdhcp::target::Target`]; contradictory flags are usage errors) before anything runs.
 
 mod backup;
+mod import;
 mod leases;
 mod output;
 mod pod;
@@ -61,6 +62,9 @@ enum Command {
     /// The in-pod roles run by the Helm chart's init containers and postStart hook.
     #[command(subcommand)]
     Pod(pod::PodCommand),
+    /// Convert the original chart's backups (restore-scripts/ archives, tar archives of zone or
+    /// lease files) into verified archives of this tool. Nothing in them is executed.
+    Import(import::ImportArgs),
 }
 
 /// What the command line said beyond the parsed values: which flags were given explicitly,
@@ -130,6 +134,7 @@ pub fn run(cli: Cli, ctx: &mut Ctx) -> Result<ExitCode> {
         Command::Leases(c) => leases::run(c, ctx),
         Command::Zones(c) => zones::run(c, ctx),
         Command::Pod(c) => pod::run(c, ctx),
+        Command::Import(a) => import::run(a, ctx),
     }
 }
 

@@ -4,6 +4,7 @@ use std::io::{IsTerminal, Write};
 
 use dnsdhcp::archive::VerifyReport;
 use dnsdhcp::backup::{LeasesBackup, Written, ZonesBackup};
+use dnsdhcp::legacy::ImportReport;
 use dnsdhcp::records::{self, Plan};
 use dnsdhcp::restore::{LeasesRestore, ZonesRestore};
 
@@ -131,6 +132,47 @@ impl Out {
         }
         for p in &r.problems {
             self.line(format!("  problem: {p}"));
+        }
+    }
+
+    pub fn import_report(&mut self, r: &ImportReport) {
+        self.line(format!(
+            "{} ({} archive of the original chart):",
+            r.archive.display(),
+            r.format
+        ));
+        for w in &r.written {
+            self.line(format!("  wrote {}", w.path.display()));
+            let z = &w.report;
+            if !z.zones.is_empty() {
+                self.line(format!(
+                    "    {} zone(s), {} record(s){}",
+                    z.zones.len(),
+                    z.records,
+                    if z.zones.iter().any(|z| z.apex_from_target) {
+                        "; SOA and NS are kept from the target zone on restore"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+            if !z.lease_files.is_empty() {
+                self.line(format!("    {} lease(s)", z.lease_count));
+            }
+            for p in &z.problems {
+                self.line(format!("    problem: {p}"));
+            }
+        }
+        if r.unconverted.is_empty() {
+            self.line("  everything converted".into());
+        } else {
+            self.line(format!("  not converted ({}):", r.unconverted.len()));
+            for u in &r.unconverted {
+                self.line(format!("    {}:{}: {}", u.script, u.line, u.reason));
+            }
+        }
+        for i in &r.ignored {
+            self.line(format!("  ignored {i}"));
         }
     }
 

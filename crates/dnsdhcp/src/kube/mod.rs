@@ -788,7 +788,8 @@ impl Cluster {
                 // Equal, or newer in RFC 1982 serial arithmetic: post-start merges the static
                 // records right after the restore (and DDNS may update), which advances it.
                 match serving {
-                    Some(s) if s.wrapping_sub(z.serial) < 1 << 31 => {
+                    // An imported zone keeps the target's SOA: any serial shows it is served.
+                    Some(s) if z.apex_from_target || s.wrapping_sub(z.serial) < 1 << 31 => {
                         confirmed.push(ZoneConfirmed {
                             zone: z.name.clone(),
                             archived: z.serial,

@@ -3,8 +3,11 @@
 //! * [`archive`]: archives without a manifest (`tar czf` of a `knotc zone-backup` directory or
 //!   of Kea's lease directory) are read, checked and converted into project archives, so every
 //!   restore path (`restore`, both targets, and the in-pod roles) accepts them.
+//! * [`scripts`]: the `restore-scripts/` archives of the original chart's later backups, parsed
+//!   (never executed) and converted by `dnsdhcp import`.
 
 pub mod archive;
+pub mod scripts;
 
 use std::path::{Path, PathBuf};
 
@@ -126,6 +129,7 @@ pub(crate) fn fill_report(archive: &Path, limits: &Limits, report: &mut VerifyRe
                             file: z.member.clone(),
                             serial: z.serial,
                             records: z.records,
+                            apex_from_target: false,
                         });
                     }
                 }
@@ -156,4 +160,103 @@ pub(crate) fn fill_report(archive: &Path, limits: &Limits, report: &mut VerifyRe
         Err(e) => report.add_problem(e.to_string()),
     }
     report.ok = report.problems.is_empty();
+}
+
+/// One archive `import` wrote.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Imported {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its verification report (the archive is verified after writing).
+    pub report: VerifyReport,
+}
+
+/// What `import` made of one legacy archive.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ImportReport {
+    /// The legacy archive.
+    pub archive: PathBuf,
+    /// `restore-scripts` or `files` (a `tar` of zone or lease files).
+    pub format: &'static str,
+    /// The project archives written.
+    pub written: Vec<Imported>,
+    /// Script lines that carry data but could not be converted.
+    pub unconverted: Vec<scripts::Unconverted>,
+    /// Members left out, with why.
+    pub ignored: Vec<String>,
+}
+
+/// The name of an imported archive: the legacy one's with `-imported[-what]` before `.tar.gz`.
+fn imported_name(archive: &Path, what: Option<&str>) -> String {
+    let name = archive
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "archive.tar.gz".into());
+    let stem = name
+        .strip_suffix(".tar.gz")
+        .or_else(|| name.strip_suffix(".tgz"))
+        .unwrap_or(&name);
+    match what {
+        Some(w) => format!("{stem}-imported-{w}.tar.gz"),
+        None => format!("{stem}-imported.tar.gz"),
+    }
+}
+
+/// Converts a legacy `archive` into verified project archives in `out_dir` (created if
+/// missing): a `restore-scripts/` archive by parsing its scripts (never running them), a `tar`
+/// of zone or lease files as `restore` would. Nothing is executed; what could not be converted
+/// is listed in the report.
+pub fn import(archive: &Path, out_dir: &Path) -> Result<ImportReport, LegacyError> {
+    let limits = Limits::default();
+    if has_manifest(archive, &limits)? {
+        return Err(LegacyError::HasManifest {
+            archive: archive.to_owned(),
+        });
+    }
+    std::fs::create_dir_all(out_dir).map_err(|e| ArchiveError::io(out_dir, e))?;
+    let legacy = read_legacy(archive, &limits)?;
+    let source = format!(
+        "import:{}",
+        archive
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    );
+    let (format, paths, unconverted) = match &legacy.content {
+        LegacyContent::Scripts(s) => {
+            let parsed = scripts::parse_scripts(s);
+            let both = !parsed.zones.is_empty() && parsed.has_lease_script;
+            let zones_out = out_dir.join(imported_name(archive, both.then_some("zones")));
+            let leases_out = out_dir.join(imported_name(archive, both.then_some("leases")));
+            let written = scripts::write_imported(&parsed, &source, &zones_out, &leases_out)?;
+            if written.is_empty() {
+                return Err(LegacyError::Unrecognised {
+                    archive: archive.to_owned(),
+                    reason: "its restore scripts hold neither zone records nor a lease script"
+                        .into(),
+                });
+            }
+            let paths = written.into_iter().map(|(p, _)| p).collect();
+            ("restore-scripts", paths, parsed.unconverted)
+        }
+        _ => {
+            let out = out_dir.join(imported_name(archive, None));
+            archive::write_converted(&legacy, &out)?;
+            ("files", vec![out], Vec::new())
+        }
+    };
+    let written = paths
+        .into_iter()
+        .map(|path| Imported {
+            report: crate::archive::verify(&path, &limits),
+            path,
+        })
+        .collect();
+    Ok(ImportReport {
+        archive: archive.to_owned(),
+        format,
+        written,
+        unconverted,
+        ignored: legacy.ignored,
+    })
 }
