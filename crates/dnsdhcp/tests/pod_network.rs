@@ -587,3 +587,117 @@ fn dig_port(mut cmd: Command, server: &str, port: u16, name: &str, rtype: &str) 
     cmd.args(["-p", &port.to_string()]);
     dig(cmd, server, name, rtype)
 }
+
+/// The NetworkAttachmentDefinition's config of multus mode, fed to the real CNI plugins
+/// (Debian's containernetworking-plugins) as Multus would: the pod namespace gets `net1` on the
+/// node's LAN interface with the static address and routes, and keeps its default route off the
+/// LAN; DEL removes it.
+#[test]
+fn pod_network_multus_attachment_config_works_with_the_real_cni_plugins() {
+    test_support::pod::require_root();
+    const CNI_DIR: &str = "/usr/lib/cni";
+    for plugin in ["macvlan", "static"] {
+        require(
+            &format!("{CNI_DIR}/{plugin}"),
+            "containernetworking-plugins",
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // macvlan only: ipvlan's config differs in `type` and `mode` alone, and this kernel (like
+    // many CI kernels) has no ipvlan driver.
+    let (kind, mode) = ("macvlan", "bridge");
+    let values = format!(
+        "network:\n  mode: multus\n  multus:\n    type: {kind}\n    cniMode: {mode}\n    master: lan0\n    address: 192.168.1.2/24\n    routes: [{{dst: 192.168.30.0/24, gw: 192.168.1.1}}]\n"
+    );
+    let rendered = render(dir.path(), &values);
+    let nad = test_support::pod::parse_manifests(&rendered)
+        .into_iter()
+        .find(|d| d["kind"] == "NetworkAttachmentDefinition")
+        .expect("a NetworkAttachmentDefinition in multus mode");
+    let config = nad["spec"]["config"].as_str().unwrap().to_owned();
+    let node = Netns::new("node");
+    let pod = Netns::new("pod");
+    sh_in(
+        node.cmd("/bin/sh"),
+        &format!("{IP} link add lan0 type veth peer name lan0-peer && {IP} link set lan0 up"),
+    );
+    let cni = |command: &str| {
+        let mut c = node.cmd(&format!("{CNI_DIR}/{kind}"));
+        c.env("CNI_COMMAND", command)
+            .env("CNI_CONTAINERID", "udd-test")
+            .env("CNI_NETNS", format!("/run/netns/{}", pod.name))
+            .env("CNI_IFNAME", "net1")
+            .env("CNI_PATH", CNI_DIR)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), config.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{kind} {command} with {config}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    cni("ADD");
+    let show = |args: &[&str]| {
+        let out = Command::new(IP)
+            .args(["-n", &pod.name])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let addrs = show(&["-4", "addr", "show", "dev", "net1"]);
+    assert!(addrs.contains("inet 192.168.1.2/24"), "{kind}: {addrs}");
+    let routes = show(&["-4", "route"]);
+    assert!(
+        routes.contains("192.168.30.0/24 via 192.168.1.1 dev net1"),
+        "{kind}: {routes}"
+    );
+    assert!(!routes.contains("default"), "{kind}: {routes}");
+    cni("DEL");
+    assert!(
+        !show(&["link"]).contains("net1"),
+        "{kind}: net1 left after DEL"
+    );
+}
+
+/// A namespace of this test (`udd-lan-<pid>-...`, which the pod runner cleans up after a
+/// killed test), removed on drop.
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    fn new(what: &str) -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "udd-lan-{}-{what}{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let ok = Command::new(IP)
+            .args(["netns", "add", &name])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "ip netns add {name}");
+        Self { name }
+    }
+
+    fn cmd(&self, program: &str) -> Command {
+        let mut c = Command::new(IP);
+        c.args(["netns", "exec", &self.name, program]);
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new(IP).args(["netns", "del", &self.name]).status();
+    }
+}
