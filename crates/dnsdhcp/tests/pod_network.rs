@@ -501,34 +501,8 @@ fn pod_network_multus_mode_with_resolver_hands_out_a_resolver_for_the_whole_dns(
             pod_if: "net1".into(),
         },
     );
-    // The stub authoritative server for example.org, the resolver's forwarder.
-    let sdir = dir.path().join("stub");
-    fs::create_dir_all(&sdir).unwrap();
-    fs::write(
-        sdir.join("example.org.zone"),
-        "$ORIGIN example.org.\n$TTL 300\n@ SOA ns hostmaster 1 3600 600 86400 300\n@ NS ns\nns A 192.168.1.250\nwww A 203.0.113.80\n",
-    )
-    .unwrap();
-    fs::write(
-        sdir.join("knot.conf"),
-        format!(
-            "server:\n  rundir: {d}\n  listen: 192.168.1.250@53\ndatabase:\n  storage: {d}\ntemplate:\n  - id: default\n    storage: {d}\nzone:\n  - domain: example.org.\n",
-            d = sdir.display()
-        ),
-    )
-    .unwrap();
     start(&mut pod);
-    let slog = sdir.join("knotd.log");
-    let _stub = ChildGuard(
-        pod.client_cmd(KNOTD)
-            .arg("-c")
-            .arg(sdir.join("knot.conf"))
-            .stdin(Stdio::null())
-            .stdout(fs::File::create(&slog).unwrap())
-            .stderr(fs::File::options().append(true).open(&slog).unwrap())
-            .spawn()
-            .expect("knotd"),
-    );
+    let (_stub, slog) = stub_authoritative(&pod, dir.path());
     wait_for("kea-dhcp-ddns to start", Duration::from_secs(30), || {
         pod.logs("kea-dhcp-ddns").contains("DHCP_DDNS_STARTED")
     });
@@ -700,4 +674,110 @@ impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new(IP).args(["netns", "del", &self.name]).status();
     }
+}
+
+/// A stub authoritative server for `example.org` (www A 203.0.113.80) in the client namespace on
+/// 192.168.1.250:53: the resolver's forwarder, standing in for the internet. Returns its guard
+/// and log file.
+fn stub_authoritative(pod: &PodRunner, dir: &Path) -> (ChildGuard, PathBuf) {
+    let sdir = dir.join("stub");
+    fs::create_dir_all(&sdir).unwrap();
+    fs::write(
+        sdir.join("example.org.zone"),
+        "$ORIGIN example.org.\n$TTL 300\n@ SOA ns hostmaster 1 3600 600 86400 300\n@ NS ns\nns A 192.168.1.250\nwww A 203.0.113.80\n",
+    )
+    .unwrap();
+    fs::write(
+        sdir.join("knot.conf"),
+        format!(
+            "server:\n  rundir: {d}\n  listen: 192.168.1.250@53\ndatabase:\n  storage: {d}\ntemplate:\n  - id: default\n    storage: {d}\nzone:\n  - domain: example.org.\n",
+            d = sdir.display()
+        ),
+    )
+    .unwrap();
+    let slog = sdir.join("knotd.log");
+    let guard = ChildGuard(
+        pod.client_cmd(KNOTD)
+            .arg("-c")
+            .arg(sdir.join("knot.conf"))
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&slog).unwrap())
+            .stderr(fs::File::options().append(true).open(&slog).unwrap())
+            .spawn()
+            .expect("knotd"),
+    );
+    (guard, slog)
+}
+
+const HOST_NETWORK_RESOLVER_VALUES: &str = r#"
+zones:
+  - name: home.arpa
+  - name: 1.168.192.in-addr.arpa
+staticRecords:
+  - "router IN A 192.168.1.1"
+network:
+  mode: hostNetwork
+  hostNetwork:
+    interfaces: [lan0]
+knot:
+  listenAddresses: ["192.168.1.53"]
+resolver:
+  enabled: true
+  forwarders: ["192.168.1.250"]
+"#;
+
+/// hostNetwork mode with the resolver: Unbound binds the node's address on port 53 as root with
+/// NET_BIND_SERVICE only; Knot listens on the node's address and 127.0.0.1 at the auth port.
+#[test]
+fn pod_network_host_network_mode_with_resolver_answers_on_the_node_address() {
+    test_support::pod::require_root();
+    require(KDIG, "knot-dnsutils");
+    require("/usr/sbin/unbound", "unbound");
+    require(KNOTD, "knot");
+    let dir = tempfile::tempdir().unwrap();
+    let rendered = render(dir.path(), HOST_NETWORK_RESOLVER_VALUES);
+    let mut pod = PodRunner::new(
+        &rendered,
+        HostBinaries::debian(env!("CARGO_BIN_EXE_dnsdhcp")),
+        PodNetwork {
+            pod_addr: "192.168.1.53/24".into(),
+            client_addr: "192.168.1.250/24".into(),
+            gateway: None,
+            pod_if: "lan0".into(),
+        },
+    );
+    start(&mut pod);
+    let (_stub, slog) = stub_authoritative(&pod, dir.path());
+    assert_eq!(pod.exec_ok("resolver", &["id", "-u"]).unwrap().trim(), "0");
+    let ask = |name: &str| dig(pod.client_cmd(KDIG), "192.168.1.53", name, "A");
+    assert_eq!(ask("router.home.arpa"), ["192.168.1.1"]);
+    assert_eq!(
+        ask("www.example.org"),
+        ["203.0.113.80"],
+        "resolver:\n{}\nstub:\n{}",
+        pod.logs("resolver"),
+        fs::read_to_string(&slog).unwrap_or_default()
+    );
+    assert_eq!(
+        dig_port(
+            pod.client_cmd(KDIG),
+            "192.168.1.53",
+            5300,
+            "router.home.arpa",
+            "A"
+        ),
+        ["192.168.1.1"]
+    );
+    // Knot on the pod's loopback too, where the resolver and Kea's DDNS reach it.
+    assert_eq!(
+        dig_port(
+            pod.pod_net_cmd(KDIG),
+            "127.0.0.1",
+            5300,
+            "router.home.arpa",
+            "A"
+        ),
+        ["192.168.1.1"]
+    );
+    pod.check_alive().unwrap();
 }
