@@ -8,11 +8,13 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use kea_leases::Snapshot;
 use knot_ctl::{BackupOptions, Components};
 
 use crate::archive::{self, ArchiveError, ArchiveKind, ArchiveWriter, Manifest, Member};
+use crate::knot_storage::{self, human};
 use crate::target::LocalTarget;
 
 pub use crate::archive::{member_of_zone, zone_of_member};
@@ -39,6 +41,17 @@ pub enum BackupError {
     /// Knot serves no zones.
     #[error("knot serves no zones; nothing to back up")]
     NoZones,
+    /// The backup directory has too little room for Knot's backup (knotd 3.2 crashes when the
+    /// file system fills up under it); nothing was asked of Knot.
+    #[error("not enough space in {}: need ~{}, have {}", dir.display(), human(*need), human(*have))]
+    NoSpace {
+        /// The backup directory.
+        dir: PathBuf,
+        /// What the backup is estimated to need.
+        need: u64,
+        /// What is available.
+        have: u64,
+    },
     /// The lease snapshot failed.
     #[error("lease snapshot of {}: {source}", path.display())]
     Snapshot {
@@ -142,28 +155,14 @@ pub fn backup_zones(target: &LocalTarget, out_dir: &Path) -> Result<ZonesBackup,
     if zones.is_empty() {
         return Err(BackupError::NoZones);
     }
+    check_space(&mut client, &zones, &out_dir)?;
 
     let staging = tempfile::Builder::new()
         .prefix(".knot-backup-")
         .tempdir_in(&out_dir)
         .map_err(io(&out_dir))?;
     hand_to_knot(target, staging.path())?;
-    let backup_dir = staging.path().join("backup");
-    let opts = BackupOptions {
-        components: Components {
-            zonefile: Some(true),
-            journal: Some(true),
-            timers: Some(true),
-            kaspdb: Some(true),
-            catalog: Some(true),
-        },
-        ..BackupOptions::new(&backup_dir)
-    };
-    let names: Vec<&str> = zones.iter().map(String::as_str).collect();
-    client.zone_backup(&names, &opts).map_err(knot(format!(
-        "zone-backup +backupdir {}",
-        backup_dir.display()
-    )))?;
+    let backup_dir = run_zone_backup(&mut client, &zones, staging.path())?;
     drop(client);
 
     let stamp = stamp();
@@ -208,6 +207,89 @@ pub fn backup_zones(target: &LocalTarget, out_dir: &Path) -> Result<ZonesBackup,
             manifest: zones_manifest,
         },
     })
+}
+
+/// Refuses a backup whose estimated size ([`knot_storage::backup_size`], with a margin) exceeds
+/// the room in `dir`.
+fn check_space<S: std::io::Read + std::io::Write>(
+    client: &mut knot_ctl::Client<S>,
+    zones: &[String],
+    dir: &Path,
+) -> Result<(), BackupError> {
+    let estimate = knot_storage::backup_size(client, zones).map_err(knot("conf-read"))?;
+    let need = estimate + estimate / 10 + (1 << 20);
+    let have = knot_storage::available(dir).map_err(io(dir))?;
+    if have < need {
+        return Err(BackupError::NoSpace {
+            dir: dir.to_owned(),
+            need,
+            have,
+        });
+    }
+    Ok(())
+}
+
+/// How long a backup waits for zone events it conflicts with (a large zone still loading,
+/// flushing or being written to the journal).
+pub const ZONE_EVENTS_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Runs Knot's blocking `zone-backup` of `zones` into `<staging>/backup-N`, first waiting until
+/// no zone event runs; when Knot still reports a conflict ("not enough space provided": a zone
+/// busy with its journal right after a large load), waits and tries again in a fresh directory,
+/// within [`ZONE_EVENTS_TIMEOUT`]. Returns the backup directory.
+fn run_zone_backup<S: std::io::Read + std::io::Write>(
+    client: &mut knot_ctl::Client<S>,
+    zones: &[String],
+    staging: &Path,
+) -> Result<PathBuf, BackupError> {
+    let start = Instant::now();
+    let names: Vec<&str> = zones.iter().map(String::as_str).collect();
+    for attempt in 1.. {
+        wait_for_zone_events(client, start)?;
+        let backup_dir = staging.join(format!("backup-{attempt}"));
+        let opts = BackupOptions {
+            components: Components {
+                zonefile: Some(true),
+                journal: Some(true),
+                timers: Some(true),
+                kaspdb: Some(true),
+                catalog: Some(true),
+            },
+            ..BackupOptions::new(&backup_dir)
+        };
+        let context = || format!("zone-backup +backupdir {}", backup_dir.display());
+        match client.zone_backup(&names, &opts) {
+            Ok(()) => return Ok(backup_dir),
+            Err(e)
+                if e.to_string().contains("not enough space provided")
+                    && start.elapsed() < ZONE_EVENTS_TIMEOUT =>
+            {
+                let _ = fs::remove_dir_all(&backup_dir);
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(e) => return Err(knot(context())(e)),
+        }
+    }
+    unreachable!("the loop returns")
+}
+
+/// Waits until no zone has a running event, or [`ZONE_EVENTS_TIMEOUT`] after `start` (then the
+/// backup is tried anyway: Knot decides).
+fn wait_for_zone_events<S: std::io::Read + std::io::Write>(
+    client: &mut knot_ctl::Client<S>,
+    start: Instant,
+) -> Result<(), BackupError> {
+    loop {
+        let busy = client
+            .zone_status_all()
+            .map_err(knot("zone-status"))?
+            .iter()
+            .any(|s| s.events.iter().any(|e| e.value == "running"));
+        if !busy || start.elapsed() >= ZONE_EVENTS_TIMEOUT {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// `zonefiles/<zone>.zone` is the zone file of `<zone>` in Knot's backup layout.

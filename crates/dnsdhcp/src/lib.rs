@@ -15,10 +15,12 @@
 //! | [`records`] | static records from Helm values: load, validate, plan, apply |
 //! | [`pod`] | the in-pod roles: init-zones, init-leases, post-start |
 //! | [`zonefile`] | one zone-file reader (backup, verify, restore): every type in Knot's table |
+//! | [`knot_storage`] | where Knot keeps zone data (`conf-read`), the room a backup needs |
 //! | [`kube`] | the Kubernetes target: the same operations run in the StatefulSet's pod over exec |
 
 pub mod archive;
 pub mod backup;
+pub mod knot_storage;
 pub mod kube;
 pub mod leases;
 pub mod legacy;

@@ -140,3 +140,11 @@ fn restore_timeout_is_a_documented_flag() {
     assert!(stdout.contains("--timeout <SECONDS>"), "{stdout}");
     assert!(stdout.contains("[default: 600]"), "{stdout}");
 }
+
+#[test]
+fn keep_serial_on_the_kubernetes_target_needs_live() {
+    usage_error(
+        &["restore", "--zones", "zones.tar.gz", "--keep-serial"],
+        "--keep-serial needs --live",
+    );
+}

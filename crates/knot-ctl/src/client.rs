@@ -51,6 +51,7 @@ pub const KNOWN_COMMANDS: &[(&str, (u32, u32, u32))] = &[
     ("zone-purge", (3, 2, 0)),
     ("zone-stats", (3, 2, 0)),
     ("zone-validate", (3, 4, 0)),
+    ("conf-read", (3, 2, 0)),
 ];
 
 /// Connect/read/write limits for [`Client::connect_with`]; a dead or wedged server then

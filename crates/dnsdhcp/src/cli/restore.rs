@@ -28,6 +28,11 @@ pub struct RestoreArgs {
     /// (--local always restores into the running daemons).
     #[arg(long)]
     live: bool,
+    /// Serve the archived SOA serials exactly. By default a restored zone's serial moves past
+    /// both the one served before and the archived one, so secondaries transfer it. (Kubernetes:
+    /// with --live only.)
+    #[arg(long)]
+    keep_serial: bool,
     /// Kubernetes: seconds to wait for the StatefulSet's new pod to be Ready after the old one
     /// is deleted.
     #[arg(long, value_name = "SECONDS", default_value_t = 600)]
@@ -60,6 +65,15 @@ pub fn run(a: RestoreArgs, ctx: &mut Ctx) -> Result<ExitCode> {
             local(&a, &t, ctx)
         }
         Target::Kube(k) => {
+            if a.keep_serial && !a.live {
+                return Err(ctx
+                    .given
+                    .usage_error(
+                        ErrorKind::ArgumentConflict,
+                        "--keep-serial needs --live with the Kubernetes target (after a pod restart the zones are restored by the pod's post-start hook, which moves serials forward)",
+                    )
+                    .into());
+            }
             let mut c = super::connect(&k)?;
             c.timeouts.pod_ready = Duration::from_secs(a.timeout);
             in_cluster(&a, &c, ctx)
@@ -74,7 +88,10 @@ fn local(a: &RestoreArgs, t: &LocalTarget, ctx: &mut Ctx) -> Result<ExitCode> {
     }
     let mut done = serde_json::Map::new();
     if let Some(z) = &a.zones {
-        let r = restore::restore_zones(t, z).context("zone restore failed")?;
+        let opts = restore::ZoneRestoreOptions {
+            keep_serial: a.keep_serial,
+        };
+        let r = restore::restore_zones_with(t, z, &opts).context("zone restore failed")?;
         if !a.json {
             ctx.out.zones_restore(&r);
         }
@@ -94,8 +111,13 @@ fn local(a: &RestoreArgs, t: &LocalTarget, ctx: &mut Ctx) -> Result<ExitCode> {
 }
 
 fn in_cluster(a: &RestoreArgs, c: &Cluster, ctx: &mut Ctx) -> Result<ExitCode> {
-    let r = kube::block_on(c.restore(a.zones.as_deref(), a.leases.as_deref(), a.live))
-        .context("restore failed")?;
+    let r = kube::block_on(c.restore_with(
+        a.zones.as_deref(),
+        a.leases.as_deref(),
+        a.live,
+        a.keep_serial,
+    ))
+    .context("restore failed")?;
     if a.json {
         ctx.out.json(&r)?;
     } else {

@@ -571,6 +571,18 @@ impl Cluster {
         leases: Option<&Path>,
         live: bool,
     ) -> Result<KubeRestore, KubeError> {
+        self.restore_with(zones, leases, live, false).await
+    }
+
+    /// [`restore`](Self::restore); with `keep_serial` (live only) the zones serve the archived
+    /// serials exactly instead of moving past them.
+    pub async fn restore_with(
+        &self,
+        zones: Option<&Path>,
+        leases: Option<&Path>,
+        live: bool,
+        keep_serial: bool,
+    ) -> Result<KubeRestore, KubeError> {
         // Archives written the original chart's way (no manifest) are checked and converted
         // here; the pod receives project archives.
         let scratch = tempfile::tempdir().map_err(io_at(std::env::temp_dir()))?;
@@ -628,7 +640,8 @@ impl Cluster {
             live: serde_json::Map::new(),
         };
         if live {
-            self.restore_live(zones, leases, &mut result).await?;
+            self.restore_live(zones, leases, keep_serial, &mut result)
+                .await?;
         } else {
             self.restore_by_restart(zones, zones_report.as_ref(), leases, &old_uid, &mut result)
                 .await?;
@@ -646,6 +659,7 @@ impl Cluster {
         &self,
         zones: Option<&Path>,
         leases: Option<&Path>,
+        keep_serial: bool,
         result: &mut KubeRestore,
     ) -> Result<(), KubeError> {
         for (container, local, flag) in [
@@ -664,9 +678,13 @@ impl Cluster {
                     .await?;
                 self.progress
                     .step(format!("restoring {name} live in {}/{container}", self.pod));
+                let mut args = vec!["restore", "--local", flag, &remote, "--json"];
+                if keep_serial && flag == "--zones" {
+                    args.push("--keep-serial");
+                }
                 self.run_json(
                     container,
-                    &["restore", "--local", flag, &remote, "--json"].map(String::from),
+                    &args.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                 )
                 .await
             }
