@@ -16,6 +16,8 @@
 //! | [`pod`] | the in-pod roles: init-zones, init-leases, post-start |
 //! | [`zonefile`] | one zone-file reader (backup, verify, restore): every type in Knot's table |
 //! | [`knot_storage`] | where Knot keeps zone data (`conf-read`), the room a backup needs |
+//! | [`preflight`] | the checks every restore runs before its first change, on both targets |
+//! | [`txn`] | Knot transactions marked with their owner; abandoned ones recognised and aborted |
 //! | [`kube`] | the Kubernetes target: the same operations run in the StatefulSet's pod over exec |
 
 pub mod archive;
@@ -25,8 +27,10 @@ pub mod kube;
 pub mod leases;
 pub mod legacy;
 pub mod pod;
+pub mod preflight;
 pub mod records;
 pub mod restore;
 pub mod target;
+pub mod txn;
 pub mod zonefile;
 pub mod zones;

@@ -101,6 +101,29 @@ pub enum RestoreError {
     /// A manifest-less archive could not be read or converted; nothing was changed.
     #[error(transparent)]
     Legacy(#[from] LegacyError),
+    /// A check before the first change failed; nothing was changed.
+    #[error(transparent)]
+    Preflight(#[from] crate::preflight::PreflightError),
+    /// A transaction is in the way (someone else's, or a running dnsdhcp's).
+    #[error(transparent)]
+    Txn(#[from] crate::txn::TxnError),
+    /// The restore stopped part-way: some of it is in place, some is not.
+    #[error(
+        "restore incomplete: {cause}\n  restored: {}\n  not restored: {}\n  to finish: {finish}",
+        if restored.is_empty() { "nothing".to_owned() } else { restored.join(", ") },
+        not_restored.join(", ")
+    )]
+    Incomplete {
+        /// What is in place (zones, leases).
+        restored: Vec<String>,
+        /// What is not.
+        not_restored: Vec<String>,
+        /// The command that finishes the restore.
+        finish: String,
+        /// Why it stopped.
+        #[source]
+        cause: Box<RestoreError>,
+    },
     /// A file-system step failed.
     #[error("{}: {source}", path.display())]
     Io {
@@ -194,6 +217,81 @@ pub fn restore_zones_with(
     Ok(restored)
 }
 
+/// Everything a `restore --local` did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LocalRestore {
+    /// Transactions an interrupted dnsdhcp had left open on the archived zones, aborted first.
+    pub aborted: Vec<crate::txn::Aborted>,
+    /// The zones restored.
+    pub zones: Option<ZonesRestore>,
+    /// The leases restored.
+    pub leases: Option<LeasesRestore>,
+}
+
+/// `restore --local`: the preflight ([`crate::preflight`]: archives verified and in the right
+/// slots, daemons answering, zones configured, no transaction in the way, room on disk), then
+/// the zones, then the leases. A failure after the first change is
+/// [`RestoreError::Incomplete`], naming what is restored, what is not, and the command that
+/// finishes the job. Archives written the original chart's way are converted first.
+pub fn restore_local(
+    target: &LocalTarget,
+    zones: Option<&Path>,
+    leases: Option<&Path>,
+    opts: &ZoneRestoreOptions,
+) -> Result<LocalRestore, RestoreError> {
+    let zones_conv = zones.map(convert_legacy).transpose()?;
+    let leases_conv = leases.map(convert_legacy).transpose()?;
+    let effective =
+        |orig: Option<&Path>, conv: &Option<(tempfile::TempDir, Option<Converted>)>| match conv {
+            Some((_, Some(c))) => Some(c.path().to_owned()),
+            _ => orig.map(Path::to_owned),
+        };
+    let zones_eff = effective(zones, &zones_conv);
+    let leases_eff = effective(leases, &leases_conv);
+    let archives = crate::preflight::check_archives(zones_eff.as_deref(), leases_eff.as_deref())?;
+    let places = crate::preflight::Places::default();
+    crate::preflight::check_target(target, &archives.needs(), &places)?;
+
+    let mut done = LocalRestore {
+        aborted: Vec::new(),
+        zones: None,
+        leases: None,
+    };
+    if let (Some(z), Some(orig)) = (&archives.zones, zones) {
+        let names: Vec<&str> = z.report.zones.iter().map(|z| z.name.as_str()).collect();
+        let mut client = target.knot().map_err(knot("connect"))?;
+        done.aborted = crate::txn::clear_abandoned(&mut client, &names)?;
+        drop(client);
+        let mut r = restore_zones_from(target, &z.path, opts)?;
+        r.archive = orig.to_owned();
+        done.zones = Some(r);
+    }
+    if let (Some(l), Some(orig)) = (&archives.leases, leases) {
+        match restore_leases_from(target, &l.path) {
+            Ok(mut r) => {
+                r.archive = orig.to_owned();
+                done.leases = Some(r);
+            }
+            Err(cause) => match &done.zones {
+                Some(zones) => {
+                    return Err(RestoreError::Incomplete {
+                        restored: zones
+                            .zones
+                            .iter()
+                            .map(|z| format!("zone {}", z.zone))
+                            .collect(),
+                        not_restored: vec![format!("leases from {}", orig.display())],
+                        finish: format!("dnsdhcp restore --local --leases {}", orig.display()),
+                        cause: Box::new(cause),
+                    });
+                }
+                None => return Err(cause),
+            },
+        }
+    }
+    Ok(done)
+}
+
 /// Converts a manifest-less `archive` into a project archive in a fresh temporary directory
 /// (removed when the returned guard drops); `None` for a project archive.
 pub fn convert_legacy(
@@ -262,13 +360,21 @@ fn restore_zones_from(
             let mut zones = Vec::new();
             for z in &report.zones {
                 let path = dest.join(&z.file);
-                let mut data =
-                    fs::read(&path).map_err(|source| RestoreError::Io { path, source })?;
-                if z.apex_from_target {
-                    data = legacy::scripts::with_target_apex(&mut client, &z.name, &data)?;
-                }
-                let SyncOutcome { serial, method, .. } =
-                    sync_zone(&mut client, &z.name, &z.file, &data, &sync_opts)?;
+                let synced = fs::read(&path)
+                    .map_err(|source| RestoreError::Io { path, source })
+                    .and_then(|data| {
+                        let data = if z.apex_from_target {
+                            legacy::scripts::with_target_apex(&mut client, &z.name, &data)?
+                        } else {
+                            data
+                        };
+                        Ok(sync_zone(&mut client, &z.name, &z.file, &data, &sync_opts)?)
+                    });
+                let SyncOutcome { serial, method, .. } = match synced {
+                    Ok(o) => o,
+                    Err(cause) if zones.is_empty() => return Err(cause),
+                    Err(cause) => return Err(zones_incomplete(archive, &report, &zones, cause)),
+                };
                 zones.push(RestoredZone {
                     zone: z.name.clone(),
                     serial,
@@ -287,6 +393,28 @@ fn restore_zones_from(
             found: other.map_or("unknown".into(), |k| k.to_string()),
             wanted: "zones",
         }),
+    }
+}
+
+/// A zone restore that stopped after `done` zones: what is restored, what is not, and how to
+/// finish (a rerun leaves zones that already match alone).
+fn zones_incomplete(
+    archive: &Path,
+    report: &VerifyReport,
+    done: &[RestoredZone],
+    cause: RestoreError,
+) -> RestoreError {
+    RestoreError::Incomplete {
+        restored: done.iter().map(|r| format!("zone {}", r.zone)).collect(),
+        not_restored: report.zones[done.len()..]
+            .iter()
+            .map(|z| format!("zone {}", z.name))
+            .collect(),
+        finish: format!(
+            "fix the cause, then run the same restore again (zones already restored are left as they are): dnsdhcp restore --local --zones {}",
+            archive.display()
+        ),
+        cause: Box::new(cause),
     }
 }
 

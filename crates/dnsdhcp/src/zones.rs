@@ -349,7 +349,7 @@ fn commit_diff<S: Read + Write>(
             source,
         }
     };
-    let mut txn = client.zone_begin(zone).map_err(knot("zone-begin"))?;
+    let (mut txn, marker) = crate::txn::begin(client, zone).map_err(knot("zone-begin"))?;
     let refused = txn.unset_batch(&unsets).map_err(knot("zone-unset"))?;
     if let Some(r) = refused.into_iter().next() {
         return Err(knot("zone-unset")(r.error));
@@ -358,10 +358,10 @@ fn commit_diff<S: Read + Write>(
     if let Some(r) = refused.into_iter().next() {
         return Err(knot("zone-set")(r.error));
     }
-    txn.commit().map_err(knot("zone-commit"))?;
+    txn.commit_unmarking(&marker).map_err(knot("zone-commit"))?;
     let later = hops.iter().skip(1).copied();
     for step in later.chain(hops.first().map(|_| serial)) {
-        let mut txn = client.zone_begin(zone).map_err(knot("zone-begin"))?;
+        let (mut txn, marker) = crate::txn::begin(client, zone).map_err(knot("zone-begin"))?;
         txn.set(&Record::new(
             zone,
             soa_ttl,
@@ -369,7 +369,7 @@ fn commit_diff<S: Read + Write>(
             with_serial(soa_data, step),
         ))
         .map_err(knot("zone-set"))?;
-        txn.commit().map_err(knot("zone-commit"))?;
+        txn.commit_unmarking(&marker).map_err(knot("zone-commit"))?;
     }
     let flush = FlushOptions {
         blocking: true,

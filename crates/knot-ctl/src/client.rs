@@ -563,6 +563,110 @@ impl<S: Read + Write> Client<S> {
             .map(drop)
     }
 
+    /// Sends several request blocks in one write, then reads their replies in order (each
+    /// reply's first server error becomes its `Err`). The write is one system call: a client
+    /// killed after it still has knotd run every request, one killed before it none.
+    pub fn call_pipelined(&mut self, requests: &[Items]) -> Result<Vec<Result<Vec<Unit>>>> {
+        let mut body = Vec::new();
+        for (i, req) in requests.iter().enumerate() {
+            let command = req
+                .text(Item::Command)
+                .ok_or_else(|| Error::Protocol(format!("pipelined request {i} has no COMMAND")))?;
+            self.check_command(&command)?;
+            codec::encode_unit(&Unit::Data(req.clone()), &mut body)
+                .map_err(|e| Error::Protocol(e.to_string()))?;
+            if i + 1 < requests.len() {
+                body.push(TYPE_BLOCK);
+            }
+        }
+        self.send_encoded(&body)?;
+        let mut replies = Vec::with_capacity(requests.len());
+        for _ in requests {
+            let reply = self.read_reply()?;
+            replies.push(
+                match reply.iter().find_map(|u| match u {
+                    Unit::Data(i) | Unit::Extra(i) if i.has(Item::Error) => Some(i.clone()),
+                    _ => None,
+                }) {
+                    Some(err) => Err(Error::from_server(err)),
+                    None => Ok(reply),
+                },
+            );
+        }
+        Ok(replies)
+    }
+
+    /// `zone-begin ZONE` and `zone-set` of `marker` in the same write: the transaction is never
+    /// open on the server without the marker that tells whose it is (see
+    /// [`Client::zone_markers`]). If the begin fails (e.g. someone else's transaction is open),
+    /// a marker that landed in that transaction is taken out again.
+    pub fn zone_begin_marked(&mut self, zone: &str, marker: &Record) -> Result<Transaction<'_, S>> {
+        let begin = Items::command("zone-begin").with(Item::Zone, zone);
+        let set = record_items("zone-set", zone, marker, true);
+        let mut replies = self.call_pipelined(&[begin, set])?.into_iter();
+        let (begun, set) = (replies.next(), replies.next());
+        match (begun, set) {
+            (Some(Ok(_)), Some(Ok(_))) => Ok(Transaction {
+                client: self,
+                zone: zone.to_owned(),
+                finished: false,
+            }),
+            (Some(Ok(_)), Some(Err(e))) => {
+                let _ = self.zone_abort(zone);
+                Err(e)
+            }
+            (Some(Err(e)), set) => {
+                if matches!(set, Some(Ok(_))) {
+                    let _ = self.zone_unset(
+                        zone,
+                        &marker.owner,
+                        Some(&marker.rtype),
+                        Some(&marker.data),
+                    );
+                }
+                Err(e)
+            }
+            _ => Err(Error::Protocol("missing pipelined reply".into())),
+        }
+    }
+
+    /// `zone-unset` of `marker` and `zone-commit ZONE` in the same write, so the marker is never
+    /// committed and the transaction never open without it. A failed commit leaves the
+    /// transaction open (unmarked): the caller aborts it.
+    pub fn zone_commit_unmarking(&mut self, zone: &str, marker: &Record) -> Result<()> {
+        let unset = Items::command("zone-unset")
+            .with(Item::Zone, zone)
+            .with(Item::Owner, &marker.owner)
+            .with(Item::Type, &marker.rtype)
+            .with(Item::Data, &marker.data);
+        let commit = Items::command("zone-commit").with(Item::Zone, zone);
+        let mut replies = self.call_pipelined(&[unset, commit])?.into_iter();
+        let _unset = replies.next();
+        match replies.next() {
+            Some(r) => r.map(drop),
+            None => Err(Error::Protocol("missing pipelined reply".into())),
+        }
+    }
+
+    /// The TXT data at `owner` in `zone`'s open transaction: the markers of
+    /// [`Client::zone_begin_marked`]. Empty when there are none (or no transaction).
+    pub fn zone_markers(&mut self, zone: &str, owner: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let stream = match self.zone_get(zone, Some(owner), Some("TXT")) {
+            Ok(s) => s,
+            Err(Error::NoSuchNode(_) | Error::NoActiveTransaction(_)) => return Ok(out),
+            Err(e) => return Err(e),
+        };
+        for r in stream {
+            match r {
+                Ok(r) => out.push(r.data),
+                Err(Error::NoSuchNode(_) | Error::NoActiveTransaction(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
     /// `zone-set ZONE OWNER [TTL] TYPE DATA` (needs an open transaction).
     pub fn zone_set(&mut self, zone: &str, record: &Record) -> Result<()> {
         self.call_ok(&[record_items("zone-set", zone, record, true)])
@@ -907,6 +1011,15 @@ impl<'c, S: Read + Write> Transaction<'c, S> {
     pub fn get(&mut self, owner: Option<&str>, rtype: Option<&str>) -> Result<RecordStream<'_, S>> {
         let zone = self.zone.clone();
         self.client.zone_get(&zone, owner, rtype)
+    }
+
+    /// Takes `marker` out and commits, in one write ([`Client::zone_commit_unmarking`]). On
+    /// failure the transaction is aborted.
+    pub fn commit_unmarking(mut self, marker: &Record) -> Result<()> {
+        let zone = self.zone.clone();
+        self.client.zone_commit_unmarking(&zone, marker)?;
+        self.finished = true;
+        Ok(())
     }
 
     /// `zone-commit`. On failure (e.g. [`Error::SemanticCheck`]) the transaction is aborted.

@@ -71,6 +71,9 @@ pub fn run(cmd: RecordsCommand, ctx: &mut Ctx) -> Result<ExitCode> {
         if a.json {
             ctx.out.json(&outcome)?;
         } else {
+            for aborted in &outcome.aborted {
+                ctx.out.line(aborted.to_string());
+            }
             ctx.out.plan(&outcome.plan);
             ctx.out.applied(&outcome.committed);
         }

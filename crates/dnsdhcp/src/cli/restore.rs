@@ -82,30 +82,22 @@ pub fn run(a: RestoreArgs, ctx: &mut Ctx) -> Result<ExitCode> {
 }
 
 fn local(a: &RestoreArgs, t: &LocalTarget, ctx: &mut Ctx) -> Result<ExitCode> {
-    // Verify everything before changing anything.
-    for p in a.zones.iter().chain(&a.leases) {
-        restore::verified(p)?;
-    }
-    let mut done = serde_json::Map::new();
-    if let Some(z) = &a.zones {
-        let opts = restore::ZoneRestoreOptions {
-            keep_serial: a.keep_serial,
-        };
-        let r = restore::restore_zones_with(t, z, &opts).context("zone restore failed")?;
-        if !a.json {
-            ctx.out.zones_restore(&r);
-        }
-        done.insert("zones".into(), serde_json::to_value(&r)?);
-    }
-    if let Some(l) = &a.leases {
-        let r = restore::restore_leases(t, l).context("lease restore failed")?;
-        if !a.json {
-            ctx.out.leases_restore(&r);
-        }
-        done.insert("leases".into(), serde_json::to_value(&r)?);
-    }
+    let opts = restore::ZoneRestoreOptions {
+        keep_serial: a.keep_serial,
+    };
+    let r = restore::restore_local(t, a.zones.as_deref(), a.leases.as_deref(), &opts)?;
     if a.json {
-        ctx.out.json(&done)?;
+        ctx.out.json(&r)?;
+    } else {
+        for aborted in &r.aborted {
+            ctx.out.line(aborted.to_string());
+        }
+        if let Some(z) = &r.zones {
+            ctx.out.zones_restore(z);
+        }
+        if let Some(l) = &r.leases {
+            ctx.out.leases_restore(l);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -28,6 +28,8 @@ pub struct ApplyOutcome {
     pub plan: Plan,
     /// Zones whose transaction was committed (zones without changes get no transaction).
     pub committed: Vec<String>,
+    /// Transactions an interrupted dnsdhcp had left open, aborted before this apply.
+    pub aborted: Vec<crate::txn::Aborted>,
 }
 
 fn knot(context: impl Into<String>) -> impl FnOnce(knot_ctl::Error) -> RecordsError {
@@ -135,22 +137,20 @@ pub fn apply_plan<S: Read + Write>(
         opts.limit.check(&plan)?;
     }
     let work: Vec<&ZonePlan> = plan.zones.iter().filter(|z| !z.is_empty()).collect();
-    for z in &work {
-        let open = client
-            .open_transactions(Some(&z.zone))
-            .map_err(knot(format!("zone-status {}", z.zone)))?;
-        if !open.is_empty() {
-            return Err(RecordsError::TransactionOpen {
-                zone: z.zone.clone(),
-            });
-        }
-    }
+    // Transactions an interrupted dnsdhcp left open are aborted; anyone else's refuses.
+    let names: Vec<&str> = work.iter().map(|z| z.zone.as_str()).collect();
+    let aborted = if names.is_empty() {
+        Vec::new()
+    } else {
+        crate::txn::clear_abandoned(client, &names)?
+    };
 
-    let mut open: Vec<String> = Vec::new();
+    let mut open: Vec<(String, Record)> = Vec::new();
     let result = fill_transactions(client, &work, &mut open);
+    let zones: Vec<String> = open.iter().map(|(z, _)| z.clone()).collect();
     if let Err(message) = result {
-        let zone = open.last().cloned().unwrap_or_default();
-        abort_all(client, &open);
+        let zone = zones.last().cloned().unwrap_or_default();
+        abort_all(client, &zones);
         return Err(RecordsError::Transaction {
             zone,
             message,
@@ -159,11 +159,11 @@ pub fn apply_plan<S: Read + Write>(
     }
 
     let mut committed = Vec::new();
-    for (i, zone) in open.iter().enumerate() {
-        if let Err(e) = client.zone_commit(zone) {
+    for (i, (zone, marker)) in open.iter().enumerate() {
+        if let Err(e) = client.zone_commit_unmarking(zone, marker) {
             // A failed commit (e.g. a semantic check) leaves the transaction open: abort it and
             // every transaction not yet committed.
-            abort_all(client, &open[i..]);
+            abort_all(client, &zones[i..]);
             return Err(RecordsError::Transaction {
                 zone: zone.clone(),
                 message: format!("zone-commit: {e}"),
@@ -177,20 +177,24 @@ pub fn apply_plan<S: Read + Write>(
             .zone_flush(Some(zone), &FlushOptions::default())
             .map_err(knot(format!("zone-flush {zone}")))?;
     }
-    Ok(ApplyOutcome { plan, committed })
+    Ok(ApplyOutcome {
+        plan,
+        committed,
+        aborted,
+    })
 }
 
+/// Opens one marked transaction per zone ([`crate::txn`]) and sends its changes.
 fn fill_transactions<S: Read + Write>(
     client: &mut Client<S>,
     work: &[&ZonePlan],
-    open: &mut Vec<String>,
+    open: &mut Vec<(String, Record)>,
 ) -> Result<(), String> {
     for z in work {
-        client
-            .zone_begin(&z.zone)
-            .map_err(|e| format!("zone-begin: {e}"))?
-            .detach();
-        open.push(z.zone.clone());
+        let (txn, marker) =
+            crate::txn::begin(client, &z.zone).map_err(|e| format!("zone-begin: {e}"))?;
+        txn.detach();
+        open.push((z.zone.clone(), marker));
         let (unsets, sets) = zone_operations(z);
         let refused = client
             .zone_unset_batch(&z.zone, &unsets)

@@ -149,6 +149,9 @@ pub enum RecordsError {
         /// The zone.
         zone: String,
     },
+    /// A zone has a transaction open that is not an abandoned one of dnsdhcp's.
+    #[error(transparent)]
+    Txn(#[from] crate::txn::TxnError),
     /// A zone's transaction failed and was aborted; that zone (and every later one) is unchanged.
     #[error(
         "zone {zone}: {message}; the transaction was aborted and the zone is unchanged{}",

@@ -1,0 +1,267 @@
+//! The checks every restore runs before its first change, whatever the target.
+//!
+//! Two halves: [`check_archives`] where the archives are (every archive verified in full, each
+//! archive's kind matching its slot), and [`check_target`] where the daemons are (Knot and Kea
+//! answering, every archived zone configured, no transaction in the way, room on disk). A
+//! `--local` restore runs both here; the Kubernetes target runs the first on the workstation
+//! and the second inside the pod's containers (`dnsdhcp pod preflight`), on the same
+//! [`Needs`]. Every problem is collected, so one run names them all; nothing is changed unless
+//! all pass.
+
+use std::path::{Path, PathBuf};
+
+use crate::archive::{self, ArchiveKind, Limits, VerifyReport};
+use crate::target::LocalTarget;
+use crate::txn::{self, Aborted};
+
+/// The restore was refused before anything changed.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "nothing was changed; the restore was refused because:\n  {}",
+    problems.join("\n  ")
+)]
+pub struct PreflightError {
+    /// Every problem found, each naming what it is about and what to do.
+    pub problems: Vec<String>,
+}
+
+/// A verified archive in its slot.
+#[derive(Debug, Clone)]
+pub struct Slot {
+    /// The archive.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its verification report (`ok`).
+    pub report: VerifyReport,
+}
+
+/// The archives of one restore, verified and of the right kinds.
+#[derive(Debug, Clone, Default)]
+pub struct Archives {
+    /// The zone archive (`knot-zones-*.tar.gz` or `zones.tar.gz`).
+    pub zones: Option<Slot>,
+    /// The lease archive.
+    pub leases: Option<Slot>,
+}
+
+/// What a restore needs of the target, derived from the archives: what the target-side checks
+/// look at. Sent to the pod as JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Needs {
+    /// Zones the zone archive restores (empty: no zones).
+    pub zones: Vec<String>,
+    /// Room the zones need on disk: the archive and its extracted files.
+    pub zone_bytes: u64,
+    /// Whether leases are restored.
+    pub leases: bool,
+    /// Room the leases need beside the lease file: the archive and the staged lease file.
+    pub lease_bytes: u64,
+}
+
+/// What the target-side checks found that the restore will clean up first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TargetReady {
+    /// Transactions an interrupted dnsdhcp left open on the archived zones (aborted by the
+    /// restore before its first change).
+    pub abandoned: Vec<Aborted>,
+}
+
+fn slot(
+    path: &Path,
+    wanted: &[ArchiveKind],
+    slot: &str,
+    problems: &mut Vec<String>,
+) -> Option<Slot> {
+    let report = archive::verify(path, &Limits::default());
+    if !report.ok {
+        problems.push(format!(
+            "{}: verification failed: {}",
+            path.display(),
+            report
+                .problems
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+        return None;
+    }
+    match report.kind {
+        Some(k) if wanted.contains(&k) => {}
+        other => {
+            problems.push(format!(
+                "{}: a {} archive cannot be restored as {slot} (is it in the wrong slot? --zones takes knot-zones-*.tar.gz or zones.tar.gz, --leases kea-leases*.tar.gz)",
+                path.display(),
+                other.map_or("kind-less".into(), |k| k.to_string()),
+            ));
+            return None;
+        }
+    }
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    Some(Slot {
+        path: path.to_owned(),
+        size,
+        report,
+    })
+}
+
+/// Verifies every archive in full and checks each one's kind against its slot.
+pub fn check_archives(
+    zones: Option<&Path>,
+    leases: Option<&Path>,
+) -> Result<Archives, PreflightError> {
+    let mut problems = Vec::new();
+    let archives = Archives {
+        zones: zones.and_then(|p| {
+            slot(
+                p,
+                &[ArchiveKind::Zones, ArchiveKind::ZonesFull],
+                "zones",
+                &mut problems,
+            )
+        }),
+        leases: leases.and_then(|p| slot(p, &[ArchiveKind::Leases], "leases", &mut problems)),
+    };
+    if problems.is_empty() {
+        Ok(archives)
+    } else {
+        Err(PreflightError { problems })
+    }
+}
+
+impl Archives {
+    /// What the target must offer for these archives.
+    pub fn needs(&self) -> Needs {
+        let bytes = |s: &Slot| s.size.saturating_add(s.report.bytes);
+        Needs {
+            zones: self
+                .zones
+                .iter()
+                .flat_map(|s| &s.report.zones)
+                .map(|z| z.name.clone())
+                .collect(),
+            zone_bytes: self.zones.as_ref().map_or(0, bytes),
+            leases: self.leases.is_some(),
+            lease_bytes: self.leases.as_ref().map_or(0, bytes),
+        }
+    }
+}
+
+/// Where the target keeps what a restore writes: the zones' staging directory (this host's
+/// temporary directory, or the pod's zones volume) and the lease file's directory.
+#[derive(Debug, Clone)]
+pub struct Places {
+    /// Where zone archives are staged and extracted.
+    pub zones_dir: PathBuf,
+}
+
+impl Default for Places {
+    fn default() -> Self {
+        Places {
+            zones_dir: std::env::temp_dir(),
+        }
+    }
+}
+
+/// Checks the target can take `needs`: Knot answers and serves every archived zone with no
+/// transaction in the way (one an interrupted dnsdhcp left is reported, to be aborted), Kea
+/// answers, and there is room on disk. Changes nothing.
+pub fn check_target(
+    target: &LocalTarget,
+    needs: &Needs,
+    places: &Places,
+) -> Result<TargetReady, PreflightError> {
+    let mut problems = Vec::new();
+    let mut ready = TargetReady::default();
+    if !needs.zones.is_empty() {
+        check_knot(target, needs, &mut ready, &mut problems);
+        check_room(
+            &places.zones_dir,
+            needs.zone_bytes,
+            "the zones",
+            &mut problems,
+        );
+    }
+    if needs.leases {
+        if let Err(e) = target.kea().list_commands() {
+            problems.push(format!(
+                "Kea does not answer on {}: {e} (is kea-dhcp4 running? set --kea-socket or DNSDHCP_KEA_SOCKET)",
+                target.kea_socket.display()
+            ));
+        }
+        check_room(
+            target.lease_dir(),
+            needs.lease_bytes,
+            "the leases",
+            &mut problems,
+        );
+    }
+    if problems.is_empty() {
+        Ok(ready)
+    } else {
+        Err(PreflightError { problems })
+    }
+}
+
+fn check_knot(
+    target: &LocalTarget,
+    needs: &Needs,
+    ready: &mut TargetReady,
+    problems: &mut Vec<String>,
+) {
+    let no_answer = |e: &dyn std::fmt::Display| {
+        format!(
+            "Knot does not answer on {}: {e} (is knotd running? set --knot-socket or DNSDHCP_KNOT_SOCKET)",
+            target.knot_socket.display()
+        )
+    };
+    let mut client = match target.knot() {
+        Ok(c) => c,
+        Err(e) => return problems.push(no_answer(&e)),
+    };
+    let served = match client.zone_status_all() {
+        Ok(s) => s,
+        Err(e) => return problems.push(no_answer(&e)),
+    };
+    let mut configured = Vec::new();
+    for z in &needs.zones {
+        match served
+            .iter()
+            .find(|s| s.zone.trim_end_matches('.').eq_ignore_ascii_case(z.trim_end_matches('.')))
+        {
+            Some(s) => configured.push(s.zone.as_str()),
+            None => problems.push(format!(
+                "zone {z} is in the archive but Knot does not serve it: add it to Knot's configuration first"
+            )),
+        }
+    }
+    match txn::abandoned(&mut client, &configured) {
+        Ok(a) => ready.abandoned = a,
+        Err(e) => problems.push(e.to_string()),
+    }
+}
+
+fn check_room(dir: &Path, needed: u64, what: &str, problems: &mut Vec<String>) {
+    match free_bytes(dir) {
+        Ok(free) if free >= needed => {}
+        Ok(free) => problems.push(format!(
+            "not enough room in {} for {what}: {needed} bytes needed, {free} free",
+            dir.display()
+        )),
+        Err(e) => problems.push(format!("{}: {e}", dir.display())),
+    }
+}
+
+/// Bytes an unprivileged process may still write on the file system holding `dir`.
+pub fn free_bytes(dir: &Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a writable statvfs.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
