@@ -22,6 +22,7 @@ const DHCLIENT: &str = "/usr/sbin/dhclient";
 const DHCRELAY: &str = "/usr/sbin/dhcrelay";
 const NFT: &str = "/usr/sbin/nft";
 const IP: &str = "/usr/sbin/ip";
+const KNOTD: &str = "/usr/sbin/knotd";
 
 const HOST_SETS: &[&str] = &[
     "ddns.tsig.secretFile=false",
@@ -283,47 +284,8 @@ fn pod_network_relay_mode_dhcrelay_lease_unicast_renewal_and_ddns() {
         },
     );
     start(&mut pod);
-    // The client namespace plays the node and the LAN's router: the load balancer's DNAT, the
-    // forwarding rule, and the LAN behind lan0.
-    let router = pod.client_netns().to_owned();
-    let lan = Lan::new(&router, "lan0", "192.168.1.1/24");
-    let ruleset = dir.path().join("lb.nft");
-    fs::write(
-        &ruleset,
-        format!(
-            "table ip lb {{
-  chain lb_pre {{ type nat hook prerouting priority dstnat; ip daddr {LB_IP} udp dport 67 dnat to {POD_IP}:67; }}
-  chain lb_out {{ type nat hook output priority -100; ip daddr {LB_IP} udp dport 67 dnat to {POD_IP}:67; }}
-  chain lan_forward {{ type filter hook forward priority 0; iifname \"lan0\" ip daddr 10.244.1.0/24 ct status & dnat == 0 drop; }}
-}}
-"
-        ),
-    )
-    .unwrap();
-    let mut nft = pod.client_cmd(NFT);
-    let out = nft.arg("-f").arg(&ruleset).output().unwrap();
-    assert!(
-        out.status.success(),
-        "nft: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // A node routes the service range somewhere (its default route); DNAT does the rest.
-    sh_in(
-        pod.client_cmd("/bin/sh"),
-        &format!("echo 1 > /proc/sys/net/ipv4/ip_forward && {IP} route add 10.96.0.0/16 dev eth0"),
-    );
-
-    let relay_log = dir.path().join("dhcrelay.log");
-    let mut relay = pod
-        .client_cmd(DHCRELAY)
-        .args(["-4", "-d", "-pf"])
-        .arg(dir.path().join("dhcrelay.pid"))
-        .args(["-iu", "eth0", "-id", "lan0", LB_IP])
-        .stdin(Stdio::null())
-        .stdout(fs::File::create(&relay_log).unwrap())
-        .stderr(fs::File::options().append(true).open(&relay_log).unwrap())
-        .spawn()
-        .expect("dhcrelay");
+    let lan = lan_behind_load_balancer(&pod, dir.path());
+    let (_relay, relay_log) = start_dhcrelay(&pod, dir.path());
     wait_for("kea-dhcp-ddns to start", Duration::from_secs(30), || {
         pod.logs("kea-dhcp-ddns").contains("DHCP_DDNS_STARTED")
     });
@@ -364,8 +326,59 @@ fn pod_network_relay_mode_dhcrelay_lease_unicast_renewal_and_ddns() {
         "the renewal was not answered through the load balancer:\n{log}"
     );
     pod.check_alive().unwrap();
-    let _ = relay.kill();
-    let _ = relay.wait();
+}
+
+/// The client namespace plays the node and the LAN's router: the load balancer's DNAT of
+/// `LB_IP` to the pod (prerouting for the LAN, output for the relay on the router itself), no
+/// forwarding from the LAN to pod addresses unless DNATed, and the LAN behind `lan0`.
+fn lan_behind_load_balancer(pod: &PodRunner, dir: &Path) -> Lan {
+    let lan = Lan::new(pod.client_netns(), "lan0", "192.168.1.1/24");
+    let ruleset = dir.join("lb.nft");
+    fs::write(
+        &ruleset,
+        format!(
+            "table ip lb {{
+  chain lb_pre {{ type nat hook prerouting priority dstnat; ip daddr {LB_IP} udp dport 67 dnat to {POD_IP}:67; }}
+  chain lb_out {{ type nat hook output priority -100; ip daddr {LB_IP} udp dport 67 dnat to {POD_IP}:67; }}
+  chain lan_forward {{ type filter hook forward priority 0; iifname \"lan0\" ip daddr 10.244.1.0/24 ct status & dnat == 0 drop; }}
+}}
+"
+        ),
+    )
+    .unwrap();
+    let out = pod
+        .client_cmd(NFT)
+        .arg("-f")
+        .arg(&ruleset)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "nft: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A node routes the service range somewhere (its default route); DNAT does the rest.
+    sh_in(
+        pod.client_cmd("/bin/sh"),
+        &format!("echo 1 > /proc/sys/net/ipv4/ip_forward && {IP} route add 10.96.0.0/16 dev eth0"),
+    );
+    lan
+}
+
+/// ISC dhcrelay on the router: from the LAN (`lan0`) to the load balancer's address.
+fn start_dhcrelay(pod: &PodRunner, dir: &Path) -> (ChildGuard, PathBuf) {
+    let log = dir.join("dhcrelay.log");
+    let child = pod
+        .client_cmd(DHCRELAY)
+        .args(["-4", "-d", "-pf"])
+        .arg(dir.join("dhcrelay.pid"))
+        .args(["-iu", "eth0", "-id", "lan0", LB_IP])
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&log).unwrap())
+        .stderr(fs::File::options().append(true).open(&log).unwrap())
+        .spawn()
+        .expect("dhcrelay");
+    (ChildGuard(child), log)
 }
 
 const HOST_NETWORK_VALUES: &str = r#"
@@ -544,8 +557,6 @@ fn pod_network_multus_mode_with_resolver_hands_out_a_resolver_for_the_whole_dns(
     assert!(dig_port(pod.client_cmd(KDIG), &dns, 5300, "www.example.org", "A").is_empty());
     pod.check_alive().unwrap();
 }
-
-const KNOTD: &str = "/usr/sbin/knotd";
 
 struct ChildGuard(Child);
 
