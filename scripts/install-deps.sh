@@ -6,9 +6,10 @@ set -euo pipefail
 # Debian packages: the real daemons the tests run, and the tools the tests use around them
 # (isc-dhcp-relay and isc-dhcp-client: a relay agent and a DHCP client in network namespaces;
 # unbound: the chart's optional resolver; nftables: the load balancer's DNAT in the relay test;
-# containernetworking-plugins: the macvlan/ipvlan plugins the multus attachment is checked with).
+# containernetworking-plugins: the macvlan/ipvlan plugins the multus attachment is checked with;
+# umoci: an independent OCI implementation that unpacks the project image in scripts/image-check.sh).
 packages=(knot knot-dnsutils kea-dhcp4-server kea-dhcp-ddns-server kea-admin iproute2
-    isc-dhcp-relay isc-dhcp-client unbound nftables containernetworking-plugins)
+    isc-dhcp-relay isc-dhcp-client unbound nftables containernetworking-plugins umoci)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
