@@ -19,6 +19,8 @@
 #       rendered configuration loaded by the real daemons (knotd serving the initial zones and
 #       accepting a TSIG-signed update, kea-dhcp4 -t, kea-dhcp-ddns -t);
 #   - the chart README documents every value of values.schema.json (tests/docs-check.py);
+#   - rendering twice gives the same manifests (nothing random: GitOps-stable), and changing any
+#     configuration input (each ConfigMap, the TSIG Secret) changes the pod's checksum;
 #   - every charts/unified-dns-dhcp/tests/bad-values/*.yaml is REJECTED by both helm lint and
 #     helm template, with an error containing the text of its "# expect: ..." line (see rejected()).
 # Ends with "chart-check: N passed, M failed"; exits non-zero when M > 0 or setup fails.
@@ -175,6 +177,47 @@ for set in "${values_sets[@]}"; do
             "$VENV/bin/python" "$CHART/tests/daemon-check.py" "$rendered"
     fi
 done
+
+# The rendering is stable (GitOps tools render with `helm template` on every sync): nothing
+# random, so the pod is not restarted by a re-render. With ddns.tsig.secretFile=false the chart
+# generates the key itself (lookup keeps it in a real install) and that case is excluded.
+stable() {
+    local a=$OUT/stable-a.yaml b=$OUT/stable-b.yaml
+    render "$a" "$@" && render "$b" "$@" && diff -u "$a" "$b"
+}
+for set in "${values_sets[@]}"; do
+    name=${set%%:*}
+    file=${set#*:}
+    args=()
+    [[ -n $file ]] && args=(-f "$file")
+    grep -qx '  *secretFile: false' "${file:-/dev/null}" 2>/dev/null && continue
+    check "helm template twice gives the same manifests ($name)" stable "${args[@]}"
+done
+
+# Every input of the running configuration is in the pod's checksum: changing one restarts the pod.
+checksum_of() { # checksum_of [helm args...]
+    local f=$OUT/checksum.yaml
+    render "$f" "$@" >/dev/null && grep -m1 'checksum/config:' "$f" | awk '{print $2}'
+}
+checksum_follows() { # checksum_follows WHAT [helm args...]: WHAT changes the checksum
+    local base changed
+    base=$(checksum_of "${@:3}") && changed=$(checksum_of "${@:3}" --set "$2") || return 1
+    [[ -n $base && $base != "$changed" ]] || { echo "checksum unchanged by $1 ($2): $base"; return 1; }
+}
+check "checksum follows knot.conf" checksum_follows "Knot's ConfigMap" knot.logLevel=debug
+check "checksum follows kea-dhcp4.json" checksum_follows "Kea's ConfigMap" dhcp.validLifetime=7200
+check "checksum follows the static records" checksum_follows "the values ConfigMap" 'staticRecords[0]=x IN A 192.0.2.1'
+check "checksum follows kea-dhcp-ddns.json" checksum_follows "Kea's DDNS configuration" ddns.generatedPrefix=dyn
+# With secretFile=false, `helm template` generates a new key each time (no cluster to look the
+# Secret up in): two renders differ in their checksum exactly when the Secret is part of it.
+inline_secret_in_checksum() {
+    local a b
+    a=$(checksum_of --set ddns.tsig.secretFile=false) && b=$(checksum_of --set ddns.tsig.secretFile=false)
+    [[ -n $a && $a != "$b" ]] || { echo "the inline TSIG Secret is not in the checksum ($a)"; return 1; }
+}
+check "checksum follows the inline TSIG Secret" inline_secret_in_checksum
+check "checksum follows the existing TSIG Secret's name" checksum_follows "the existing Secret" \
+    ddns.tsig.existingSecret=other --set ddns.tsig.existingSecret=dns-tsig
 
 for f in "${bad_values[@]}"; do
     check "bad values rejected: $(basename "$f")" rejected "$f"

@@ -7,8 +7,9 @@
 #    kea-dhcp4 2.2, doc tests);
 # 2. variant "trixie": every test that starts a daemon again, against Debian 13's knotd 3.4 /
 #    kea-dhcp4 2.6 from the cached root of scripts/trixie-root.sh (built on first use, ~1 min);
-#    pod_e2e stays on the host's daemons (its pod runner runs the chart's container commands);
-# 3. offline Helm chart checks (helm lint/template, Kubernetes schemas, bad values rejected).
+#    pod_e2e runs the chart's pod with them and the chart's defaults, as installed;
+# 3. offline Helm chart checks (helm lint/template, Kubernetes schemas, bad values rejected);
+# 4. the project image (scripts/image-check.sh): built twice, compared, unpacked, run.
 # A failing variant is named at the end; the command fails if any part failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,12 +34,11 @@ fi
 t1=$(date +%s)
 
 # The daemon tests: every integration test file that starts knotd / kea-dhcp4 / kea-lfc
-# through the fixtures, except pod_e2e; plus the fixtures' own unit tests.
+# through the fixtures or runs the chart's pod; plus the fixtures' own unit tests.
 daemon_filter="(package(test-support) & test(/^knot::tests::/))"
 for f in crates/*/tests/*.rs; do
     name="$(basename "$f" .rs)"
-    [[ "$name" == pod_e2e ]] && continue
-    if grep -qE 'KnotServer|KeaServer|lfc_command' "$f"; then
+    if grep -qE 'KnotServer|KeaServer|lfc_command|PodRunner' "$f"; then
         crate="$(basename "$(dirname "$(dirname "$f")")")"
         daemon_filter+=" | binary_id(${crate}::${name})"
     fi
@@ -58,10 +58,17 @@ if ! scripts/chart-check.sh; then
 fi
 t3=$(date +%s)
 
+heading "image"
+if ! scripts/image-check.sh; then
+    failed+=("image")
+fi
+t4=$(date +%s)
+
 heading "summary"
 echo "variant host:   $((t1 - t0)) s"
 echo "variant trixie: $((t2 - t1)) s (root build included when it was built)"
 echo "chart checks:   $((t3 - t2)) s"
+echo "image:          $((t4 - t3)) s"
 if ((${#failed[@]})); then
     echo "FAILED: ${failed[*]}"
     exit 1

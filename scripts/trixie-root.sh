@@ -4,7 +4,8 @@
 #
 # Usage: scripts/trixie-root.sh        (as root; prints the root's path on its last line)
 #
-# The root lives at .cache/trixie-root, a symlink to .cache/trixie-roots/<inputs hash>. It is
+# The root lives at .cache/trixie-root-<generation>, a symlink to
+# .cache/trixie-roots-<generation>/<inputs hash>. It is
 # reused while its inputs (this script, hence the package list) are unchanged: the hash is kept
 # in <root>/.dnsdhcp-stamp. When they change, the new root is built into a temporary directory
 # beside the old one, stamped, and switched in with an atomic rename of the symlink; a failed
@@ -15,12 +16,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES="knot,knot-dnsutils,kea-dhcp4-server,kea-admin"
+PACKAGES="knot,knot-dnsutils,kea-dhcp4-server,kea-dhcp-ddns-server,kea-admin"
 SUITE="trixie"
+# The generation of the package list, in the root's path: checkouts with another list (e.g. an
+# older branch sharing .cache) keep their own root instead of replacing this one mid-test. Bump it
+# whenever PACKAGES changes.
+GENERATION=2
 
 cache="$PWD/.cache"
-link="$cache/trixie-root"
-roots="$cache/trixie-roots"
+link="$cache/trixie-root-$GENERATION"
+roots="$cache/trixie-roots-$GENERATION"
 stamp_name=".dnsdhcp-stamp"
 inputs_hash="$(sha256sum "$0" | cut -c1-16)"
 
@@ -98,7 +103,7 @@ echo "$inputs_hash" >"$tmp/$stamp_name"
 final="$roots/$inputs_hash"
 rm -rf --one-file-system "$final"
 mv "$tmp" "$final"
-ln -sfn "trixie-roots/$inputs_hash" "$link.new"
+ln -sfn "$(basename "$roots")/$inputs_hash" "$link.new"
 mv -T "$link.new" "$link"
 trap - EXIT
 # Older roots are no longer referenced.

@@ -46,6 +46,28 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- default (printf "%s-operator" (include "udd.fullname" .)) .Values.operatorRbac.serviceAccount.name }}
 {{- end }}
 
+{{/*
+"true" when the DDNS TSIG key lives on the zones volume (generated once by init-zones, kept
+there): DDNS on, read through `secret-file`, no existing Secret. Else a Secret holds it.
+*/}}
+{{- define "udd.tsigInVolume" -}}
+{{- if and .Values.ddns.enabled .Values.ddns.tsig.secretFile (not .Values.ddns.tsig.existingSecret) }}true{{ end }}
+{{- end }}
+
+{{/* The volume mount of the TSIG key files at /etc/dnsdhcp/tsig. */}}
+{{- define "udd.tsigMount" -}}
+{{- if include "udd.tsigInVolume" . }}
+- name: zones
+  mountPath: /etc/dnsdhcp/tsig
+  subPath: tsig
+  readOnly: true
+{{- else }}
+- name: tsig
+  mountPath: /etc/dnsdhcp/tsig
+  readOnly: true
+{{- end }}
+{{- end }}
+
 {{- define "udd.tsigSecretName" -}}
 {{- default (printf "%s-tsig" (include "udd.fullname" .)) .Values.ddns.tsig.existingSecret }}
 {{- end }}
@@ -172,6 +194,7 @@ rendered into the Secret).
   "ip-address" "127.0.0.1"
   "port" 53001
   "dns-server-timeout" 1000
+  "control-socket" (dict "socket-type" "unix" "socket-name" "/run/kea/kea-ddns-ctrl-socket")
   "tsig-keys" (list $key)
   "forward-ddns" (dict "ddns-domains" $fwd)
   "reverse-ddns" (dict "ddns-domains" $rev)
@@ -304,4 +327,130 @@ updaters must not reach the names the chart and Kea manage.
 {{/* The port Knot listens on: 53, or resolver.authPort behind the resolver. */}}
 {{- define "udd.knotPort" -}}
 {{- if .Values.resolver.enabled }}{{ .Values.resolver.authPort }}{{ else }}53{{ end }}
+{{- end }}
+
+{{/*
+YAML of DEFAULTS (a YAML string) with OVERRIDES (a dict from the values) merged over it, keys
+deep-merged, lists replaced: (list DEFAULTS OVERRIDES). For security contexts and probes.
+*/}}
+{{- define "udd.merge" -}}
+{{- $base := index . 0 | fromYaml }}
+{{- mergeOverwrite $base (deepCopy (index . 1 | default dict)) | toYaml }}
+{{- end }}
+
+{{/*
+An exec probe running `dnsdhcp pod probe WHAT` (the copy in the dnsdhcp-bin volume), which asks
+the daemon itself over its control socket: (list WHAT PERIOD TIMEOUT FAILURE-THRESHOLD).
+*/}}
+{{- define "udd.probe" -}}
+exec:
+  command: {{ concat (list "/dnsdhcp/bin/dnsdhcp" "pod" "probe") (splitList " " (index . 0)) | toJson }}
+periodSeconds: {{ index . 1 }}
+timeoutSeconds: {{ index . 2 }}
+failureThreshold: {{ index . 3 }}
+{{- end }}
+
+{{- define "udd.podSecurityContext" -}}
+fsGroup: 53
+fsGroupChangePolicy: OnRootMismatch
+seccompProfile:
+  type: RuntimeDefault
+{{- if ne .Values.network.mode "hostNetwork" }}
+sysctls:
+  - name: net.ipv4.ip_unprivileged_port_start
+    value: "53"
+{{- end }}
+{{- end }}
+
+{{/* kea-dhcp4's security context: (list . SOCKET-TYPE). */}}
+{{- define "udd.keaSecurityContext" -}}
+runAsUser: 0
+runAsGroup: 0
+runAsNonRoot: false
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: [ALL]
+  add:
+    {{- if eq (index . 1) "raw" }}
+    - NET_RAW
+    {{- end }}
+    - NET_BIND_SERVICE
+{{- end }}
+
+{{/* knot-auth's security context: (list . HOST-NETWORK). */}}
+{{- define "udd.knotSecurityContext" -}}
+{{- if index . 1 }}
+runAsUser: 0
+runAsGroup: 53
+runAsNonRoot: false
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: [ALL]
+  add: [NET_BIND_SERVICE]
+{{- else }}
+runAsUser: 53
+runAsGroup: 53
+runAsNonRoot: true
+{{ include "udd.restricted" (index . 0) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The checksum that restarts the pod: every input of the running configuration (Knot's and Kea's
+ConfigMaps, the values file of post-start, the TSIG Secret the chart renders; existing Secrets
+(DDNS key, knot.tsigKeys) by name and, when the cluster is reachable, by content).
+*/}}
+{{- define "udd.configChecksum" -}}
+{{- $inputs := list (include (print .Template.BasePath "/configmap-knot.yaml") .) (include (print .Template.BasePath "/configmap-kea.yaml") .) }}
+{{- if .Values.ddns.enabled }}
+{{- $inputs = append $inputs (include (print .Template.BasePath "/secret-tsig.yaml") .) }}
+{{- end }}
+{{- range (list (and .Values.ddns.enabled .Values.ddns.tsig.existingSecret) .Values.knot.tsigKeys.existingSecret) }}
+{{- with . }}
+{{- $inputs = append $inputs . }}
+{{- with (lookup "v1" "Secret" $.Release.Namespace .) }}
+{{- $inputs = append $inputs (toJson .data) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- join "\n---\n" $inputs | sha256sum }}
+{{- end }}
+
+{{/*
+The DNS query of `helm test`: the first static record as {"name", "type", "expect"} (expect: the
+data of an A/AAAA record, else empty: any answer), or the first zone's SOA. As JSON.
+*/}}
+{{- define "udd.testQuery" -}}
+{{- $first := (index .Values.zones 0).name | lower | trimSuffix "." }}
+{{- $q := dict "name" (printf "%s." $first) "type" "SOA" "expect" "" }}
+{{- with .Values.staticRecords }}
+{{- $r := first . }}
+{{- $owner := "" }}{{- $zone := $first }}{{- $type := "" }}{{- $data := "" }}
+{{- if kindIs "string" $r }}
+{{- $f := regexSplit "\\s+" (trim $r) -1 }}
+{{- $owner = first $f }}
+{{- $rest := rest $f }}
+{{- range until 2 }}
+{{- if and $rest (or (regexMatch "^[0-9]+$" (first $rest)) (eq (upper (first $rest)) "IN")) }}
+{{- $rest = rest $rest }}
+{{- end }}
+{{- end }}
+{{- $type = upper (first $rest) }}
+{{- $data = join " " (rest $rest) }}
+{{- else }}
+{{- $owner = $r.name }}
+{{- $zone = default $first ($r.zone | default "" | lower | trimSuffix ".") }}
+{{- $type = upper $r.type }}
+{{- $data = toString $r.data }}
+{{- end }}
+{{- $name := "" }}
+{{- if eq $owner "@" }}{{- $name = printf "%s." $zone }}
+{{- else if hasSuffix "." $owner }}{{- $name = $owner }}
+{{- else }}{{- $name = printf "%s.%s." $owner $zone }}
+{{- end }}
+{{- $q = dict "name" $name "type" $type "expect" (ternary $data "" (has $type (list "A" "AAAA"))) }}
+{{- end }}
+{{- $q | toJson }}
 {{- end }}

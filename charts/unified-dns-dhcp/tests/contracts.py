@@ -93,11 +93,23 @@ def main():
     claims = {t["metadata"]["name"] for t in sts["spec"].get("volumeClaimTemplates", [])}
     ddns = values["ddns"]["enabled"]
 
+    def tsig_source(m):
+        """Where a mount of the TSIG files comes from: "secret", "volume" (zones, subPath tsig) or None."""
+        if not m:
+            return None
+        if "secret" in volumes.get(m["name"], {}):
+            return "secret"
+        if m["name"] == "zones" and m.get("subPath") == "tsig":
+            return "volume"
+        return None
+
     # Containers, order, commands.
     if [c["name"] for c in pod["initContainers"]] != ["copy-dnsdhcp", "init-zones", "init-kea-leases"]:
         err(f"init containers: {[c['name'] for c in pod['initContainers']]}")
     resolver = values["resolver"]["enabled"]
-    want = ["knot-auth"] + (["kea-dhcp-ddns"] if ddns else []) + ["kea-dhcp4"] + (["resolver"] if resolver else [])
+    # knot-auth last: its postStart hook holds back every container after it (DNS and DHCP
+    # must not wait on each other).
+    want = (["kea-dhcp-ddns"] if ddns else []) + ["kea-dhcp4"] + (["resolver"] if resolver else []) + ["knot-auth"]
     if [c["name"] for c in pod["containers"]] != want:
         err(f"containers: {[c['name'] for c in pod['containers']]}, want {want}")
     expect_cmd = {
@@ -126,7 +138,7 @@ def main():
         err("knot-auth: not a Knot 3.x image")
 
     # The dnsdhcp binary reaches the daemons' containers.
-    for name in ("knot-auth", "kea-dhcp4"):
+    for name in ("knot-auth", "kea-dhcp4") + (("kea-dhcp-ddns",) if ddns else ()):
         m = mounted(allc.get(name, {}), "/dnsdhcp/bin/dnsdhcp")
         if not m or m["name"] != "dnsdhcp-bin":
             err(f"{name}: /dnsdhcp/bin not mounted from the dnsdhcp-bin emptyDir")
@@ -209,9 +221,8 @@ def main():
         if acl.get("address") != "127.0.0.1" or acl.get("action") != "update" or acl.get("key") != values["ddns"]["tsig"]["keyName"]:
             err(f"knot.conf acl: {acl}")
         inc = kconf.get("include", "")
-        mm = mounted(ctrs["knot-auth"], inc)
-        if not mm or "secret" not in volumes.get(mm["name"], {}):
-            err("knot.conf include of the TSIG key is not on the Secret volume")
+        if not tsig_source(mounted(ctrs["knot-auth"], inc)):
+            err("knot.conf include of the TSIG key is on no TSIG volume")
     elif any(a.get("id") == "kea-ddns-update" for a in kconf.get("acl") or []):
         err("ddns disabled but Knot accepts Kea's updates")
     # Transfers and outside updates: exactly what knot.secondaries/externalUpdates ask for, off
@@ -252,6 +263,7 @@ def main():
         err("Kea dhcp-ddns enable-updates != ddns.enabled")
     if ddns:
         inline = not values["ddns"]["tsig"]["secretFile"]
+        in_volume = not inline and not values["ddns"]["tsig"]["existingSecret"]
         if inline:
             sname = volumes["tsig"]["secret"]["secretName"]
             d2text = base64.b64decode(secrets[sname]["data"]["kea-dhcp-ddns.json"]).decode()
@@ -274,10 +286,21 @@ def main():
             want_secret = base64.b64decode(secrets[sname]["data"]["secret"]).decode()
             if key.get("secret") != want_secret or "secret-file" in key:
                 err("inline TSIG key differs from the Secret's")
-        elif "secret" in key or not mm or "secret" not in volumes.get(mm["name"], {}):
-            err("Kea TSIG key is not read from the Secret volume through secret-file")
-        sname = volumes["tsig"]["secret"]["secretName"]
-        if values["ddns"]["tsig"]["existingSecret"]:
+        elif "secret" in key or tsig_source(mm) != ("volume" if in_volume else "secret"):
+            err(f"Kea TSIG key is not read through secret-file from the {'zones volume' if in_volume else 'Secret'}")
+        if in_volume:
+            # Generated once by init-zones into the zones volume's tsig/, which both daemons mount.
+            ienv = env_of(inits.get("init-zones", {}))
+            tdir = ienv.get("DNSDHCP_TSIG_DIR", "")
+            m = mounted(inits.get("init-zones", {}), tdir)
+            if not m or m["name"] != "zones" or posixpath.relpath(tdir, m["mountPath"]) != "tsig":
+                err(f"init-zones: DNSDHCP_TSIG_DIR {tdir!r} is not tsig/ of the zones volume")
+            if ienv.get("DNSDHCP_TSIG_KEY_NAME") != values["ddns"]["tsig"]["keyName"]:
+                err("init-zones: DNSDHCP_TSIG_KEY_NAME != ddns.tsig.keyName")
+            if secrets or "tsig" in volumes:
+                err("the TSIG key is on the zones volume, yet a Secret is rendered or mounted")
+        elif values["ddns"]["tsig"]["existingSecret"]:
+            sname = volumes["tsig"]["secret"]["secretName"]
             if sname != values["ddns"]["tsig"]["existingSecret"] or sname in secrets:
                 err("existing TSIG Secret not used as is")
         elif set(secrets.get(sname, {}).get("data", {})) - {"kea-dhcp-ddns.json"} != {"secret", "knot-key.conf"}:
@@ -305,14 +328,40 @@ def main():
             # On the node's network Knot binds port 53 as root with NET_BIND_SERVICE only.
             if added != {"NET_BIND_SERVICE"}:
                 err(f"{c['name']} (hostNetwork) adds {added}, want NET_BIND_SERVICE only")
-        elif c["name"] not in ("kea-dhcp4", "init-kea-leases") and sc.get("runAsNonRoot") is not True:
+        elif c["name"] not in ("kea-dhcp4", "kea-dhcp-ddns", "init-kea-leases") and sc.get("runAsNonRoot") is not True:
             err(f"{c['name']}: may run as root")
         if "resources" not in c:
             err(f"{c['name']}: no resources")
-    for name in ("knot-auth", "kea-dhcp4"):
-        c = ctrs.get(name, {})
-        if "readinessProbe" not in c or "livenessProbe" not in c:
-            err(f"{name}: probes missing")
+    # Probes ask the daemons (dnsdhcp pod probe, over their control sockets).
+    probe = ["/dnsdhcp/bin/dnsdhcp", "pod", "probe"]
+    knot_dns = ["--knot-dns", f"127.0.0.1:{values['resolver']['authPort'] if values['resolver']['enabled'] else 53}"]
+    want_probes = {"knot-auth": {"readinessProbe": probe + ["knot", "--ready"] + knot_dns, "livenessProbe": probe + ["knot"] + knot_dns},
+                   "kea-dhcp4": {k: probe + ["kea-dhcp4"] for k in ("startupProbe", "readinessProbe", "livenessProbe")}}
+    if ddns:
+        want_probes["kea-dhcp-ddns"] = {k: probe + ["kea-dhcp-ddns"] for k in ("readinessProbe", "livenessProbe")}
+    for name, probes in want_probes.items():
+        for kind, cmd in probes.items():
+            got = ctrs.get(name, {}).get(kind, {}).get("exec", {}).get("command")
+            if got != cmd:
+                err(f"{name} {kind}: {got}, want {cmd}")
+    d2env = env_of(ctrs.get("kea-dhcp-ddns", {}))
+    if ddns:
+        d2conf = json.loads(d2text)["DhcpDdns"].get("control-socket", {})
+        if d2conf.get("socket-name") != d2env.get("DNSDHCP_KEA_DDNS_SOCKET"):
+            err(f"kea-dhcp-ddns control socket {d2conf} != DNSDHCP_KEA_DDNS_SOCKET {d2env.get('DNSDHCP_KEA_DDNS_SOCKET')}")
+        if not mounted(ctrs["kea-dhcp-ddns"], d2env.get("DNSDHCP_KEA_DDNS_SOCKET", "/nonexistent")):
+            err("kea-dhcp-ddns: its control socket is not on a volume")
+    if env_of(ctrs.get("knot-auth", {})).get("DNSDHCP_RECORDS_ON_ERROR") != values["postStart"]["onMergeError"]:
+        err("knot-auth: DNSDHCP_RECORDS_ON_ERROR != postStart.onMergeError")
+
+    # The StatefulSet replaces a stuck pod at once; the pod carries the standard labels.
+    if sts["spec"].get("podManagementPolicy") != "Parallel":
+        err("podManagementPolicy is not Parallel")
+    labels = sts["spec"]["template"]["metadata"]["labels"]
+    for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version",
+                "app.kubernetes.io/managed-by", "app.kubernetes.io/component"):
+        if key not in labels:
+            err(f"pod template label {key} missing")
 
     # Services.
     svcs = by_kind.get("Service", [])
@@ -384,7 +433,7 @@ def main():
 
     # Operator RBAC.
     if values["operatorRbac"]["create"]:
-        roles = by_kind.get("Role", [])
+        roles = [r for r in by_kind.get("Role", []) if r["metadata"]["name"].endswith("-operator")]
         rules = {(tuple(r["resources"]), tuple(sorted(r["verbs"]))) for r in roles[0]["rules"]} if roles else set()
         if rules != {(("pods",), ("delete", "get", "list", "watch")), (("pods/exec",), ("create", "get"))}:
             err(f"operator Role rules: {rules}")

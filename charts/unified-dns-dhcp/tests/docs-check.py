@@ -15,7 +15,9 @@ readme = open(os.path.join(CHART, "README.md")).read()
 # Sub-trees documented as a whole (their inner keys are Kubernetes' or Helm's own).
 WHOLE = {"resources", "requests", "limits", "claims", "annotations", "tolerations", "affinity",
          "nodeSelector", "podAnnotations", "podLabels", "imagePullSecrets", "subjects", "global",
-         "zones", "staticRecords", "reservations", "accessModes"}
+         "zones", "staticRecords", "reservations", "accessModes", "extraEnv", "extraVolumeMounts",
+         "extraVolumes", "securityContext", "podSecurityContext", "startupProbe", "readinessProbe",
+         "livenessProbe"}
 
 
 def paths(node, prefix):

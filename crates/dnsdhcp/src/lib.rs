@@ -18,6 +18,7 @@
 //! | [`knot_storage`] | where Knot keeps zone data (`conf-read`), the room a backup needs |
 //! | [`preflight`] | the checks every restore runs before its first change, on both targets |
 //! | [`txn`] | Knot transactions marked with their owner; abandoned ones recognised and aborted |
+//! | [`probe`] | the chart's probes: Knot's `status`, Kea's `status-get`, post-start's outcome |
 //! | [`kube`] | the Kubernetes target: the same operations run in the StatefulSet's pod over exec |
 
 pub mod archive;
@@ -28,6 +29,7 @@ pub mod leases;
 pub mod legacy;
 pub mod pod;
 pub mod preflight;
+pub mod probe;
 pub mod records;
 pub mod restore;
 pub mod target;

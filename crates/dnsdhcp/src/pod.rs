@@ -11,7 +11,7 @@
 
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -19,6 +19,7 @@ use crate::archive::{self, ExtractOptions};
 use crate::backup::{LEASES_ARCHIVE, ZONES_ARCHIVE, stamp};
 use crate::leases;
 use crate::legacy::{self, LegacyError, NO_MANIFEST_NOTE};
+use crate::probe::RecordsMerge;
 use crate::records::{self, ApplyOptions};
 use crate::restore::verified;
 use crate::target::LocalTarget;
@@ -247,8 +248,12 @@ pub struct PostStartConfig {
 /// restores `zones.tar.gz` from the zones volume when present (so Knot serves exactly the
 /// archive, record for record and serial, whatever its journal held), then merges the static
 /// records. Fails only when the zones cannot be served; every other problem is logged and
-/// leaves the zones as they were.
-pub fn post_start(cfg: &PostStartConfig, log: &mut dyn FnMut(String)) -> Result<(), PodError> {
+/// leaves the zones as they were. Returns how the merge ended (the caller decides whether a
+/// failed merge keeps the pod from becoming Ready).
+pub fn post_start(
+    cfg: &PostStartConfig,
+    log: &mut dyn FnMut(String),
+) -> Result<RecordsMerge, PodError> {
     let mut client = cfg
         .target
         .wait_for_knot(cfg.timeout)
@@ -299,8 +304,9 @@ pub fn post_start(cfg: &PostStartConfig, log: &mut dyn FnMut(String)) -> Result<
     }
 
     let files: Vec<&PathBuf> = cfg.values_files.iter().filter(|p| p.exists()).collect();
-    if files.is_empty() {
+    let records = if files.is_empty() {
         log("no values file; no static records to merge".into());
+        RecordsMerge::NoValues
     } else {
         let merged = records::load_values(&files)
             .and_then(|values| records::apply(&mut client, &values, &cfg.apply));
@@ -314,10 +320,16 @@ pub fn post_start(cfg: &PostStartConfig, log: &mut dyn FnMut(String)) -> Result<
                 for line in records::render_plan(&outcome.plan, false).lines() {
                     log(format!("  {line}"));
                 }
+                RecordsMerge::Merged { changes }
             }
-            Err(e) => log(format!("error: static records NOT merged: {e}")),
+            Err(e) => {
+                log(format!("error: static records NOT merged: {e}"));
+                RecordsMerge::Failed {
+                    error: e.to_string(),
+                }
+            }
         }
-    }
+    };
 
     // The zones must be served: every zone loaded.
     let deadline = std::time::Instant::now() + cfg.timeout;
@@ -338,7 +350,7 @@ pub fn post_start(cfg: &PostStartConfig, log: &mut dyn FnMut(String)) -> Result<
                     s.serial.unwrap_or(0)
                 ));
             }
-            return Ok(());
+            return Ok(records);
         }
         if std::time::Instant::now() >= deadline {
             return Err(PodError::ZonesNotServed(format!(
@@ -403,5 +415,128 @@ fn restore_zones_archive<S: io::Read + io::Write>(
 pub fn append_line(path: &Path, line: &str) {
     if let Ok(mut f) = fs::OpenOptions::new().append(true).open(path) {
         let _ = writeln!(f, "{line}");
+    }
+}
+
+/// What [`init_tsig`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TsigInit {
+    /// A new key was generated (first start on this zones volume).
+    Generated,
+    /// The key on the volume was kept.
+    Kept,
+}
+
+/// File names in the TSIG directory: the base64 key (Kea's `secret-file`) and Knot's `key:`
+/// section for it (included by knot.conf), the same names a TSIG Secret of the chart holds.
+pub const TSIG_SECRET: &str = "secret";
+/// See [`TSIG_SECRET`].
+pub const TSIG_KNOT_CONF: &str = "knot-key.conf";
+
+/// The DDNS TSIG key kept on the zones volume: generated once (32 random bytes) when `dir` has
+/// none, kept on every later start; `knot-key.conf` rewritten from it with the current key name
+/// and algorithm. So the key needs no Secret rendered by Helm (stable under `helm template` and
+/// GitOps) and survives every restart. Files are mode 0440 (Knot reads them as owner, Kea's
+/// DDNS daemon through the pod's fsGroup).
+pub fn init_tsig(dir: &Path, key_name: &str, algorithm: &str) -> Result<TsigInit, PodError> {
+    fs::create_dir_all(dir).map_err(io_at(dir))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o750)).map_err(io_at(dir))?;
+    let secret_path = dir.join(TSIG_SECRET);
+    let (secret, outcome) = match fs::read_to_string(&secret_path) {
+        Ok(s) if !s.trim().is_empty() => (s.trim().to_owned(), TsigInit::Kept),
+        Ok(_) => (new_secret()?, TsigInit::Generated),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => (new_secret()?, TsigInit::Generated),
+        Err(e) => return Err(io_at(&secret_path)(e)),
+    };
+    if outcome == TsigInit::Generated {
+        write_0440(&secret_path, secret.as_bytes())?;
+    }
+    let conf = format!("key:\n  - id: {key_name}\n    algorithm: {algorithm}\n    secret: {secret}\n");
+    let conf_path = dir.join(TSIG_KNOT_CONF);
+    if fs::read_to_string(&conf_path).ok().as_deref() != Some(conf.as_str()) {
+        write_0440(&conf_path, conf.as_bytes())?;
+    }
+    Ok(outcome)
+}
+
+/// 32 random bytes from the kernel, base64.
+fn new_secret() -> Result<String, PodError> {
+    let mut key = [0u8; 32];
+    let mut filled = 0;
+    while filled < key.len() {
+        // SAFETY: the pointer and length describe the unfilled tail of `key`.
+        let n = unsafe {
+            libc::getrandom(
+                key[filled..].as_mut_ptr().cast(),
+                key.len() - filled,
+                0,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(io_at(Path::new("getrandom"))(e));
+        }
+        filled += n as usize;
+    }
+    Ok(domain::utils::base64::encode_string(&key))
+}
+
+/// Writes `data` to `path` atomically and durably, mode 0440.
+fn write_0440(path: &Path, data: &[u8]) -> Result<(), PodError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let _ = fs::remove_file(&tmp);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o440)
+        .open(&tmp)
+        .map_err(io_at(&tmp))?;
+    f.write_all(data)
+        .and_then(|()| f.sync_all())
+        .map_err(io_at(&tmp))?;
+    fs::rename(&tmp, path).map_err(io_at(path))
+}
+
+#[cfg(test)]
+mod tsig_tests {
+    use super::*;
+
+    #[test]
+    fn the_key_is_generated_once_and_knot_conf_follows_name_and_algorithm() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("tsig");
+        assert_eq!(
+            init_tsig(&d, "kea-ddns", "hmac-sha256").unwrap(),
+            TsigInit::Generated
+        );
+        let secret = fs::read_to_string(d.join(TSIG_SECRET)).unwrap();
+        let raw = domain::utils::base64::decode::<Vec<u8>>(&secret).unwrap();
+        assert_eq!(raw.len(), 32);
+        let mode = fs::metadata(d.join(TSIG_SECRET)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o440);
+
+        assert_eq!(
+            init_tsig(&d, "ddns2", "hmac-sha512").unwrap(),
+            TsigInit::Kept
+        );
+        assert_eq!(fs::read_to_string(d.join(TSIG_SECRET)).unwrap(), secret);
+        let conf = fs::read_to_string(d.join(TSIG_KNOT_CONF)).unwrap();
+        assert_eq!(
+            conf,
+            format!("key:\n  - id: ddns2\n    algorithm: hmac-sha512\n    secret: {secret}\n")
+        );
+
+        let other = tempfile::tempdir().unwrap();
+        init_tsig(other.path(), "kea-ddns", "hmac-sha256").unwrap();
+        assert_ne!(
+            fs::read_to_string(other.path().join(TSIG_SECRET)).unwrap(),
+            secret,
+            "every volume gets its own random key"
+        );
     }
 }

@@ -2,8 +2,12 @@
 //! `test_support::pod::PodRunner` with Debian's knotd, kea-dhcp4 and kea-dhcp-ddns and the
 //! dnsdhcp binary under test. Needs root (namespaces, mounts).
 //!
-//! Overrides for the host's daemons (Knot 3.2, Kea 2.2): `ddns.tsig.secretFile=false` (Kea 2.2
-//! has no `secret-file`), `dhcp.hooksDir` = Debian's hook directory.
+//! `DNSDHCP_TEST_DAEMONS` chooses the daemons. `trixie` (Knot 3.4.6, Kea 2.6.3: the versions the
+//! chart pins) runs the chart as installed: its defaults, `secretFile` included (the TSIG key
+//! generated on the zones volume, read by Kea through `secret-file`), Kea 2.6's paths and path
+//! restrictions, the hooks at the images' `/usr/lib/kea/hooks`. `host` (Knot 3.2, Kea 2.2) needs
+//! two overrides: `ddns.tsig.secretFile=false` (Kea 2.2 has no `secret-file`) and
+//! `dhcp.hooksDir` = Debian's hook directory.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -11,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use test_support::daemons::Daemons;
 use test_support::pod::{HostBinaries, PodNetwork, PodRunner, helm_template};
 
 const KDIG: &str = "/usr/bin/kdig";
@@ -20,12 +25,17 @@ const PERFDHCP: &str = "/usr/sbin/perfdhcp";
 /// dnsdhcp inside the pod (copied there by the `copy-dnsdhcp` init container).
 const POD_DNSDHCP: &str = "/dnsdhcp/bin/dnsdhcp";
 
+/// Overrides for the host's daemons (Debian 12).
 const HOST_SETS: &[&str] = &[
     "ddns.tsig.secretFile=false",
     "dhcp.hooksDir=/usr/lib/x86_64-linux-gnu/kea/hooks",
-    "postStart.timeoutSeconds=30",
-    "terminationGracePeriodSeconds=5",
 ];
+/// Overrides for both variants: shorter waits.
+const TEST_SETS: &[&str] = &["postStart.timeoutSeconds=30", "terminationGracePeriodSeconds=5"];
+
+fn daemons() -> Daemons {
+    Daemons::from_env()
+}
 
 const VALUES: &str = r#"
 zones:
@@ -58,7 +68,12 @@ fn render(dir: &Path, values: &str) -> String {
 fn render_with(dir: &Path, values: &str, sets: &[&str]) -> String {
     let f = dir.join("values.yaml");
     fs::write(&f, values).unwrap();
-    let all: Vec<&str> = HOST_SETS.iter().chain(sets).copied().collect();
+    let host: &[&str] = if daemons() == Daemons::Host {
+        HOST_SETS
+    } else {
+        &[]
+    };
+    let all: Vec<&str> = host.iter().chain(TEST_SETS).chain(sets).copied().collect();
     helm_template(&[f.as_path()], &all)
 }
 
@@ -69,10 +84,10 @@ fn runner(dir: &Path, values: &str) -> PodRunner {
 fn runner_from(rendered: &str) -> PodRunner {
     test_support::pod::require_root();
     require(KDIG, "knot-dnsutils");
-    require(KNOTC, "knot");
+    daemons().require(KNOTC, "knot");
     PodRunner::new(
         rendered,
-        HostBinaries::debian(env!("CARGO_BIN_EXE_dnsdhcp")),
+        HostBinaries::for_daemons(daemons(), env!("CARGO_BIN_EXE_dnsdhcp")),
         PodNetwork::default(),
     )
 }
@@ -138,7 +153,8 @@ fn knot_socket(pod: &PodRunner) -> PathBuf {
 /// Every record of `zone` but the SOA and dnsdhcp's ownership bookkeeping
 /// (`*._dnsdhcp-owned.<zone>` TXT), as `knotc zone-read` prints them.
 fn zone_records(pod: &PodRunner, zone: &str) -> BTreeSet<String> {
-    let out = Command::new(KNOTC)
+    let out = daemons()
+        .client_command(KNOTC)
         .arg("-s")
         .arg(knot_socket(pod))
         .args(["zone-read", zone])
@@ -160,7 +176,8 @@ fn zone_records(pod: &PodRunner, zone: &str) -> BTreeSet<String> {
 }
 
 fn knotc(pod: &PodRunner, args: &[&str]) {
-    let out = Command::new(KNOTC)
+    let out = daemons()
+        .client_command(KNOTC)
         .arg("-s")
         .arg(knot_socket(pod))
         .args(args)
@@ -598,4 +615,62 @@ fn pod_runner_reports_a_failed_post_start_hook_and_stops_the_pod() {
         fs::read_to_string(zones.join("home.arpa.zone")).unwrap(),
         "this is not a zone file\n"
     );
+}
+
+/// The static records with one that cannot be merged (validated only in the pod).
+const BAD_VALUES: &str = r#"
+zones:
+  - name: home.arpa
+  - name: 1.168.192.in-addr.arpa
+staticRecords:
+  - "router IN A 192.168.1.1"
+  - "foo IN A not-an-ip"
+"#;
+
+#[test]
+fn pod_runner_a_failed_merge_keeps_knot_unready_under_fail_while_kea_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pod = runner_from(&render_with(
+        dir.path(),
+        BAD_VALUES,
+        &["postStart.onMergeError=fail"],
+    ));
+    pod.set_ready_timeout(Duration::from_secs(8));
+    let err = pod
+        .start()
+        .expect_err("the pod became Ready with static records that cannot merge");
+    // The containers are probed in order: kea-dhcp-ddns and kea-dhcp4 answered status-get,
+    // knot-auth (last, after its hook) is the one that is not ready, and says why.
+    assert!(err.0.contains("container knot-auth not ready"), "{err}");
+    assert!(err.0.contains("static records NOT merged"), "{err}");
+    assert!(err.0.contains("not-an-ip"), "{err}");
+    assert!(err.0.contains("onMergeError"), "{err}");
+}
+
+#[test]
+fn pod_runner_a_failed_merge_is_only_logged_under_warn_and_the_zones_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pod = runner_from(&render_with(
+        dir.path(),
+        BAD_VALUES,
+        &["postStart.onMergeError=warn"],
+    ));
+    start(&mut pod);
+    let hook = pod.post_start_output("knot-auth");
+    assert!(
+        hook.contains("error: static records NOT merged"),
+        "post-start output:\n{hook}"
+    );
+    // Nothing merged (one transaction per zone, validated first), the zone is served.
+    assert!(dig(&pod, "router.home.arpa", "A").is_empty());
+    assert_eq!(dig(&pod, "home.arpa", "NS"), ["ns.home.arpa."]);
+    let kea = pod
+        .exec_ok(
+            "kea-dhcp4",
+            &[POD_DNSDHCP, "pod", "probe", "kea-dhcp4"],
+        )
+        .unwrap();
+    assert!(kea.contains("kea-dhcp4 answers status-get"), "{kea}");
+    pod.check_alive().unwrap();
+    pod.stop();
 }

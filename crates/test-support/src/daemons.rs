@@ -24,7 +24,8 @@ use std::process::Command;
 
 /// Environment variable choosing the daemons: `host` (default) or `trixie`.
 pub const ENV: &str = "DNSDHCP_TEST_DAEMONS";
-/// Environment variable overriding the trixie root's path (default `<workspace>/.cache/trixie-root`).
+/// Environment variable overriding the trixie root's path (default
+/// `<workspace>/.cache/trixie-root-2`, see [`ROOT_GENERATION`]).
 pub const ROOT_ENV: &str = "DNSDHCP_TRIXIE_ROOT";
 
 /// The daemon versions a fixture runs.
@@ -152,12 +153,16 @@ impl Daemons {
 /// `unshare` (util-linux).
 const UNSHARE: &str = "/usr/bin/unshare";
 
-/// The trixie root: `DNSDHCP_TRIXIE_ROOT`, else `<workspace>/.cache/trixie-root`. Panics naming
+/// The generation of `scripts/trixie-root.sh`'s package list, part of the root's path.
+pub const ROOT_GENERATION: u32 = 2;
+
+/// The trixie root: `DNSDHCP_TRIXIE_ROOT`, else `<workspace>/.cache/trixie-root-2`. Panics naming
 /// `scripts/trixie-root.sh` when it has not been built.
 pub fn trixie_root() -> PathBuf {
     let root = match std::env::var_os(ROOT_ENV) {
         Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/trixie-root"),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("../../.cache/trixie-root-{ROOT_GENERATION}")),
     };
     checked_root(root)
 }

@@ -33,15 +33,17 @@
 //!   environment is exactly the manifest's `env` plus `PATH` and `HOSTNAME`; stdout and stderr
 //!   go to a log file owned by the container's user (as runc hands the container its stdio).
 //! * **Images:** the command's program is mapped to a host binary ([`HostBinaries`]): `knotd`,
-//!   `kea-dhcp4`, `kea-dhcp-ddns` to Debian's, the project image's `/usr/local/bin/dnsdhcp` to
-//!   the binary under test (bind-mounted at that path in that container). Anything else is
-//!   looked up in the host's `PATH` inside the container (e.g. `test` of an exec probe).
+//!   `kea-dhcp4`, `kea-dhcp-ddns` to Debian 12's, or Debian 13's from the trixie root (run
+//!   through that root's dynamic loader, its Kea hooks bound at the images' hook directory:
+//!   [`HostBinaries::for_daemons`]), the project image's `/usr/local/bin/dnsdhcp` to the binary
+//!   under test (bind-mounted at that path in that container). Anything else is looked up in
+//!   the host's `PATH` inside the container (e.g. `id` in a test's exec).
 //! * **Stopping** sends SIGTERM to every container's process group, SIGKILL after a grace
 //!   period, and removes the namespaces; the mount namespaces vanish with their processes.
 //!   [`Drop`] does the same and removes the state directory the runner created.
 //!
 //! Differences from a real kubelet (known, accepted for tests): no image root filesystems (the
-//! host's files are visible read-only: the daemons are Debian's, not the images' versions);
+//! host's files are visible read-only; the daemons are Debian's builds of the images' versions);
 //! the PID namespace is the host's (`shareProcessNamespace` is not emulated: PIDs in PID
 //! files are host PIDs, which is what pod-sharing gives too); no restart of exited containers
 //! (an exited container is an error); no resource limits, seccomp or liveness probes; no
@@ -65,10 +67,14 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
+use crate::daemons::Daemons;
+
 /// `setpriv` (Debian's `util-linux`): sets the container's credentials and capabilities.
 pub const SETPRIV: &str = "/usr/bin/setpriv";
 /// `ip` (Debian's `iproute2`).
 pub const IP: &str = "/usr/sbin/ip";
+/// Kea's hook directory in ISC's images (the chart's `dhcp.hooksDir` default).
+pub const KEA_IMAGE_HOOKS: &str = "/usr/lib/kea/hooks";
 
 /// `PATH` of every container (the images' PATHs, in the host's layout).
 const CONTAINER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -125,6 +131,11 @@ fn require_file(path: &Path, package: &str) {
 pub struct HostBinaries {
     /// `(program in the manifest, host binary, Debian package or how to build it)`.
     pub map: Vec<(String, PathBuf, String)>,
+    /// Arguments put before a mapped host binary (e.g. the dynamic loader of another root).
+    pub launcher: Vec<String>,
+    /// `(path in every container, host path)`: read-only binds standing in for files of the
+    /// images (e.g. Kea's hook directory at the image's path).
+    pub image_files: Vec<(PathBuf, PathBuf)>,
 }
 
 impl HostBinaries {
@@ -148,7 +159,37 @@ impl HostBinaries {
             dnsdhcp,
             "(the dnsdhcp crate's binary: cargo build -p dnsdhcp)".into(),
         ));
-        Self { map }
+        Self {
+            map,
+            launcher: Vec::new(),
+            image_files: Vec::new(),
+        }
+    }
+
+    /// The daemons of `daemons`: Debian 12's as [`HostBinaries::debian`], or Debian 13's (Knot
+    /// 3.4, Kea 2.6, the images' versions) from the trixie root, run through that root's
+    /// dynamic loader and libraries with the host's files around them; the root's Kea hook
+    /// directory stands at the Kea images' path (`/usr/lib/kea/hooks`, the chart's default).
+    pub fn for_daemons(daemons: Daemons, dnsdhcp: impl Into<PathBuf>) -> Self {
+        let mut b = Self::debian(dnsdhcp);
+        if daemons == Daemons::Host {
+            return b;
+        }
+        let root = crate::daemons::trixie_root();
+        for (program, host, package) in &mut b.map {
+            if !program.starts_with('/') {
+                *host = root.join(host.strip_prefix("/").unwrap_or(host));
+                *package = "(the trixie root: scripts/trixie-root.sh)".into();
+            }
+        }
+        let lib = root.join("usr/lib/x86_64-linux-gnu");
+        b.launcher = vec![
+            lib.join("ld-linux-x86-64.so.2").display().to_string(),
+            "--library-path".into(),
+            lib.display().to_string(),
+        ];
+        b.image_files = vec![(PathBuf::from(KEA_IMAGE_HOOKS), lib.join("kea/hooks"))];
+        b
     }
 
     fn lookup(&self, program: &str) -> Option<&(String, PathBuf, String)> {
@@ -814,6 +855,7 @@ pub struct PodRunner {
     _owned_state: Option<TempDir>,
     runs: u32,
     pod: Option<PodRun>,
+    ready_timeout: Duration,
 }
 
 impl PodRunner {
@@ -837,9 +879,17 @@ impl PodRunner {
             _owned_state: Some(owned),
             runs: 0,
             pod: None,
+            ready_timeout: Duration::from_secs(60),
         };
         runner.check_binaries();
         runner
+    }
+
+    /// How long [`start`](Self::start) waits for the containers' probes (default 60 s); the
+    /// containers are checked in their order, so a later one that never becomes ready shows
+    /// that the earlier ones were.
+    pub fn set_ready_timeout(&mut self, timeout: Duration) {
+        self.ready_timeout = timeout;
     }
 
     /// Replaces the manifests (e.g. a new `helm template` with other values) for the next
@@ -1029,7 +1079,7 @@ impl PodRunner {
                 }
             }
         }
-        self.wait_ready(Duration::from_secs(60))
+        self.wait_ready(self.ready_timeout)
     }
 
     fn setup_network(&self) -> Result<(), PodError> {
@@ -1222,7 +1272,11 @@ impl PodRunner {
                 binds.push((PathBuf::from(program), host.clone(), true));
             } else {
                 argv[0] = host.to_string_lossy().into_owned();
+                argv.splice(0..0, self.binaries.launcher.iter().cloned());
             }
+        }
+        for (path, host) in &self.binaries.image_files {
+            binds.push((path.clone(), host.clone(), true));
         }
         let steps = plan_root(&root, &binds);
 
@@ -1384,13 +1438,24 @@ impl PodRunner {
             .collect();
         for (name, probes) in probes {
             for probe in probes {
+                let mut said = String::new();
                 loop {
                     self.check_alive()?;
                     let ok = match &probe {
-                        Probe::Exec(argv) => self
-                            .exec(&name, argv)
-                            .map(|o| o.status.success())
-                            .unwrap_or(false),
+                        Probe::Exec(argv) => match self.exec(&name, argv) {
+                            Ok(o) => {
+                                said = format!(
+                                    "{}{}",
+                                    String::from_utf8_lossy(&o.stdout),
+                                    String::from_utf8_lossy(&o.stderr)
+                                );
+                                o.status.success()
+                            }
+                            Err(e) => {
+                                said = e.0;
+                                false
+                            }
+                        },
                         Probe::Tcp(port) => self.tcp_probe(*port),
                     };
                     if ok {
@@ -1398,7 +1463,8 @@ impl PodRunner {
                     }
                     if Instant::now() >= deadline {
                         return Err(PodError(format!(
-                            "container {name} not ready within {timeout:?} ({probe:?}); its log:\n{}",
+                            "container {name} not ready within {timeout:?} ({probe:?}); the \
+                             probe said:\n{said}\nits log:\n{}",
                             self.logs(&name)
                         )));
                     }

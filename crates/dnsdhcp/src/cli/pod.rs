@@ -10,7 +10,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use dnsdhcp::records::ApplyOptions;
 use dnsdhcp::target::{self, LocalTarget};
-use dnsdhcp::{kube, pod};
+use dnsdhcp::{kube, pod, probe};
 
 use super::Ctx;
 
@@ -34,6 +34,16 @@ pub enum PodCommand {
         /// The zones volume.
         #[arg(long, env = "DNSDHCP_ZONES_DIR", default_value = "/var/lib/knot/zones")]
         zones_dir: PathBuf,
+        /// Also keep the DDNS TSIG key here: generated once, then kept (`secret` and Knot's
+        /// `knot-key.conf`).
+        #[arg(long, env = "DNSDHCP_TSIG_DIR")]
+        tsig_dir: Option<PathBuf>,
+        /// The TSIG key's name (Knot's key id, Kea's key name).
+        #[arg(long, env = "DNSDHCP_TSIG_KEY_NAME", default_value = "kea-ddns")]
+        tsig_key_name: String,
+        /// The TSIG algorithm, in Knot's spelling (e.g. hmac-sha256).
+        #[arg(long, env = "DNSDHCP_TSIG_ALGORITHM", default_value = "hmac-sha256")]
+        tsig_algorithm: String,
     },
     /// Restore kea-leases.tar.gz from the lease volume, if present, before Kea starts.
     InitLeases {
@@ -46,6 +56,8 @@ pub enum PodCommand {
     },
     /// After Knot starts: abort stale transactions, restore zones.tar.gz, merge static records.
     PostStart(PostStartArgs),
+    /// The chart's probes: ask a daemon over its control socket; exit 0 when it answers.
+    Probe(ProbeArgs),
     /// Write FILE to stdout, then its size and SHA-256 as a JSON line on stderr (used by the
     /// Kubernetes target to copy archives out of the pod).
     SendFile {
@@ -86,6 +98,56 @@ pub struct ReceiveFileArgs {
     dest: PathBuf,
 }
 
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeWhat {
+    /// Knot answers `status` on its control socket (or, while a long operation holds that
+    /// socket, a DNS query on --knot-dns).
+    Knot,
+    /// Kea DHCPv4 answers `status-get` on its control socket.
+    KeaDhcp4,
+    /// Kea's DHCP-DDNS daemon answers `status-get` on its control socket.
+    KeaDhcpDdns,
+}
+
+#[derive(Args, Debug)]
+pub struct ProbeArgs {
+    /// The daemon to ask.
+    #[arg(value_enum)]
+    what: ProbeWhat,
+    /// knot: also require post-start to have finished and left the pod ready (readiness).
+    #[arg(long)]
+    ready: bool,
+    /// Knot's control socket.
+    #[arg(long, env = "DNSDHCP_KNOT_SOCKET", default_value = target::DEFAULT_KNOT_SOCKET)]
+    knot_socket: PathBuf,
+    /// Where Knot answers DNS (asked when its control socket is busy).
+    #[arg(long, default_value = "127.0.0.1:53")]
+    knot_dns: std::net::SocketAddr,
+    /// Kea DHCPv4's control socket.
+    #[arg(long, env = "DNSDHCP_KEA_SOCKET", default_value = target::DEFAULT_KEA_SOCKET)]
+    kea_socket: PathBuf,
+    /// kea-dhcp-ddns' control socket.
+    #[arg(
+        long,
+        env = "DNSDHCP_KEA_DDNS_SOCKET",
+        default_value = "/run/kea/kea-ddns-ctrl-socket"
+    )]
+    kea_ddns_socket: PathBuf,
+    /// The state post-start leaves (--ready).
+    #[arg(
+        long,
+        env = "DNSDHCP_POST_START_STATE",
+        default_value = DEFAULT_POST_START_STATE
+    )]
+    state_file: PathBuf,
+    /// Seconds to wait for each answer (keep it below the probe's timeoutSeconds).
+    #[arg(long, default_value_t = 4)]
+    timeout_secs: u64,
+}
+
+/// Where post-start leaves its state for the readiness probe (Knot's run directory).
+const DEFAULT_POST_START_STATE: &str = "/run/knot/dnsdhcp-post-start.json";
+
 #[derive(Args, Debug)]
 pub struct PostStartArgs {
     /// Knot's control socket.
@@ -115,6 +177,17 @@ pub struct PostStartArgs {
     /// Apply static records even over the safety limit.
     #[arg(long, env = "DNSDHCP_RECORDS_FORCE")]
     force: bool,
+    /// What a failed static-record merge does: `fail` leaves the pod not Ready (see `pod probe
+    /// knot --ready`), `warn` only logs it.
+    #[arg(long, env = "DNSDHCP_RECORDS_ON_ERROR", default_value = "fail")]
+    on_merge_error: probe::OnMergeError,
+    /// Where to leave the outcome for the readiness probe.
+    #[arg(
+        long,
+        env = "DNSDHCP_POST_START_STATE",
+        default_value = DEFAULT_POST_START_STATE
+    )]
+    state_file: PathBuf,
 }
 
 /// Runs an in-pod role.
@@ -145,7 +218,20 @@ pub fn run(cmd: PodCommand, ctx: &mut Ctx) -> Result<ExitCode> {
         PodCommand::InitZones {
             initial_dir,
             zones_dir,
+            tsig_dir,
+            tsig_key_name,
+            tsig_algorithm,
         } => {
+            if let Some(dir) = tsig_dir {
+                let what = match pod::init_tsig(&dir, &tsig_key_name, &tsig_algorithm)? {
+                    pod::TsigInit::Generated => "generated a new",
+                    pod::TsigInit::Kept => "kept the",
+                };
+                out.line(format!(
+                    "init-zones: {what} TSIG key {tsig_key_name} in {}",
+                    dir.display()
+                ));
+            }
             let copied = pod::init_zones(&initial_dir, &zones_dir)?;
             if copied.is_empty() {
                 out.line(format!(
@@ -210,11 +296,53 @@ pub fn run(cmd: PodCommand, ctx: &mut Ctx) -> Result<ExitCode> {
                 }
                 out.line(line);
             };
-            if let Err(e) = pod::post_start(&cfg, &mut log) {
-                log(format!("error: {e}"));
-                return Ok(ExitCode::FAILURE);
+            if let Err(e) = probe::clear_post_start_state(&a.state_file) {
+                log(format!("warning: {}: {e}", a.state_file.display()));
+            }
+            let records = match pod::post_start(&cfg, &mut log) {
+                Ok(records) => records,
+                Err(e) => {
+                    log(format!("error: {e}"));
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            let state = probe::PostStartState::new(records, a.on_merge_error);
+            if !state.ready {
+                log("the pod stays not Ready: postStart.onMergeError is `fail`".into());
+            }
+            if let Err(e) = state.write(&a.state_file) {
+                log(format!("warning: {}: {e}", a.state_file.display()));
             }
         }
+        PodCommand::Probe(a) => out.line(run_probe(&a)?),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `pod probe`: asks the daemon; the line to print when it answered.
+fn run_probe(a: &ProbeArgs) -> Result<String> {
+    let timeout = Duration::from_secs(a.timeout_secs);
+    Ok(match a.what {
+        ProbeWhat::Knot => {
+            let how = probe::knot(&a.knot_socket, a.knot_dns, timeout)?;
+            if a.ready {
+                probe::post_start_ready(&a.state_file)?;
+            }
+            match how {
+                probe::KnotAnswer::Control => "knot answers status".to_owned(),
+                probe::KnotAnswer::Dns => format!(
+                    "knot answers DNS on {} (its control socket is busy)",
+                    a.knot_dns
+                ),
+            }
+        }
+        ProbeWhat::KeaDhcp4 => {
+            probe::kea(&a.kea_socket, timeout)?;
+            "kea-dhcp4 answers status-get".to_owned()
+        }
+        ProbeWhat::KeaDhcpDdns => {
+            probe::kea(&a.kea_ddns_socket, timeout)?;
+            "kea-dhcp-ddns answers status-get".to_owned()
+        }
+    })
 }
