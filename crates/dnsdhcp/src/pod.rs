@@ -451,7 +451,8 @@ pub fn init_tsig(dir: &Path, key_name: &str, algorithm: &str) -> Result<TsigInit
     if outcome == TsigInit::Generated {
         write_0440(&secret_path, secret.as_bytes())?;
     }
-    let conf = format!("key:\n  - id: {key_name}\n    algorithm: {algorithm}\n    secret: {secret}\n");
+    let conf =
+        format!("key:\n  - id: {key_name}\n    algorithm: {algorithm}\n    secret: {secret}\n");
     let conf_path = dir.join(TSIG_KNOT_CONF);
     if fs::read_to_string(&conf_path).ok().as_deref() != Some(conf.as_str()) {
         write_0440(&conf_path, conf.as_bytes())?;
@@ -465,13 +466,8 @@ fn new_secret() -> Result<String, PodError> {
     let mut filled = 0;
     while filled < key.len() {
         // SAFETY: the pointer and length describe the unfilled tail of `key`.
-        let n = unsafe {
-            libc::getrandom(
-                key[filled..].as_mut_ptr().cast(),
-                key.len() - filled,
-                0,
-            )
-        };
+        let n =
+            unsafe { libc::getrandom(key[filled..].as_mut_ptr().cast(), key.len() - filled, 0) };
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {
@@ -517,7 +513,11 @@ mod tsig_tests {
         let secret = fs::read_to_string(d.join(TSIG_SECRET)).unwrap();
         let raw = domain::utils::base64::decode::<Vec<u8>>(&secret).unwrap();
         assert_eq!(raw.len(), 32);
-        let mode = fs::metadata(d.join(TSIG_SECRET)).unwrap().permissions().mode() & 0o777;
+        let mode = fs::metadata(d.join(TSIG_SECRET))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o440);
 
         assert_eq!(

@@ -24,26 +24,26 @@ use serde::{Deserialize, Serialize};
 #[non_exhaustive]
 pub enum ProbeError {
     /// Knot answers neither on its control socket nor over DNS.
-    #[error("knot does not answer `status` on {}: {control}; nor a DNS query on {dns}: {dns_error}", socket.display())]
+    #[error("knot does not answer a DNS query on {dns} ({dns_error}), nor `status` on {}", socket.display())]
     Knot {
         /// The control socket.
         socket: PathBuf,
         /// Why the control channel failed.
         #[source]
-        control: knot_ctl::Error,
+        control: Box<knot_ctl::Error>,
         /// The DNS address asked instead.
         dns: SocketAddr,
         /// Why the DNS query failed.
         dns_error: io::Error,
     },
     /// Kea's control channel failed or `status-get` did not succeed.
-    #[error("{} does not answer status-get: {source}", socket.display())]
+    #[error("{} does not answer status-get", socket.display())]
     Kea {
         /// The control socket.
         socket: PathBuf,
         /// The error.
         #[source]
-        source: ControlError,
+        source: Box<ControlError>,
     },
     /// post-start has not finished yet (no state file).
     #[error("post-start has not finished ({} does not exist yet)", path.display())]
@@ -90,7 +90,7 @@ pub fn knot(socket: &Path, dns: SocketAddr, timeout: Duration) -> Result<KnotAns
         Ok(()) => Ok(KnotAnswer::Dns),
         Err(dns_error) => Err(ProbeError::Knot {
             socket: socket.to_owned(),
-            control,
+            control: Box::new(control),
             dns,
             dns_error,
         }),
@@ -136,7 +136,7 @@ pub fn kea(socket: &Path, timeout: Duration) -> Result<(), ProbeError> {
         .map(|_| ())
         .map_err(|source| ProbeError::Kea {
             socket: socket.to_owned(),
-            source,
+            source: Box::new(source),
         })
 }
 
@@ -257,9 +257,7 @@ mod tests {
 
     #[test]
     fn a_failed_merge_keeps_the_pod_unready_only_under_fail() {
-        let failed = RecordsMerge::Failed {
-            error: "x".into(),
-        };
+        let failed = RecordsMerge::Failed { error: "x".into() };
         assert!(!PostStartState::new(failed.clone(), OnMergeError::Fail).ready);
         assert!(PostStartState::new(failed, OnMergeError::Warn).ready);
         assert!(PostStartState::new(RecordsMerge::Merged { changes: 1 }, OnMergeError::Fail).ready);

@@ -31,7 +31,10 @@ const HOST_SETS: &[&str] = &[
     "dhcp.hooksDir=/usr/lib/x86_64-linux-gnu/kea/hooks",
 ];
 /// Overrides for both variants: shorter waits.
-const TEST_SETS: &[&str] = &["postStart.timeoutSeconds=30", "terminationGracePeriodSeconds=5"];
+const TEST_SETS: &[&str] = &[
+    "postStart.timeoutSeconds=30",
+    "terminationGracePeriodSeconds=5",
+];
 
 fn daemons() -> Daemons {
     Daemons::from_env()
@@ -317,6 +320,25 @@ fn pod_runner_starts_the_chart_pod_and_serves_the_static_records() {
         "knot-auth's log lacks the post-start lines:\n{knot_log}"
     );
     assert_eq!(pod.exec_ok("kea-dhcp4", &["id", "-u"]).unwrap().trim(), "0");
+    // The variant's daemons run the pod (trixie: the versions the chart pins).
+    let (knot_version, kea_version) = match daemons() {
+        Daemons::Host => ("Knot DNS 3.2.", "version 2.2."),
+        Daemons::Trixie => ("Knot DNS 3.4.6", "version 2.6.3"),
+    };
+    assert!(knot_log.contains(knot_version), "{knot_log}");
+    let kea_log = pod.logs("kea-dhcp4");
+    assert!(kea_log.contains(kea_version), "{kea_log}");
+    // The probes the chart gives the containers answer (they ask the daemons).
+    for (container, what) in [
+        ("knot-auth", "knot"),
+        ("kea-dhcp4", "kea-dhcp4"),
+        ("kea-dhcp-ddns", "kea-dhcp-ddns"),
+    ] {
+        let said = pod
+            .exec_ok(container, &[POD_DNSDHCP, "pod", "probe", what])
+            .unwrap();
+        assert!(said.contains("answers"), "{container}: {said}");
+    }
     // Containers see the host's files read-only (the runner's isolation), and their volumes
     // read-write or read-only as mounted.
     assert!(
@@ -665,10 +687,7 @@ fn pod_runner_a_failed_merge_is_only_logged_under_warn_and_the_zones_are_served(
     assert!(dig(&pod, "router.home.arpa", "A").is_empty());
     assert_eq!(dig(&pod, "home.arpa", "NS"), ["ns.home.arpa."]);
     let kea = pod
-        .exec_ok(
-            "kea-dhcp4",
-            &[POD_DNSDHCP, "pod", "probe", "kea-dhcp4"],
-        )
+        .exec_ok("kea-dhcp4", &[POD_DNSDHCP, "pod", "probe", "kea-dhcp4"])
         .unwrap();
     assert!(kea.contains("kea-dhcp4 answers status-get"), "{kea}");
     pod.check_alive().unwrap();

@@ -14,7 +14,8 @@ use test_support::knot::KnotServer;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dnsdhcp");
 const KEA_DHCP_DDNS: &str = "/usr/sbin/kea-dhcp-ddns";
-const ZONE_TEXT: &str = "$TTL 3600\n@ IN SOA ns1 hostmaster 1 3600 900 604800 300\n@ IN NS ns1\nns1 IN A 192.0.2.1\n";
+const ZONE_TEXT: &str =
+    "$TTL 3600\n@ IN SOA ns1 hostmaster 1 3600 900 604800 300\n@ IN NS ns1\nns1 IN A 192.0.2.1\n";
 
 fn probe(args: &[&str]) -> Output {
     Command::new(BIN)
@@ -52,8 +53,7 @@ fn as_strs(v: &[String]) -> Vec<&str> {
 }
 
 #[test]
-fn knot_probe_asks_status_falls_back_to_dns_while_the_socket_is_busy_and_fails_when_knot_is_gone()
-{
+fn knot_probe_asks_status_falls_back_to_dns_while_the_socket_is_busy_and_fails_when_knot_is_gone() {
     let mut knot = KnotServer::start(&[("probe.test", ZONE_TEXT)]);
     let args = knot_args(&knot);
     let o = probe(&as_strs(&args));
@@ -74,11 +74,23 @@ fn knot_probe_asks_status_falls_back_to_dns_while_the_socket_is_busy_and_fails_w
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.json");
     let mut ready = args.clone();
-    ready.extend(["--ready".into(), "--state-file".into(), state.display().to_string()]);
+    ready.extend([
+        "--ready".into(),
+        "--state-file".into(),
+        state.display().to_string(),
+    ]);
     let o = probe(&as_strs(&ready));
     assert!(!o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("post-start has not finished"), "{}", text(&o));
-    fs::write(&state, r#"{"ready":true,"records":{"state":"merged","changes":0}}"#).unwrap();
+    assert!(
+        text(&o).contains("post-start has not finished"),
+        "{}",
+        text(&o)
+    );
+    fs::write(
+        &state,
+        r#"{"ready":true,"records":{"state":"merged","changes":0}}"#,
+    )
+    .unwrap();
     let o = probe(&as_strs(&ready));
     assert!(o.status.success(), "{}", text(&o));
     fs::write(
@@ -103,11 +115,19 @@ fn kea_dhcp4_probe_asks_status_get_and_fails_when_kea_is_gone() {
     let args = ["kea-dhcp4", "--kea-socket", &socket, "--timeout-secs", "2"];
     let o = probe(&args);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("kea-dhcp4 answers status-get"), "{}", text(&o));
+    assert!(
+        text(&o).contains("kea-dhcp4 answers status-get"),
+        "{}",
+        text(&o)
+    );
     kea.stop();
     let o = probe(&args);
     assert!(!o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("does not answer status-get"), "{}", text(&o));
+    assert!(
+        text(&o).contains("does not answer status-get"),
+        "{}",
+        text(&o)
+    );
 }
 
 /// kea-dhcp-ddns of the chosen variant with a UNIX control socket in `dir` (mode 0750, as Kea
@@ -191,5 +211,9 @@ fn kea_dhcp_ddns_probe_asks_status_get_and_fails_when_it_is_gone() {
     drop(d2);
     let o = probe(&args);
     assert!(!o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("does not answer status-get"), "{}", text(&o));
+    assert!(
+        text(&o).contains("does not answer status-get"),
+        "{}",
+        text(&o)
+    );
 }
