@@ -693,3 +693,67 @@ fn pod_runner_a_failed_merge_is_only_logged_under_warn_and_the_zones_are_served(
     pod.check_alive().unwrap();
     pod.stop();
 }
+
+/// The shell script of the `helm test` pod's `dns` container, asking `server` instead of the
+/// DNS Service's name (the runner has no Services).
+fn helm_test_dns_script(rendered: &str, server: &str) -> String {
+    let docs = test_support::pod::parse_manifests(rendered);
+    let pod = docs
+        .iter()
+        .find(|d| d["kind"] == "Pod" && d["metadata"]["annotations"]["helm.sh/hook"] == "test")
+        .expect("the chart renders a helm test pod");
+    let dns = pod["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "dns")
+        .expect("its dns container");
+    let script = dns["command"][2].as_str().unwrap();
+    let at = script.find('@').expect("kdig @server");
+    let end = at + script[at..].find(' ').unwrap();
+    format!("{}@{server}{}", &script[..at], &script[end..])
+}
+
+#[test]
+fn pod_runner_the_helm_test_query_passes_with_the_merged_records_and_fails_without() {
+    let dir = tempfile::tempdir().unwrap();
+    let rendered = render(dir.path(), VALUES);
+    let mut pod = runner_from(&rendered);
+    start(&mut pod);
+    let server = pod.network().pod_ip().to_string();
+    let run = |pod: &PodRunner, script: &str| {
+        pod.client_cmd("/bin/sh")
+            .args(["-c", script])
+            .stdin(Stdio::null())
+            .output()
+            .expect("sh")
+    };
+    // The first static record, `router IN A 192.168.1.1`, asked from the client's side.
+    let script = helm_test_dns_script(&rendered, &server);
+    assert!(script.contains("\"router.home.arpa.\" A"), "{script}");
+    let out = run(&pod, &script);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pod.stop();
+
+    // The same records not merged (warn): the query gets no answer and the test fails.
+    let bad = render_with(dir.path(), BAD_VALUES, &["postStart.onMergeError=warn"]);
+    let mut pod = runner_from(&bad);
+    start(&mut pod);
+    let out = run(&pod, &helm_test_dns_script(&bad, &server));
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("router.home.arpa. A: no answer"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    pod.stop();
+}
