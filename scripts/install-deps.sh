@@ -35,3 +35,16 @@ for svc in knot kea-dhcp4-server kea-dhcp-ddns-server kea-ctrl-agent unbound isc
         systemctl stop "$svc" || true
     fi
 done
+
+# S3 servers for the object-store tests: moto (PyPI, server mode) and s3s-fs (crates.io,
+# built once into .cache/s3s-fs; the tests look there first). s3s-fs 0.14.1: later releases
+# need a newer Rust than the workspace's 1.95.
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+if ! command -v moto_server >/dev/null; then
+    echo "install-deps: installing moto[server] (pip)" >&2
+    python3 -m pip install --quiet 'moto[server]'
+fi
+if [[ ! -x "$ROOT/.cache/s3s-fs/bin/s3s-fs" ]] && ! command -v s3s-fs >/dev/null; then
+    echo "install-deps: building s3s-fs into .cache/s3s-fs (cargo install; a few minutes)" >&2
+    cargo install --quiet --locked s3s-fs --version 0.14.1 --features binary --root "$ROOT/.cache/s3s-fs"
+fi

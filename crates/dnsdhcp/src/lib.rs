@@ -20,6 +20,7 @@
 //! | [`txn`] | Knot transactions marked with their owner; abandoned ones recognised and aborted |
 //! | [`probe`] | the chart's probes: Knot's `status`, Kea's `status-get`, post-start's outcome |
 //! | [`kube`] | the Kubernetes target: the same operations run in the StatefulSet's pod over exec |
+//! | [`store`] | backups in object storage: upload, list, download, retention, encryption |
 
 pub mod archive;
 pub mod backup;
@@ -32,6 +33,7 @@ pub mod preflight;
 pub mod probe;
 pub mod records;
 pub mod restore;
+pub mod store;
 pub mod target;
 pub mod txn;
 pub mod zonefile;

@@ -4,6 +4,7 @@
 //! answers, and stops it when dropped. A missing daemon is a test failure naming the Debian
 //! package to install (or `scripts/trixie-root.sh`), never a silent skip. Which daemons run
 //! (Debian 12's or Debian 13's) is chosen by `DNSDHCP_TEST_DAEMONS`: see [`daemons`].
+//! Object-store tests run real S3 servers on 127.0.0.1 ([`s3`]).
 
 pub mod daemons;
 pub mod kea;
@@ -12,3 +13,4 @@ pub mod lan;
 pub mod leasegen;
 pub mod netns;
 pub mod pod;
+pub mod s3;
