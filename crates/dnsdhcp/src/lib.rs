@@ -6,6 +6,7 @@
 //!
 //! | module | what |
 //! |---|---|
+//! | [`agent`] | scheduled backups to object storage, with Prometheus metrics |
 //! | [`archive`] | tar.gz archives with a manifest: atomic writer, safe extraction, verify |
 //! | [`backup`] | `backup zones|leases`: Knot's `zone-backup`, LFC-safe lease snapshots |
 //! | [`restore`] | `restore --local`: into running daemons, verified first |
@@ -22,6 +23,7 @@
 //! | [`kube`] | the Kubernetes target: the same operations run in the StatefulSet's pod over exec |
 //! | [`store`] | backups in object storage: upload, list, download, retention, encryption |
 
+pub mod agent;
 pub mod archive;
 pub mod backup;
 pub mod knot_storage;

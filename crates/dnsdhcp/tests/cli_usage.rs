@@ -98,7 +98,7 @@ fn restore_flags_of_the_kubernetes_target_are_refused_with_local() {
     );
     usage_error(
         &["restore", "--local"],
-        "--zones <ARCHIVE>|--leases <ARCHIVE>",
+        "--zones [<ARCHIVE>]|--leases [<ARCHIVE>]|--from <URL>",
     );
 }
 

@@ -110,7 +110,11 @@ impl S3Server {
     fn wait_until_up(&mut self, port: u16) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("{:?} exited ({status}); log:\n{}", self.kind, self.log());
             }
             if TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -118,7 +122,11 @@ impl S3Server {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("{:?} did not listen within 60 s; log:\n{}", self.kind, self.log());
+        panic!(
+            "{:?} did not listen within 60 s; log:\n{}",
+            self.kind,
+            self.log()
+        );
     }
 
     /// The server's output so far.
@@ -135,7 +143,10 @@ impl S3Server {
             }
             S3Kind::Moto => {
                 let status = self.raw_request("PUT", &format!("/{name}"));
-                assert!(status.starts_with("HTTP/1.1 200"), "create bucket: {status}");
+                assert!(
+                    status.starts_with("HTTP/1.1 200"),
+                    "create bucket: {status}"
+                );
             }
         }
     }
@@ -156,7 +167,11 @@ impl S3Server {
 
     /// The file s3s-fs keeps object `key` of `bucket` in (to tamper with it in tests).
     pub fn object_file(&self, bucket: &str, key: &str) -> PathBuf {
-        assert_eq!(self.kind, S3Kind::S3sFs, "only s3s-fs keeps objects as files");
+        assert_eq!(
+            self.kind,
+            S3Kind::S3sFs,
+            "only s3s-fs keeps objects as files"
+        );
         self.dir.path().join("root").join(bucket).join(key)
     }
 

@@ -1,14 +1,18 @@
 //! `dnsdhcp backup zones|leases|all`.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use clap::error::ErrorKind;
 use clap::{Args, ValueEnum};
 
 use dnsdhcp::backup;
 use dnsdhcp::kube;
+use dnsdhcp::store::Recipients;
 
+use super::backups::{self, UploadArgs};
 use super::target::TargetArgs;
 use super::{Ctx, On};
 
@@ -23,10 +27,10 @@ pub enum What {
 }
 
 impl What {
-    fn zones(self) -> bool {
+    pub fn zones(self) -> bool {
         matches!(self, What::Zones | What::All)
     }
-    fn leases(self) -> bool {
+    pub fn leases(self) -> bool {
         matches!(self, What::Leases | What::All)
     }
 }
@@ -35,19 +39,52 @@ impl What {
 pub struct BackupArgs {
     /// What to back up.
     what: What,
-    /// Directory for the archives (created if missing).
+    /// Directory for the archives (created if missing). With --to and without this flag, a
+    /// temporary directory removed after the upload.
     #[arg(short = 'b', long = "backup-dir", default_value = "./backups")]
     dir: PathBuf,
     /// Print what was written as JSON.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
+    upload: UploadArgs,
+    #[command(flatten)]
     target: TargetArgs,
 }
 
 /// Runs `backup` on the resolved target; each part is reported as soon as it is written.
-pub fn run(a: BackupArgs, ctx: &mut Ctx) -> Result<ExitCode> {
+pub fn run(mut a: BackupArgs, ctx: &mut Ctx) -> Result<ExitCode> {
     let on = On::open(a.target.resolve(&ctx.given)?)?;
+    // Checked before the backup runs: a bad URL or recipient should not cost a backup.
+    let upload = match &a.upload.to {
+        Some(url) => {
+            let store = backups::open(url)?;
+            let recipients = Recipients::parse(&a.upload.recipients)?;
+            kube::block_on(store.probe())?;
+            Some((store, recipients))
+        }
+        None if !a.upload.recipients.is_empty() => {
+            return Err(ctx
+                .given
+                .usage_error(
+                    ErrorKind::MissingRequiredArgument,
+                    "--recipient is for uploads: give --to URL",
+                )
+                .into());
+        }
+        None => None,
+    };
+    let _scratch = match (&upload, ctx.given.on_command_line("dir")) {
+        (Some(_), false) => {
+            let t = tempfile::tempdir().context("temporary directory for the archives")?;
+            // knotd (possibly another user) writes its backup into a directory inside.
+            std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o711))?;
+            a.dir = t.path().to_owned();
+            Some(t)
+        }
+        _ => None,
+    };
+    let mut to_upload = Vec::new();
     let mut written = serde_json::Map::new();
     if a.what.zones() {
         let z = match &on {
@@ -59,6 +96,7 @@ pub fn run(a: BackupArgs, ctx: &mut Ctx) -> Result<ExitCode> {
             ctx.out.zones_backup(&z);
         }
         written.insert("zones".into(), serde_json::to_value(&z)?);
+        to_upload.push(z.full.clone());
     }
     if a.what.leases() {
         let l = match &on {
@@ -70,6 +108,24 @@ pub fn run(a: BackupArgs, ctx: &mut Ctx) -> Result<ExitCode> {
             ctx.out.leases_backup(&l);
         }
         written.insert("leases".into(), serde_json::to_value(&l)?);
+        to_upload.push(l.archive.clone());
+    }
+    if let Some((store, recipients)) = &upload {
+        let mut uploaded = Vec::new();
+        for w in &to_upload {
+            let e = kube::block_on(store.upload(
+                &w.path,
+                &w.manifest,
+                recipients,
+                a.upload.require_encryption,
+            ))
+            .with_context(|| format!("uploading {}", w.path.display()))?;
+            if !a.json {
+                ctx.out.line(backups::uploaded_line(store, &e));
+            }
+            uploaded.push(e);
+        }
+        written.insert("uploaded".into(), serde_json::to_value(&uploaded)?);
     }
     if a.json {
         ctx.out.json(&written)?;

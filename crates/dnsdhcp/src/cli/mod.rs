@@ -4,7 +4,9 @@
 //! Arguments are parsed by clap, then resolved once (target flags into a
 //! [`dnsdhcp::target::Target`]; contradictory flags are usage errors) before anything runs.
 
+mod agent;
 mod backup;
+mod backups;
 mod import;
 mod leases;
 mod output;
@@ -45,11 +47,19 @@ enum Command {
     ///
     /// Writes knot-zones-<name>-<stamp>.tar.gz and zones.tar.gz, and/or
     /// kea-leases-<name>-<stamp>.tar.gz and kea-leases.tar.gz, each atomically and mode 0600.
+    /// With --to URL, the timestamped archives are then uploaded to object storage (encrypted
+    /// first with --recipient).
     Backup(backup::BackupArgs),
     /// Restore zones and/or leases from archives (verified first; nothing changes if one is bad).
     Restore(restore::RestoreArgs),
     /// Check archives: checksums, every zone file and every lease row. Exits 1 on any problem.
     Verify(verify::VerifyArgs),
+    /// Scheduled backups to object storage (verified, uploaded, pruned), with Prometheus
+    /// metrics on /metrics and /healthz: the chart's backup container.
+    Agent(agent::AgentArgs),
+    /// Backups in object storage: list them, or prune them by a retention policy.
+    #[command(subcommand)]
+    Backups(backups::BackupsCommand),
     /// Static records declared in Helm values: show the plan, or apply it.
     #[command(subcommand)]
     Records(records::RecordsCommand),
@@ -130,6 +140,8 @@ pub fn run(cli: Cli, ctx: &mut Ctx) -> Result<ExitCode> {
         Command::Backup(a) => backup::run(a, ctx),
         Command::Restore(a) => restore::run(a, ctx),
         Command::Verify(a) => verify::run(a, ctx),
+        Command::Backups(c) => backups::run(c, ctx),
+        Command::Agent(a) => agent::run(a, ctx),
         Command::Records(c) => records::run(c, ctx),
         Command::Leases(c) => leases::run(c, ctx),
         Command::Zones(c) => zones::run(c, ctx),

@@ -8,22 +8,38 @@ use anyhow::{Context, Result};
 use clap::error::ErrorKind;
 use clap::{ArgGroup, Args};
 
+use dnsdhcp::archive::ArchiveKind;
 use dnsdhcp::kube::{self, Cluster};
 use dnsdhcp::restore;
 use dnsdhcp::target::{LocalTarget, Target};
 
 use super::Ctx;
+use super::backups::{self, IdentityArgs};
 use super::target::TargetArgs;
 
 #[derive(Args, Debug)]
-#[command(group(ArgGroup::new("archives").required(true).multiple(true).args(["zones", "leases"])))]
+#[command(group(ArgGroup::new("archives").required(true).multiple(true).args(["zones", "leases", "from"])))]
 pub struct RestoreArgs {
     /// Zone archive: knot-zones-*.tar.gz (restored with Knot's zone-restore) or zones.tar.gz.
-    #[arg(long, value_name = "ARCHIVE")]
+    /// With --from: the name of a backup in the store, or nothing for the newest.
+    #[arg(
+        long,
+        value_name = "ARCHIVE",
+        num_args = 0..=1,
+        default_missing_value = LATEST
+    )]
     zones: Option<PathBuf>,
-    /// Lease archive: kea-leases*.tar.gz.
-    #[arg(long, value_name = "ARCHIVE")]
+    /// Lease archive: kea-leases*.tar.gz. With --from: a backup's name, or nothing for the
+    /// newest.
+    #[arg(long, value_name = "ARCHIVE", num_args = 0..=1, default_missing_value = LATEST)]
     leases: Option<PathBuf>,
+    /// Restore from a store (s3://bucket/prefix, gs://, az://, file:///dir): the newest
+    /// backups, or those --zones/--leases name. Downloads are checked against the store's
+    /// entries and verified in full before anything changes.
+    #[arg(long, value_name = "URL")]
+    from: Option<String>,
+    #[command(flatten)]
+    keys: IdentityArgs,
     /// Kubernetes: restore into the running pod's daemons instead of restarting the pod
     /// (--local always restores into the running daemons).
     #[arg(long)]
@@ -44,9 +60,35 @@ pub struct RestoreArgs {
     target: TargetArgs,
 }
 
+/// What `--zones`/`--leases` stand for without a value (with --from): the newest backup.
+const LATEST: &str = "latest";
+
 /// Runs `restore` on the resolved target.
-pub fn run(a: RestoreArgs, ctx: &mut Ctx) -> Result<ExitCode> {
+pub fn run(mut a: RestoreArgs, ctx: &mut Ctx) -> Result<ExitCode> {
     let target = a.target.resolve(&ctx.given)?;
+    // Archives from a store are downloaded (and checked) first; the directory lives until the
+    // restore is over.
+    let _downloads = match a.from.clone() {
+        Some(url) => Some(fetch_from_store(&url, &mut a, ctx)?),
+        None => {
+            for (p, flag) in [(&a.zones, "--zones"), (&a.leases, "--leases")] {
+                if p.as_deref() == Some(std::path::Path::new(LATEST))
+                    && !p.as_ref().is_some_and(|p| p.exists())
+                {
+                    return Err(ctx
+                        .given
+                        .usage_error(
+                            ErrorKind::MissingRequiredArgument,
+                            format!(
+                                "{flag} needs an ARCHIVE (or --from URL for the newest backup)"
+                            ),
+                        )
+                        .into());
+                }
+            }
+            None
+        }
+    };
     match target {
         Target::Local(t) => {
             for (id, flag) in [("live", "--live"), ("timeout", "--timeout")] {
@@ -79,6 +121,54 @@ pub fn run(a: RestoreArgs, ctx: &mut Ctx) -> Result<ExitCode> {
             in_cluster(&a, &c, ctx)
         }
     }
+}
+
+/// Downloads the archives `--from` names into a temporary directory and points `a` at them.
+fn fetch_from_store(url: &str, a: &mut RestoreArgs, ctx: &mut Ctx) -> Result<tempfile::TempDir> {
+    let store = backups::open(url)?;
+    let ids = a.keys.read()?;
+    let dir = tempfile::tempdir().context("temporary directory for the downloads")?;
+    let both = a.zones.is_none() && a.leases.is_none();
+    let mut wanted: Vec<(&[ArchiveKind], Option<String>, bool)> = vec![
+        (
+            &[ArchiveKind::ZonesFull, ArchiveKind::Zones],
+            a.zones.take().map(name_of),
+            true,
+        ),
+        (&[ArchiveKind::Leases], a.leases.take().map(name_of), false),
+    ];
+    if both {
+        // Neither named: the newest of each kind the store holds.
+        let entries = kube::block_on(store.list())?;
+        for w in &mut wanted {
+            if entries.iter().any(|e| w.0.contains(&e.manifest.kind)) {
+                w.1 = Some(LATEST.into());
+            }
+        }
+        if wanted.iter().all(|w| w.1.is_none()) {
+            anyhow::bail!("no backups in {url}");
+        }
+    }
+    for (kinds, name, zones) in wanted {
+        let Some(name) = name else { continue };
+        let (path, entry) = backups::fetch(&store, kinds, &name, dir.path(), ids.as_ref())?;
+        if !a.json {
+            ctx.out.line(format!(
+                "downloaded {} (checksum matches its entry)",
+                entry.name
+            ));
+        }
+        if zones {
+            a.zones = Some(path);
+        } else {
+            a.leases = Some(path);
+        }
+    }
+    Ok(dir)
+}
+
+fn name_of(p: PathBuf) -> String {
+    p.to_string_lossy().into_owned()
 }
 
 fn local(a: &RestoreArgs, t: &LocalTarget, ctx: &mut Ctx) -> Result<ExitCode> {

@@ -9,12 +9,16 @@ use clap::Args;
 use dnsdhcp::archive;
 
 use super::Ctx;
+use super::backups::{self, IdentityArgs};
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
-    /// Archives to check.
-    #[arg(required = true, value_name = "ARCHIVE")]
+    /// Archives to check: local files, or a store URL (every backup under its prefix, or the
+    /// one backup it names, downloaded and checked against its entry first).
+    #[arg(required = true, value_name = "ARCHIVE|URL")]
     archives: Vec<PathBuf>,
+    #[command(flatten)]
+    keys: IdentityArgs,
     /// Print the reports as JSON.
     #[arg(long)]
     json: bool,
@@ -22,6 +26,33 @@ pub struct VerifyArgs {
 
 /// Verifies every archive; exit 1 if any has a problem.
 pub fn run(a: VerifyArgs, ctx: &mut Ctx) -> Result<ExitCode> {
+    let urls: Vec<&str> = a
+        .archives
+        .iter()
+        .filter_map(|p| p.to_str().filter(|s| backups::is_url(s)))
+        .collect();
+    if !urls.is_empty() {
+        if urls.len() != a.archives.len() {
+            anyhow::bail!("give either archive files or store URLs, not both");
+        }
+        let ids = a.keys.read()?;
+        let mut checks = Vec::new();
+        for u in urls {
+            checks.extend(backups::verify_url(u, ids.as_ref())?);
+        }
+        if a.json {
+            ctx.out.json(&checks)?;
+        } else {
+            for c in &checks {
+                ctx.out.line(backups::check_line(c));
+            }
+        }
+        return Ok(if checks.iter().all(|c| c.ok) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     let reports: Vec<_> = a
         .archives
         .iter()

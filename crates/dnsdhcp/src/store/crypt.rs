@@ -51,11 +51,15 @@ impl Recipients {
     /// Wraps `out` so that everything written to it is encrypted to every recipient; the
     /// returned writer must be finished with [`age::stream::StreamWriter::finish`].
     pub fn encrypt<W: Write>(&self, out: W) -> Result<age::stream::StreamWriter<W>, StoreError> {
-        let parsed: Vec<Box<dyn age::Recipient + Send>> =
-            self.keys.iter().map(|k| recipient(k)).collect::<Result<_, _>>()?;
-        let encryptor =
-            age::Encryptor::with_recipients(parsed.iter().map(|r| r.as_ref() as &dyn age::Recipient))
-                .map_err(|e| StoreError::crypto("encrypting", e))?;
+        let parsed: Vec<Box<dyn age::Recipient + Send>> = self
+            .keys
+            .iter()
+            .map(|k| recipient(k))
+            .collect::<Result<_, _>>()?;
+        let encryptor = age::Encryptor::with_recipients(
+            parsed.iter().map(|r| r.as_ref() as &dyn age::Recipient),
+        )
+        .map_err(|e| StoreError::crypto("encrypting", e))?;
         encryptor
             .wrap_output(out)
             .map_err(|e| StoreError::crypto("encrypting", e))
@@ -147,7 +151,10 @@ mod tests {
 
     #[test]
     fn round_trip_to_two_recipients_each_decrypts_alone() {
-        let (a, b) = (age::x25519::Identity::generate(), age::x25519::Identity::generate());
+        let (a, b) = (
+            age::x25519::Identity::generate(),
+            age::x25519::Identity::generate(),
+        );
         let r = Recipients::parse(&[a.to_public().to_string(), b.to_public().to_string()]).unwrap();
         let mut w = r.encrypt(Vec::new()).unwrap();
         w.write_all(b"zone data").unwrap();
@@ -159,13 +166,20 @@ mod tests {
             std::fs::write(&f, id.to_string().expose_secret()).unwrap();
             let ids = Identities::read(&[&f]).unwrap();
             let mut plain = Vec::new();
-            ids.decrypt(&ciphertext[..]).unwrap().read_to_end(&mut plain).unwrap();
+            ids.decrypt(&ciphertext[..])
+                .unwrap()
+                .read_to_end(&mut plain)
+                .unwrap();
             assert_eq!(plain, b"zone data");
         }
         let other = dir.path().join("other");
         let c = age::x25519::Identity::generate();
         std::fs::write(&other, c.to_string().expose_secret()).unwrap();
-        let err = Identities::read(&[&other]).unwrap().decrypt(&ciphertext[..]).err().unwrap();
+        let err = Identities::read(&[&other])
+            .unwrap()
+            .decrypt(&ciphertext[..])
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("decrypting"), "{err}");
     }
 

@@ -72,7 +72,9 @@ pub enum StoreError {
         source: std::io::Error,
     },
     /// A retention policy that keeps nothing was given.
-    #[error("no retention rule given (--keep-last/-hourly/-daily/-weekly/-monthly); nothing removed")]
+    #[error(
+        "no retention rule given (--keep-last/-hourly/-daily/-weekly/-monthly); nothing removed"
+    )]
     NoPolicy,
 }
 

@@ -294,9 +294,9 @@ fn aws_profile_value(file: &str, key: &str) -> Option<String> {
         "credentials" => ("AWS_SHARED_CREDENTIALS_FILE", "credentials"),
         _ => ("AWS_CONFIG_FILE", "config"),
     };
-    let path = std::env::var_os(env).map(PathBuf::from).or_else(|| {
-        std::env::var_os("HOME").map(|h| FsPath::new(&h).join(".aws").join(default))
-    })?;
+    let path = std::env::var_os(env)
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| FsPath::new(&h).join(".aws").join(default)))?;
     let text = std::fs::read_to_string(path).ok()?;
     let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".into());
     ini_value(&text, &profile, file == "config", key)
@@ -336,15 +336,18 @@ mod tests {
 
     #[test]
     fn parses_each_scheme_and_its_settings() {
-        let u = StoreUrl::parse("s3://bk/a/b/?endpoint=http://127.0.0.1:9000&path-style=true")
-            .unwrap();
+        let u =
+            StoreUrl::parse("s3://bk/a/b/?endpoint=http://127.0.0.1:9000&path-style=true").unwrap();
         assert_eq!((u.scheme, u.bucket.as_str()), (Scheme::S3, "bk"));
         assert_eq!(u.prefix, "a/b");
         assert_eq!(u.url, "s3://bk/a/b");
         assert_eq!(u.options["endpoint"], "http://127.0.0.1:9000");
         assert_eq!(u.key("x.tar.gz").as_ref(), "a/b/x.tar.gz");
         let f = StoreUrl::parse("file:///tmp/backups").unwrap();
-        assert_eq!((f.scheme, f.bucket.as_str()), (Scheme::File, "/tmp/backups"));
+        assert_eq!(
+            (f.scheme, f.bucket.as_str()),
+            (Scheme::File, "/tmp/backups")
+        );
         assert_eq!(f.key("x").as_ref(), "x");
         assert_eq!(StoreUrl::parse("gs://b").unwrap().prefix, "");
         assert_eq!(StoreUrl::parse("az://c/p").unwrap().scheme, Scheme::Azure);
@@ -364,14 +367,22 @@ mod tests {
             assert!(e.contains(why), "{url}: {e}");
         }
         let u = StoreUrl::parse("s3://bk/p?path-style=maybe").unwrap();
-        assert!(u.open().unwrap_err().to_string().contains("expected true or false"));
+        assert!(
+            u.open()
+                .unwrap_err()
+                .to_string()
+                .contains("expected true or false")
+        );
     }
 
     #[test]
     fn splits_a_named_backup_off_the_prefix() {
         let u = StoreUrl::parse("s3://bk/pre/fix/knot-zones-h-1.tar.gz").unwrap();
         let (parent, name) = u.split_last().unwrap();
-        assert_eq!((parent.prefix.as_str(), name.as_str()), ("pre/fix", "knot-zones-h-1.tar.gz"));
+        assert_eq!(
+            (parent.prefix.as_str(), name.as_str()),
+            ("pre/fix", "knot-zones-h-1.tar.gz")
+        );
         assert_eq!(parent.url, "s3://bk/pre/fix");
         assert!(StoreUrl::parse("s3://bk").unwrap().split_last().is_none());
     }
@@ -379,8 +390,14 @@ mod tests {
     #[test]
     fn reads_profiles_from_aws_ini_files() {
         let creds = "[default]\naws_access_key_id = A\n[ops]\naws_access_key_id=B\n";
-        assert_eq!(ini_value(creds, "ops", false, "aws_access_key_id").unwrap(), "B");
-        assert_eq!(ini_value(creds, "default", false, "aws_access_key_id").unwrap(), "A");
+        assert_eq!(
+            ini_value(creds, "ops", false, "aws_access_key_id").unwrap(),
+            "B"
+        );
+        assert_eq!(
+            ini_value(creds, "default", false, "aws_access_key_id").unwrap(),
+            "A"
+        );
         let config = "[default]\nregion=r1\n[profile ops]\nregion = r2\n";
         assert_eq!(ini_value(config, "ops", true, "region").unwrap(), "r2");
         assert_eq!(ini_value(config, "default", true, "region").unwrap(), "r1");

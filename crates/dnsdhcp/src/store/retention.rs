@@ -52,6 +52,9 @@ pub struct Decision {
     pub reasons: Vec<String>,
 }
 
+/// The time bucket (hour, day, ISO week, month) a backup falls in, as a comparable string.
+type BucketOf = fn(&jiff::civil::DateTime) -> String;
+
 /// Plans which backups `policy` keeps. Decisions come newest first within each group, groups
 /// in name order.
 pub fn plan(items: &[Item], policy: &Policy) -> Vec<Decision> {
@@ -62,15 +65,21 @@ pub fn plan(items: &[Item], policy: &Policy) -> Vec<Decision> {
     let mut out = Vec::new();
     for (_, mut members) in groups {
         members.sort_by(|a, b| (b.time, &b.name).cmp(&(a.time, &a.name)));
-        let rules: [(&str, usize, fn(&jiff::civil::DateTime) -> String); 5] = [
+        let rules: [(&str, usize, BucketOf); 5] = [
             ("last", policy.last, |_| String::new()),
-            ("hourly", policy.hourly, |t| t.strftime("%Y-%m-%d %H").to_string()),
-            ("daily", policy.daily, |t| t.strftime("%Y-%m-%d").to_string()),
+            ("hourly", policy.hourly, |t| {
+                t.strftime("%Y-%m-%d %H").to_string()
+            }),
+            ("daily", policy.daily, |t| {
+                t.strftime("%Y-%m-%d").to_string()
+            }),
             ("weekly", policy.weekly, |t| {
                 let w = t.date().iso_week_date();
                 format!("{}-W{}", w.year(), w.week())
             }),
-            ("monthly", policy.monthly, |t| t.strftime("%Y-%m").to_string()),
+            ("monthly", policy.monthly, |t| {
+                t.strftime("%Y-%m").to_string()
+            }),
         ];
         let mut remaining: Vec<usize> = rules.iter().map(|r| r.1).collect();
         let mut last_bucket: Vec<Option<String>> = vec![None; rules.len()];
@@ -123,7 +132,10 @@ pub fn protect_newest_verified(
         let members: Vec<usize> = (0..decisions.len())
             .filter(|&i| decisions[i].group == group)
             .collect();
-        let good = members.iter().copied().find(|&i| verifies(&decisions[i].name));
+        let good = members
+            .iter()
+            .copied()
+            .find(|&i| verifies(&decisions[i].name));
         let (protect, reason): (Vec<usize>, &str) = match good {
             Some(i) => (vec![i], "newest verified"),
             None => (members, "nothing in the group verifies"),
@@ -153,7 +165,10 @@ mod tests {
     }
 
     fn kept(d: &[Decision]) -> Vec<&str> {
-        d.iter().filter(|d| d.keep).map(|d| d.name.as_str()).collect()
+        d.iter()
+            .filter(|d| d.keep)
+            .map(|d| d.name.as_str())
+            .collect()
     }
 
     /// Three backups a day, every day of January 2026.
@@ -170,32 +185,62 @@ mod tests {
 
     #[test]
     fn keep_last_keeps_the_newest_n() {
-        let d = plan(&january(), &Policy { last: 2, ..Policy::default() });
+        let d = plan(
+            &january(),
+            &Policy {
+                last: 2,
+                ..Policy::default()
+            },
+        );
         assert_eq!(kept(&d), ["b-31-17", "b-31-09"]);
         assert_eq!(d.len(), 93);
     }
 
     #[test]
     fn daily_keeps_the_newest_of_each_day() {
-        let d = plan(&january(), &Policy { daily: 3, ..Policy::default() });
+        let d = plan(
+            &january(),
+            &Policy {
+                daily: 3,
+                ..Policy::default()
+            },
+        );
         assert_eq!(kept(&d), ["b-31-17", "b-30-17", "b-29-17"]);
     }
 
     #[test]
     fn hourly_counts_hours_that_have_a_backup() {
-        let d = plan(&january(), &Policy { hourly: 4, ..Policy::default() });
+        let d = plan(
+            &january(),
+            &Policy {
+                hourly: 4,
+                ..Policy::default()
+            },
+        );
         assert_eq!(kept(&d), ["b-31-17", "b-31-09", "b-31-01", "b-30-17"]);
     }
 
     #[test]
     fn weekly_uses_iso_weeks_and_monthly_months() {
         // 2026-01-25 is a Sunday: weeks W04 (19..25), W05 (26..31), W03 (12..18).
-        let d = plan(&january(), &Policy { weekly: 3, ..Policy::default() });
+        let d = plan(
+            &january(),
+            &Policy {
+                weekly: 3,
+                ..Policy::default()
+            },
+        );
         assert_eq!(kept(&d), ["b-31-17", "b-25-17", "b-18-17"]);
         let mut items = january();
         items.push(item("dec", "2025-12-31T23:00:00Z"));
         items.push(item("nov", "2025-11-02T00:00:00Z"));
-        let d = plan(&items, &Policy { monthly: 2, ..Policy::default() });
+        let d = plan(
+            &items,
+            &Policy {
+                monthly: 2,
+                ..Policy::default()
+            },
+        );
         assert_eq!(kept(&d), ["b-31-17", "dec"]);
     }
 
@@ -221,7 +266,13 @@ mod tests {
         let mut other = item("other", "2025-06-01T00:00:00Z");
         other.group = "h".into();
         items.push(other);
-        let d = plan(&items, &Policy { last: 1, ..Policy::default() });
+        let d = plan(
+            &items,
+            &Policy {
+                last: 1,
+                ..Policy::default()
+            },
+        );
         assert_eq!(kept(&d), ["b-31-17", "other"]);
     }
 
@@ -233,7 +284,13 @@ mod tests {
             item("old", "2026-01-01T00:00:00Z"),
         ];
         // keep-last 1 keeps only the broken newest one; "mid" must survive.
-        let mut d = plan(&items, &Policy { last: 1, ..Policy::default() });
+        let mut d = plan(
+            &items,
+            &Policy {
+                last: 1,
+                ..Policy::default()
+            },
+        );
         let mut asked = Vec::new();
         let rescued = protect_newest_verified(&mut d, |n| {
             asked.push(n.to_owned());
@@ -243,7 +300,13 @@ mod tests {
         assert_eq!(asked, ["new-broken", "mid"]);
         assert_eq!(kept(&d), ["new-broken", "mid"]);
         // Nothing verifies: nothing is removed from the group.
-        let mut d = plan(&items, &Policy { last: 1, ..Policy::default() });
+        let mut d = plan(
+            &items,
+            &Policy {
+                last: 1,
+                ..Policy::default()
+            },
+        );
         assert_eq!(protect_newest_verified(&mut d, |_| false), ["mid", "old"]);
         assert_eq!(kept(&d), ["new-broken", "mid", "old"]);
     }
@@ -251,6 +314,12 @@ mod tests {
     #[test]
     fn an_empty_policy_is_recognised() {
         assert!(Policy::default().is_empty());
-        assert!(!Policy { weekly: 1, ..Policy::default() }.is_empty());
+        assert!(
+            !Policy {
+                weekly: 1,
+                ..Policy::default()
+            }
+            .is_empty()
+        );
     }
 }

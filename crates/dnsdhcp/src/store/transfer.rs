@@ -69,7 +69,9 @@ pub struct Entry {
 impl Entry {
     /// The name backups are grouped and addressed by: the archive name without `.tar.gz`.
     pub fn id(&self) -> &str {
-        self.archive.strip_suffix(".tar.gz").unwrap_or(&self.archive)
+        self.archive
+            .strip_suffix(".tar.gz")
+            .unwrap_or(&self.archive)
     }
 
     /// True when `name` addresses this backup: its object name, archive name or id.
@@ -247,6 +249,16 @@ impl Store {
         }
     }
 
+    /// Checks that the store answers, the bucket exists and the credentials are accepted (one
+    /// listing request), so a backup is not taken for a store that cannot take it.
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        self.inner
+            .list_with_delimiter(self.url.prefix_key().as_ref())
+            .await
+            .map(drop)
+            .map_err(StoreError::backend("list", self.url.url.clone()))
+    }
+
     /// Every backup entry under the prefix, oldest first (by the manifests' creation time).
     pub async fn list(&self) -> Result<Vec<Entry>, StoreError> {
         let prefix = self.url.prefix_key();
@@ -268,9 +280,7 @@ impl Store {
             .await
             .into_iter()
             .collect::<Result<_, _>>()?;
-        entries.sort_by(|a, b| {
-            (a.manifest.created, &a.name).cmp(&(b.manifest.created, &b.name))
-        });
+        entries.sort_by(|a, b| (a.manifest.created, &a.name).cmp(&(b.manifest.created, &b.name)));
         Ok(entries)
     }
 
@@ -319,7 +329,11 @@ impl Store {
             Some(n) => format!("no backup named {n:?}"),
             None => format!(
                 "no {} backup{}",
-                kinds.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(" or "),
+                kinds
+                    .iter()
+                    .map(|k| k.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" or "),
                 source.map(|s| format!(" from {s}")).unwrap_or_default()
             ),
         };
@@ -347,7 +361,9 @@ impl Store {
     ) -> Result<Downloaded, StoreError> {
         let key = self.url.key(&entry.name);
         let fetched = dir.join(format!(".{}.part", entry.name));
-        let result = self.download_inner(entry, &key, &fetched, dir, identities).await;
+        let result = self
+            .download_inner(entry, &key, &fetched, dir, identities)
+            .await;
         let _ = std::fs::remove_file(&fetched);
         result.map(|path| Downloaded {
             path,
@@ -468,7 +484,8 @@ impl Store {
                 out.report = Some(report);
             }
             Err(e) => {
-                out.checksum_ok = !matches!(e, StoreError::Tampered { .. } | StoreError::Backend { .. });
+                out.checksum_ok =
+                    !matches!(e, StoreError::Tampered { .. } | StoreError::Backend { .. });
                 out.problems.push(e.to_string());
             }
         }
@@ -611,11 +628,7 @@ impl<R: Read> Read for HashingReader<R> {
 }
 
 /// Decrypts the age file `src` into `dest`, returning the plain size and SHA-256.
-fn decrypt_file(
-    ids: &Identities,
-    src: &Path,
-    dest: &Path,
-) -> Result<(u64, String), StoreError> {
+fn decrypt_file(ids: &Identities, src: &Path, dest: &Path) -> Result<(u64, String), StoreError> {
     let input = std::fs::File::open(src).map_err(StoreError::io(src))?;
     let mut plain = HashingReader::new(ids.decrypt(input)?);
     let mut out = private_file(dest)?;
@@ -662,7 +675,12 @@ impl Store {
             })
             .collect();
         let mut decisions = retention::plan(&items, policy);
-        let by_name = |n: &str| entries.iter().find(|e| e.name == n).expect("planned from entries");
+        let by_name = |n: &str| {
+            entries
+                .iter()
+                .find(|e| e.name == n)
+                .expect("planned from entries")
+        };
         // Checks are async; ask them in the order protect_newest_verified would, then replay.
         let mut checks = Vec::new();
         let mut verified = Vec::new();
