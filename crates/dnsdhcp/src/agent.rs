@@ -437,6 +437,7 @@ mod tests {
                 file: "zonefiles/example.com.zone".into(),
                 serial: 7,
                 records: 12,
+                apex_from_target: false,
             }];
         });
         m.record("leases", |st, _| st.failures = 2);
