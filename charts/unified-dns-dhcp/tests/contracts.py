@@ -109,7 +109,8 @@ def main():
     resolver = values["resolver"]["enabled"]
     # knot-auth last: its postStart hook holds back every container after it (DNS and DHCP
     # must not wait on each other).
-    want = (["kea-dhcp-ddns"] if ddns else []) + ["kea-dhcp4"] + (["resolver"] if resolver else []) + ["knot-auth"]
+    backup = values.get("backup", {}).get("enabled", False)
+    want = (["kea-dhcp-ddns"] if ddns else []) + ["kea-dhcp4"] + (["resolver"] if resolver else []) + (["backup"] if backup else []) + ["knot-auth"]
     if [c["name"] for c in pod["containers"]] != want:
         err(f"containers: {[c['name'] for c in pod['containers']]}, want {want}")
     expect_cmd = {
@@ -119,6 +120,7 @@ def main():
         "knot-auth": ["knotd", "-c", "/config/knot.conf"],
         "kea-dhcp4": ["kea-dhcp4", "-c", "/etc/kea/kea-dhcp4.json"],
         "kea-dhcp-ddns": ["kea-dhcp-ddns", "-c", "/etc/kea/kea-dhcp-ddns.json"],
+        "backup": ["/usr/local/bin/dnsdhcp", "agent", "--local"],
     }
     for name, cmd in expect_cmd.items():
         if name in allc:
@@ -321,6 +323,10 @@ def main():
             sock = d4.get("interfaces-config", {}).get("dhcp-socket-type")
             if ("NET_RAW" in added) != (sock == "raw"):
                 err("kea-dhcp4 must have NET_RAW exactly when Kea uses raw sockets")
+        elif c["name"] == "backup":
+            # Hands Knot's backup directory to Knot's user, reads Kea's root-owned files.
+            if added != {"CHOWN", "DAC_OVERRIDE", "FOWNER"}:
+                err(f"backup adds {added}, want CHOWN, DAC_OVERRIDE, FOWNER")
         elif added and not (c["name"] in ("knot-auth", "resolver") and values["network"]["mode"] == "hostNetwork"):
             err(f"{c['name']}: adds capabilities {added}")
         host_net = values["network"]["mode"] == "hostNetwork"
@@ -328,10 +334,27 @@ def main():
             # On the node's network Knot binds port 53 as root with NET_BIND_SERVICE only.
             if added != {"NET_BIND_SERVICE"}:
                 err(f"{c['name']} (hostNetwork) adds {added}, want NET_BIND_SERVICE only")
-        elif c["name"] not in ("kea-dhcp4", "kea-dhcp-ddns", "init-kea-leases") and sc.get("runAsNonRoot") is not True:
+        elif c["name"] not in ("kea-dhcp4", "kea-dhcp-ddns", "init-kea-leases", "backup") and sc.get("runAsNonRoot") is not True:
             err(f"{c['name']}: may run as root")
         if "resources" not in c:
             err(f"{c['name']}: no resources")
+    # The backup container: the daemons' sockets and volumes at their paths, Knot's backup
+    # written inside the zones volume (which knotd sees at the same path), its own memory limit.
+    if backup:
+        b = ctrs["backup"]
+        mounts = {m["mountPath"]: m["name"] for m in b.get("volumeMounts", [])}
+        for path, vol in [("/var/lib/knot", "zones"), ("/run/knot", "knot-run"), ("/var/lib/kea", "leases"), ("/run/kea", "kea-run")]:
+            if mounts.get(path) != vol:
+                err(f"backup: {path} must be the {vol} volume, got {mounts.get(path)}")
+        benv = {e["name"]: e.get("value") for e in b.get("env", [])}
+        if not (benv.get("DNSDHCP_AGENT_SCRATCH") or "").startswith("/var/lib/knot/"):
+            err("backup: DNSDHCP_AGENT_SCRATCH must be inside the zones volume (knotd writes there)")
+        if benv.get("DNSDHCP_BACKUP_TO") != values["backup"]["to"]:
+            err("backup: DNSDHCP_BACKUP_TO is not backup.to")
+        if not b.get("resources", {}).get("limits", {}).get("memory"):
+            err("backup: no memory limit of its own")
+        if b.get("livenessProbe", {}).get("httpGet", {}).get("path") != "/healthz":
+            err("backup: liveness must ask /healthz")
     # Probes ask the daemons (dnsdhcp pod probe, over their control sockets).
     probe = ["/dnsdhcp/bin/dnsdhcp", "pod", "probe"]
     knot_dns = ["--knot-dns", f"127.0.0.1:{values['resolver']['authPort'] if values['resolver']['enabled'] else 53}"]

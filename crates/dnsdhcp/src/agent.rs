@@ -122,6 +122,7 @@ struct State {
     pruned: u64,
     prune_failures: u64,
     next_run: Option<f64>,
+    interval: Option<f64>,
 }
 
 /// The agent's metrics, shared between the scheduler and the HTTP endpoint.
@@ -221,6 +222,14 @@ impl Metrics {
             vec![(String::new(), s.prune_failures.to_string())],
         );
         family(
+            "dnsdhcp_agent_schedule_interval_seconds",
+            "Time between the next two scheduled runs (alerts compare backup age with it).",
+            "gauge",
+            s.interval
+                .map(|t| vec![(String::new(), t.to_string())])
+                .unwrap_or_default(),
+        );
+        family(
             "dnsdhcp_agent_next_run_timestamp_seconds",
             "When the next scheduled run starts (Unix time).",
             "gauge",
@@ -261,7 +270,14 @@ pub async fn run(cfg: Arc<AgentConfig>, metrics: Arc<Metrics>, log: Log) {
             ));
             return;
         };
-        metrics.state.lock().expect("metrics lock").next_run = Some(seconds(next));
+        {
+            let mut s = metrics.state.lock().expect("metrics lock");
+            s.next_run = Some(seconds(next));
+            s.interval = cfg
+                .schedule
+                .next_after(next)
+                .map(|after| seconds(after) - seconds(next));
+        }
         let wait = now.duration_until(next).unsigned_abs();
         tokio::time::sleep(wait).await;
         run_once(&cfg, &metrics, &log).await;

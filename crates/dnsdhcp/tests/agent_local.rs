@@ -110,6 +110,10 @@ fn agent_backs_up_on_schedule_serves_metrics_and_prunes() {
     let now = jiff::Timestamp::now().as_second() as f64;
     assert!((now - last).abs() < 60.0, "last success {last}, now {now}");
     assert!(metric(&text, "dnsdhcp_backup_archive_bytes{kind=\"leases\"}").unwrap() > 0.0);
+    assert_eq!(
+        metric(&text, "dnsdhcp_agent_schedule_interval_seconds"),
+        Some(3.0)
+    );
     let (status, body) = get(port, "/healthz");
     assert!(status.contains("200"), "{status}");
     assert_eq!(body, "ok\n");
