@@ -377,6 +377,35 @@ def main():
     if env_of(ctrs.get("knot-auth", {})).get("DNSDHCP_RECORDS_ON_ERROR") != values["postStart"]["onMergeError"]:
         err("knot-auth: DNSDHCP_RECORDS_ON_ERROR != postStart.onMergeError")
 
+    # Operator overrides land where they were asked for, merged over the chart's own.
+    for comp, name in (("knot", "knot-auth"), ("dhcp", "kea-dhcp4"), ("ddns", "kea-dhcp-ddns")):
+        c = ctrs.get(name)
+        if c is None:
+            continue
+        for e in values[comp]["extraEnv"]:
+            if e not in c.get("env", []):
+                err(f"{name}: {comp}.extraEnv {e} missing")
+        for m in values[comp]["extraVolumeMounts"]:
+            if m not in c.get("volumeMounts", []):
+                err(f"{name}: {comp}.extraVolumeMounts {m} missing")
+        for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+            for k, v in (values[comp].get(kind) or {}).items():
+                if c.get(kind, {}).get(k) != v:
+                    err(f"{name} {kind}.{k} = {c.get(kind, {}).get(k)}, want {v} ({comp}.{kind})")
+        for k, v in values[comp]["securityContext"].items():
+            if c["securityContext"].get(k) != v:
+                err(f"{name} securityContext.{k} != {comp}.securityContext")
+    for v in values["extraVolumes"]:
+        if v not in pod["volumes"]:
+            err(f"extraVolumes {v['name']} missing")
+    for k, v in values["podSecurityContext"].items():
+        if pod["securityContext"].get(k) != v:
+            err(f"pod securityContext.{k} != podSecurityContext")
+    if pod["securityContext"].get("fsGroup") != values["podSecurityContext"].get("fsGroup", 53):
+        err("pod fsGroup lost")
+    if env_of(ctrs["knot-auth"]).get("DNSDHCP_RECORDS_FORCE") != str(values["postStart"]["force"]).lower():
+        err("knot-auth: DNSDHCP_RECORDS_FORCE != postStart.force")
+
     # The StatefulSet replaces a stuck pod at once; the pod carries the standard labels.
     if sts["spec"].get("podManagementPolicy") != "Parallel":
         err("podManagementPolicy is not Parallel")
