@@ -365,7 +365,7 @@ impl KeaLease {
             user_context: (!ctx.is_empty())
                 .then(|| RawValue::from_string(String::from_utf8_lossy(&ctx).into_owned()).ok())
                 .flatten(),
-            pool_id: None,
+            pool_id: (l.pool_id != 0).then_some(l.pool_id),
         }
     }
 

@@ -29,6 +29,9 @@ pub const COLUMNS: [&str; 12] = [
 /// Kea needs at least the columns up to `hostname` (schema 1.0) in a header.
 pub const MIN_COLUMNS: usize = 9;
 
+/// Columns of Kea 2.2's own schema (2.1: up to `user_context`).
+pub const KEA_2_2_COLUMNS: usize = 11;
+
 /// Longest hardware address Kea accepts (`HWAddr::MAX_HWADDR_LEN`).
 pub const MAX_HWADDR_LEN: usize = 20;
 /// Shortest non-empty client identifier Kea accepts.
@@ -38,10 +41,28 @@ pub const MAX_CLIENT_ID_LEN: usize = 255;
 
 /// The header line of a lease file: which columns its rows have.
 ///
-/// Kept as written so a parsed file is written back with the same schema.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// Kept as written so a parsed file is written back with the same schema. It also carries how
+/// many columns the *loading* Kea knows ([`Header::kea_columns`]), which decides what happens
+/// to values a row has beyond the header's columns.
+#[derive(Clone, Debug)]
 pub struct Header {
     columns: Vec<String>,
+    /// Columns of the loading Kea's own schema: 11 (Kea 2.2) or 12 (Kea 2.4+, `pool_id`).
+    kea_columns: usize,
+}
+
+impl PartialEq for Header {
+    fn eq(&self, other: &Self) -> bool {
+        self.columns == other.columns
+    }
+}
+
+impl Eq for Header {}
+
+impl std::hash::Hash for Header {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.columns.hash(state);
+    }
 }
 
 impl Header {
@@ -63,6 +84,7 @@ impl Header {
         );
         Self {
             columns: COLUMNS[..n].iter().map(|c| (*c).to_owned()).collect(),
+            kea_columns: n.max(KEA_2_2_COLUMNS),
         }
     }
 
@@ -87,7 +109,26 @@ impl Header {
                 });
             }
         }
-        Ok(Self { columns })
+        let kea_columns = columns.len().clamp(KEA_2_2_COLUMNS, COLUMNS.len());
+        Ok(Self {
+            columns,
+            kea_columns,
+        })
+    }
+
+    /// The same header as read by a Kea whose own schema has `n` columns (11: Kea 2.2; 12:
+    /// Kea 2.4 and later). A row may have more values than its header: Kea reads those up to
+    /// its own schema's width as its columns (Kea 2.6 takes a twelfth value of an 11-column
+    /// file as `pool_id`) and ignores the rest (Kea 2.2 ignores a twelfth value). By default a
+    /// header assumes the schema it names itself, at least Kea 2.2's.
+    pub fn read_by_kea_columns(mut self, n: usize) -> Self {
+        self.kea_columns = n.clamp(KEA_2_2_COLUMNS, COLUMNS.len());
+        self
+    }
+
+    /// Columns of the loading Kea's schema (see [`Header::read_by_kea_columns`]).
+    pub fn kea_columns(&self) -> usize {
+        self.kea_columns
     }
 
     /// Number of columns every row of this file has.
@@ -385,7 +426,7 @@ pub enum RowErrorKind {
         /// What is wrong.
         reason: String,
     },
-    /// The row has a different number of columns from the header.
+    /// The row has fewer columns than the header (more are read or ignored, as Kea does).
     #[error("{got} columns, the header has {want}")]
     ColumnCount {
         /// Columns in the row.
@@ -435,18 +476,32 @@ pub enum ParseError {
     Header(RowError),
 }
 
+/// An unsigned number as Kea reads it (`boost::lexical_cast`): an optional `+`, or a `-` that
+/// wraps the value around (`-1` is 4294967295), as `strtoul` does.
 fn parse_u32(column: &'static str, f: &[u8]) -> Result<u32, RowErrorKind> {
+    let (neg, f) = sign(f);
     parse_digits(f)
         .and_then(|v| u32::try_from(v).ok())
+        .map(|v| if neg { v.wrapping_neg() } else { v })
         .ok_or_else(|| bad(column, "not an unsigned 32-bit number"))
 }
 
 fn parse_u64(column: &'static str, f: &[u8]) -> Result<u64, RowErrorKind> {
-    parse_digits(f).ok_or_else(|| bad(column, "not an unsigned 64-bit number"))
+    let (neg, f) = sign(f);
+    parse_digits(f)
+        .map(|v| if neg { v.wrapping_neg() } else { v })
+        .ok_or_else(|| bad(column, "not an unsigned 64-bit number"))
+}
+
+fn sign(f: &[u8]) -> (bool, &[u8]) {
+    match f.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, f),
+    }
 }
 
 fn parse_digits(f: &[u8]) -> Option<u64> {
-    let f = f.strip_prefix(b"+").unwrap_or(f);
     if f.is_empty() || f.len() > 20 {
         return None;
     }
@@ -489,6 +544,9 @@ fn parse_colon_hex(column: &'static str, f: &[u8]) -> Result<Vec<u8>, RowErrorKi
 /// A row split and checked but not yet copied: borrowed fields, parsed numbers.
 struct Fields<'a> {
     raw: [&'a [u8]; 12],
+    /// The row has values beyond its header's columns (Kea reads or ignores them; LFC drops
+    /// them), so it is not written as Kea writes rows.
+    surplus: bool,
     address: Ipv4Addr,
     hwaddr: &'a [u8],
     hwaddr_len: usize,
@@ -543,12 +601,15 @@ fn split_fields<'a>(
         }
         count += 1;
     }
-    if count != n {
+    // Fewer values than the header: Kea fails reading a missing column. More: Kea reads them
+    // up to its own schema's width as its columns and ignores the rest.
+    if count < n {
         return Err(RowErrorKind::ColumnCount {
             got: count,
             want: n,
         });
     }
+    let known = n.max(header.kea_columns()).min(COLUMNS.len()).min(count);
     let address = std::str::from_utf8(fields[0])
         .ok()
         .and_then(|s| s.parse::<Ipv4Addr>().ok())
@@ -557,6 +618,7 @@ fn split_fields<'a>(
     let client_id_len = colon_hex_len("client_id", fields[2])?;
     let f = Fields {
         raw: fields,
+        surplus: count > n,
         address,
         hwaddr: fields[1],
         hwaddr_len,
@@ -568,13 +630,13 @@ fn split_fields<'a>(
         fqdn_fwd: parse_bool("fqdn_fwd", fields[6])?,
         fqdn_rev: parse_bool("fqdn_rev", fields[7])?,
         hostname: fields[8],
-        state: if n > 9 {
+        state: if known > 9 {
             parse_u32("state", fields[9])?
         } else {
             0
         },
-        user_context: if n > 10 { fields[10] } else { &[] },
-        pool_id: if n > 11 {
+        user_context: if known > 10 { fields[10] } else { &[] },
+        pool_id: if known > 11 {
             parse_u32("pool_id", fields[11])?
         } else {
             0
@@ -629,7 +691,7 @@ fn canonical_hex(f: &[u8]) -> bool {
 }
 
 fn canonical_num(f: &[u8]) -> bool {
-    !f.is_empty() && f[0] != b'+' && (f.len() == 1 || f[0] != b'0')
+    !f.is_empty() && f[0] != b'+' && f[0] != b'-' && (f.len() == 1 || f[0] != b'0')
 }
 
 /// Whether a stored user context is exactly what Kea writes: its JSON rendering, escaped.
@@ -660,7 +722,8 @@ pub fn check_row(header: &Header, line: &[u8]) -> Result<RowKey, RowErrorKind> {
     let f = split_fields(header, line, None)?;
     let n = header.len();
     let r = &f.raw;
-    let canonical = canonical_hex(r[1])
+    let canonical = !f.surplus
+        && canonical_hex(r[1])
         && canonical_hex(r[2])
         && [3usize, 4, 5, 9, 11]
             .iter()
@@ -757,6 +820,13 @@ impl<R: BufRead> LeaseReader<R> {
             offset: n as u64,
             buf,
         })
+    }
+
+    /// Reads the rows as a Kea whose own schema has `n` columns would
+    /// ([`Header::read_by_kea_columns`]).
+    pub fn read_by_kea_columns(mut self, n: usize) -> Self {
+        self.header = self.header.map(|h| h.read_by_kea_columns(n));
+        self
     }
 
     /// The file's header, `None` for an empty file.
@@ -899,7 +969,11 @@ pub struct LeaseFile {
 impl LeaseFile {
     /// Parses a whole file from `input`; `file` names it in errors.
     pub fn read(input: impl BufRead, file: impl Into<PathBuf>) -> Result<Self, ParseError> {
-        let mut reader = LeaseReader::new(input, file)?;
+        Self::read_with(LeaseReader::new(input, file)?)
+    }
+
+    /// Reads every row of `reader` (e.g. one set up with [`LeaseReader::read_by_kea_columns`]).
+    pub fn read_with<R: BufRead>(mut reader: LeaseReader<R>) -> Result<Self, ParseError> {
         let mut out = LeaseFile {
             header: reader.header().cloned(),
             ..Self::default()

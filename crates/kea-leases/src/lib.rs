@@ -58,5 +58,5 @@ pub use csv::{
     EscapedText, Header, Lease, LeaseFile, LeaseReader, LeaseState, LeaseWriter, ParseError,
     ReadError, Record, RowError, RowErrorKind,
 };
-pub use load::{EffectiveSet, LoadError, Role, load_effective};
+pub use load::{EffectiveSet, LoadError, Role, load_effective, load_effective_with};
 pub use snapshot::{Compacted, Snapshot, SnapshotError, SnapshotOptions};

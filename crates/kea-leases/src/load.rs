@@ -10,7 +10,7 @@ use std::io;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use crate::csv::{Header, Lease, LeaseFile, ParseError, RowError};
+use crate::csv::{Header, KEA_2_2_COLUMNS, Lease, LeaseFile, LeaseReader, ParseError, RowError};
 
 /// The role a file plays in Kea's lease-file rotation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -146,10 +146,46 @@ pub enum LoadError {
 /// `lease-database.name`), reading the files that exist now. Not safe against a concurrent
 /// LFC rotation: for a live directory take a [`crate::snapshot::Snapshot`] first.
 pub fn load_effective(lease_file: &Path) -> Result<EffectiveSet, LoadError> {
+    load_effective_with(lease_file, None)
+}
+
+/// [`load_effective`] as a Kea whose own schema has `kea_columns` columns (11: Kea 2.2, 12: Kea
+/// 2.4+) loads the files; `None` infers it from the last file's header, which the running Kea
+/// wrote itself (Kea 2.4+ upgrades the current file's header to 12 columns when it starts).
+pub fn load_effective_with(
+    lease_file: &Path,
+    kea_columns: Option<usize>,
+) -> Result<EffectiveSet, LoadError> {
+    let files = files_to_load(lease_file);
+    let kea_columns = match kea_columns {
+        Some(n) => n,
+        None => match files.last() {
+            Some((_, last)) => header_columns(last)?,
+            None => KEA_2_2_COLUMNS,
+        },
+    };
     let mut set = EffectiveSet::default();
-    for (_, path) in files_to_load(lease_file) {
-        let file = LeaseFile::open(&path)?;
+    for (_, path) in files {
+        let open = |path: &Path| {
+            let f = std::fs::File::open(path).map_err(|source| ParseError::Io {
+                file: path.to_owned(),
+                source,
+            })?;
+            LeaseReader::new(io::BufReader::with_capacity(1 << 16, f), path)
+        };
+        let reader = open(&path)?.read_by_kea_columns(kea_columns);
+        let file = LeaseFile::read_with(reader)?;
         set.apply_file(&path, file);
     }
     Ok(set)
+}
+
+/// The width of the schema a lease file's header names (at least Kea 2.2's 11 columns).
+fn header_columns(path: &Path) -> Result<usize, ParseError> {
+    let f = std::fs::File::open(path).map_err(|source| ParseError::Io {
+        file: path.to_owned(),
+        source,
+    })?;
+    let reader = LeaseReader::new(io::BufReader::new(f), path)?;
+    Ok(reader.header().map_or(KEA_2_2_COLUMNS, Header::kea_columns))
 }

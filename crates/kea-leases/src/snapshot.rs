@@ -462,6 +462,11 @@ impl<'a> Compacted<'a> {
             headers.push(reader.header().cloned());
         }
         let header = out_header.unwrap_or_default();
+        // Rows are read as the running Kea reads them: with the schema of the header it wrote.
+        let headers: Vec<Option<Header>> = headers
+            .into_iter()
+            .map(|h| h.map(|h| h.read_by_kea_columns(header.kea_columns())))
+            .collect();
         let reserialize: Vec<bool> = headers
             .iter()
             .map(|h| h.as_ref().is_some_and(|h| *h != header))
@@ -623,7 +628,7 @@ impl<'a> Compacted<'a> {
         false
     }
 
-    /// Writes the compacted file to `out`. Output is assembled in chunks of at most 16 MiB (or
+    /// Writes the compacted file to `out`. Output is assembled in chunks of at most 4 MiB (or
     /// one row, if longer), each read from the snapshot in file order; a second thread
     /// assembles the next chunk while `out` consumes the current one (e.g. compresses it), so
     /// at most three chunks are in memory.

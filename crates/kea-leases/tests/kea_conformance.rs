@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use kea_leases::control::{ControlClient, KeaLease};
-use kea_leases::load::{Role, load_effective, pid_path};
+use kea_leases::load::{Role, load_effective, load_effective_with, pid_path};
 use kea_leases::snapshot::Snapshot;
 use test_support::kea::{KeaConfig, KeaServer};
 
@@ -165,4 +165,103 @@ fn compaction_matches_kea_lfc_output_byte_for_byte() {
         String::from_utf8_lossy(&lfc),
         "compaction differs from kea-lfc's output"
     );
+}
+
+/// Rows Kea reads its own way, in `.2` (10-column header) and the current file (11 columns):
+/// more values than the header (Kea 2.2 ignores them, 2.4+ reads a twelfth as `pool_id`),
+/// fewer (skipped), CRLF line ends (a CR sticks to the last field), signs on numbers (`-1` wraps
+/// around), a blank in a field, states and subnets no configuration names.
+fn write_odd(dir: &Path) -> PathBuf {
+    let e = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 86_400;
+    let x = dir.join("kea-leases4.csv");
+    let mac = |i: u32| format!("00:0c:01:02:{:02x}:{:02x}", i >> 8, i & 255);
+    let row = |i: u32, rest: &str| format!("10.77.2.{i},{},,86400,{e},1,0,0,{rest}\n", mac(i));
+    let mut old = String::from(H10);
+    old.push_str(&row(1, "ten,0"));
+    old.push_str(&row(2, "eleven,0,{ \"x\": 1 }"));
+    old.push_str(&row(3, "nine"));
+    old.push_str(&row(4, "crlf,0\r"));
+    fs::write(Role::Previous.path_for(&x), old).unwrap();
+    let mut cur = String::from(H11);
+    for (i, rest) in [
+        (10, "ok,0,"),
+        (11, "twelve,0,,7"),
+        (12, "thirteen,0,,7,x"),
+        (13, "twelve-bad,0,,abc"),
+        (14, "twelve-empty,0,,"),
+        (15, "ten,0"),
+        (16, "nine"),
+        (17, "crlf,0,\r"),
+        (18, "crlf-ctx,0,{ \"a\": 1 }\r"),
+        (19, "state9,9,"),
+    ] {
+        cur.push_str(&row(i, rest));
+    }
+    cur.push_str(&format!("10.77.2.20,{},,-1,{e},1,0,0,minus,0,\n", mac(20)));
+    cur.push_str(&format!(
+        "10.77.2.21,{},,+3600,{e},0,0,0,plus-subnet0,0,\n",
+        mac(21)
+    ));
+    cur.push_str(&format!(
+        "10.77.2.22, {},,3600,{e},1,0,0,blank,0,\n",
+        mac(22)
+    ));
+    cur.push_str(&format!(
+        "10.77.2.23,{},,4294967296,{e},1,0,0,overflow,0,\n",
+        mac(23)
+    ));
+    fs::write(&x, cur).unwrap();
+    x
+}
+
+#[test]
+fn odd_rows_load_exactly_as_kea_loads_them_and_a_backup_keeps_them() {
+    let kea_columns = if test_support::daemons::Daemons::from_env().kea_2_6() {
+        12
+    } else {
+        11
+    };
+    // What Kea will hold, computed on a copy (Kea 2.6 rewrites the files when it starts).
+    let copy = tempfile::tempdir().unwrap();
+    let expected = load_effective_with(&write_odd(copy.path()), Some(kea_columns)).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let x = write_odd(dir.path());
+    let kea = KeaServer::start(KeaConfig::new().data_dir(dir.path()));
+    let c = ControlClient::unix(kea.socket_path());
+    let api = c.lease4_get_all_paged(100).unwrap();
+    let ours: Vec<KeaLease> = expected.leases.values().map(KeaLease::from_lease).collect();
+    let fmt = |v: &[KeaLease]| serde_json::to_string_pretty(v).unwrap();
+    assert_eq!(ours, api, "ours: {}\nkea: {}", fmt(&ours), fmt(&api));
+    let log = fs::read_to_string(kea.dir().join("kea-dhcp4.log")).unwrap();
+    let discarded = log.matches("LEASE_LOAD_ROW_ERROR").count();
+    assert_eq!(
+        discarded,
+        expected.errors.len(),
+        "{:#?}\n{log}",
+        expected.errors
+    );
+
+    // A backup of the live directory (whatever Kea did to it at start-up) holds exactly the
+    // leases Kea holds, as Kea holds them.
+    let snap = Snapshot::take(&x).unwrap();
+    let comp = snap.compact().unwrap();
+    let mut bytes = Vec::new();
+    comp.write_to(&mut bytes).unwrap();
+    let file = kea_leases::csv::LeaseFile::parse(&bytes, "backup").unwrap();
+    assert!(file.errors.is_empty(), "{:?}", file.errors);
+    let backup: Vec<KeaLease> = file
+        .records
+        .iter()
+        .map(|r| {
+            let mut l = r.lease.clone();
+            l.normalize();
+            KeaLease::from_lease(&l)
+        })
+        .collect();
+    assert_eq!(backup, api, "backup: {}\nkea: {}", fmt(&backup), fmt(&api));
 }
