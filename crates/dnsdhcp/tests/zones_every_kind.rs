@@ -2,7 +2,9 @@
 //! `DNSDHCP_TEST_DAEMONS=trixie`): one record of every type in Knot's type table, the root zone,
 //! escaped and upper-case names, a DNSSEC-signed zone and a 20,000-record zone with an RRset of
 //! 5,000 records go through `backup` → `verify` → `restore` on both restore paths and serve the
-//! archive record for record afterwards, with a serial that only moves forward.
+//! archive record for record afterwards, with a serial that only moves forward. Zones of
+//! 200,000 and 1,000,000 records restored ten times on each path are `#[ignore]`d (minutes):
+//! `cargo nextest run -p dnsdhcp --test zones_every_kind --run-ignored only`.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -265,4 +267,52 @@ fn restores_that_would_restore_nothing_or_miss_zones_change_nothing() {
     w.finish().unwrap();
     let e = restore::restore_zones(&t, &empty).unwrap_err();
     assert!(matches!(e, RestoreError::NothingToRestore { .. }), "{e}");
+}
+
+/// Restores a zone of `records` records (with an RRset of 5,000) ten times from each archive
+/// after a damaging change; knotd must stay up and serve exactly the archive every time.
+fn ten_restores_of(records: usize) {
+    let mut knot = KnotServer::builder()
+        .zone("large.test", &big_zone(records, 5_000))
+        .start();
+    let t = target(&knot);
+    let out = tempfile::tempdir().unwrap();
+    let before = served(&t, "large.test.", false);
+    assert_eq!(before.len(), records);
+    let zb = backup::backup_zones(&t, out.path()).expect("backup");
+    for archive in [&zb.zones.path, &zb.full.path] {
+        for round in 0..10 {
+            let mut c = t.knot().unwrap();
+            let mut txn = c.zone_begin("large.test.").unwrap();
+            let gone: Vec<Record> = (0..50)
+                .map(|i| {
+                    Record::without_ttl("big.large.test.", "A", format!("10.0.0.{}", i + round))
+                })
+                .collect();
+            assert!(txn.unset_batch(&gone).unwrap().is_empty());
+            txn.set(&Record::new("intruder.large.test.", 60, "A", "192.0.2.9"))
+                .unwrap();
+            txn.commit().unwrap();
+            drop(c);
+            restore::restore_zones(&t, archive).expect("restore");
+            assert!(
+                knot.is_running(),
+                "knotd died in round {round} of {}",
+                archive.display()
+            );
+            assert_eq!(served(&t, "large.test.", false), before, "round {round}");
+        }
+    }
+}
+
+#[test]
+#[ignore = "minutes; run with --run-ignored only"]
+fn a_200000_record_zone_restores_ten_times_on_both_paths() {
+    ten_restores_of(200_000);
+}
+
+#[test]
+#[ignore = "many minutes; run with --run-ignored only"]
+fn a_1000000_record_zone_restores_ten_times_on_both_paths() {
+    ten_restores_of(1_000_000);
 }
