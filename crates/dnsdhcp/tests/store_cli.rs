@@ -267,6 +267,39 @@ fn backup_restore_through_the_store(kind: S3Kind) {
     let left: serde_json::Value =
         serde_json::from_str(&env.ok(&["backups", "list", URL, "--json"])).unwrap();
     assert_eq!(left.as_array().unwrap().len(), 2, "{left}");
+
+    // A backup addressed by name (its archive name without .tar.gz).
+    let leases_name = left
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["manifest"]["kind"] == "leases")
+        .unwrap()["archive"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches(".tar.gz")
+        .to_owned();
+    env.ok(&["leases", "wipe", "--local", "--yes"]);
+    env.ok(&[
+        "restore",
+        "--local",
+        "--from",
+        URL,
+        "--leases",
+        &leases_name,
+    ]);
+    assert_eq!(env.lease_count(), 12);
+    let err = env.fails(&[
+        "restore",
+        "--local",
+        "--from",
+        URL,
+        "--leases",
+        "kea-leases-nope",
+    ]);
+    assert!(err.contains("no backup named \"kea-leases-nope\""), "{err}");
+    let err = env.fails(&["backups", "prune", URL]);
+    assert!(err.contains("no retention rule"), "{err}");
 }
 
 #[test]

@@ -491,3 +491,32 @@ fn server_stopped_mid_upload_moto() {
 fn server_stopped_mid_upload_s3s_fs() {
     server_stopped_mid_upload(S3Kind::S3sFs);
 }
+
+/// `file://` through the same code: the archive appears under its key only once complete.
+#[test]
+fn file_store_round_trip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (leases, lm) = lease_archive(tmp.path(), "20260101T000000Z", 40);
+    let dir = tmp.path().join("store");
+    let url = StoreUrl::parse(&format!("file://{}", dir.display())).unwrap();
+    let store = Store::open(&url).unwrap();
+    let rt = rt();
+    let e = rt
+        .block_on(store.upload(&leases, &lm, &Recipients::default(), false))
+        .unwrap();
+    let mut names: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [e.name.clone(), format!("{}.entry.json", e.name)],
+        "no staging files left"
+    );
+    let listed = rt.block_on(store.list()).unwrap();
+    assert_eq!(listed, [e.clone()]);
+    let out = tempfile::tempdir().unwrap();
+    let d = rt.block_on(store.download(&e, out.path(), None)).unwrap();
+    assert_eq!(fs::read(d.path).unwrap(), fs::read(&leases).unwrap());
+}
