@@ -44,6 +44,11 @@ if ! command -v moto_server >/dev/null; then
     echo "install-deps: installing moto[server] (pip)" >&2
     python3 -m pip install --quiet 'moto[server]'
 fi
+# The plain multipart client the backup_to_s3 benchmark compares with.
+if ! command -v aws >/dev/null; then
+    echo "install-deps: installing awscli (pip)" >&2
+    python3 -m pip install --quiet awscli
+fi
 if [[ ! -x "$ROOT/.cache/s3s-fs/bin/s3s-fs" ]] && ! command -v s3s-fs >/dev/null; then
     echo "install-deps: building s3s-fs into .cache/s3s-fs (cargo install; a few minutes)" >&2
     cargo install --quiet --locked s3s-fs --version 0.14.1 --features binary --root "$ROOT/.cache/s3s-fs"
