@@ -515,7 +515,7 @@ fn file_store_round_trip() {
         "no staging files left"
     );
     let listed = rt.block_on(store.list()).unwrap();
-    assert_eq!(listed, [e.clone()]);
+    assert_eq!(listed, std::slice::from_ref(&e));
     let out = tempfile::tempdir().unwrap();
     let d = rt.block_on(store.download(&e, out.path(), None)).unwrap();
     assert_eq!(fs::read(d.path).unwrap(), fs::read(&leases).unwrap());
