@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds (once) a Debian 13 (trixie) root holding Knot 3.4 and Kea 2.6, for the "trixie" variant
-# of the daemon tests (DNSDHCP_TEST_DAEMONS=trixie, see crates/test-support/src/lib.rs).
+# Builds (once) a Debian 13 (trixie) root holding Knot 3.4, Kea 2.6 and Unbound, for the
+# "trixie" variant of the daemon tests (DNSDHCP_TEST_DAEMONS=trixie, see
+# crates/test-support/src/lib.rs).
 #
 # Usage: scripts/trixie-root.sh        (as root; prints the root's path on its last line)
 #
@@ -16,12 +17,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES="knot,knot-dnsutils,kea-dhcp4-server,kea-dhcp-ddns-server,kea-admin"
+PACKAGES="knot,knot-dnsutils,kea-dhcp4-server,kea-dhcp-ddns-server,kea-admin,unbound"
 SUITE="trixie"
 # The generation of the package list, in the root's path: checkouts with another list (e.g. an
 # older branch sharing .cache) keep their own root instead of replacing this one mid-test. Bump it
 # whenever PACKAGES changes.
-GENERATION=2
+GENERATION=3
 
 cache="$PWD/.cache"
 link="$cache/trixie-root-$GENERATION"

@@ -3,7 +3,9 @@
 //! TSIG-signed RFC 2136 updates from outside confined to their subtree, checked with `kdig` and
 //! `knsupdate` against the pod. Every namespace is the test's own. Needs root.
 //!
-//! Overrides for the host's daemons (Knot 3.2, Kea 2.2), as in `pod_e2e`.
+//! `DNSDHCP_TEST_DAEMONS` chooses the pod's daemons, as in `pod_e2e` (host: Debian 12's with two
+//! overrides; trixie: Debian 13's, the chart's pinned versions, with the chart's defaults). The
+//! test's own peers (relay, client, secondary, stub server) are the host's.
 
 use std::fs;
 use std::io::Write as _;
@@ -11,18 +13,29 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use test_support::daemons::Daemons;
 use test_support::pod::{HostBinaries, PodNetwork, PodRunner, helm_template};
 
 const KDIG: &str = "/usr/bin/kdig";
 const KNSUPDATE: &str = "/usr/bin/knsupdate";
 const KNOTD: &str = "/usr/sbin/knotd";
 
+/// Overrides for the host's daemons (Debian 12: Knot 3.2, Kea 2.2, no `secret-file`).
 const HOST_SETS: &[&str] = &[
     "ddns.tsig.secretFile=false",
     "dhcp.hooksDir=/usr/lib/x86_64-linux-gnu/kea/hooks",
+];
+/// Overrides for both variants: shorter waits.
+const TEST_SETS: &[&str] = &[
     "postStart.timeoutSeconds=30",
     "terminationGracePeriodSeconds=5",
 ];
+
+/// The pod's daemons: `DNSDHCP_TEST_DAEMONS` (host: Debian 12's; trixie: Debian 13's, the
+/// chart's pinned versions, with the chart's defaults).
+fn binaries() -> HostBinaries {
+    HostBinaries::for_daemons(Daemons::from_env(), env!("CARGO_BIN_EXE_dnsdhcp"))
+}
 
 /// The pod's address (PodNetwork's default) and the client namespace's.
 const POD: &str = "192.168.1.53";
@@ -63,7 +76,13 @@ fn secret() -> String {
 fn render(dir: &Path, values: &str) -> String {
     let f = dir.join("values.yaml");
     fs::write(&f, values).unwrap();
-    helm_template(&[f.as_path()], HOST_SETS)
+    let host: &[&str] = if Daemons::from_env() == Daemons::Host {
+        HOST_SETS
+    } else {
+        &[]
+    };
+    let sets: Vec<&str> = host.iter().chain(TEST_SETS).copied().collect();
+    helm_template(&[f.as_path()], &sets)
 }
 
 fn start(pod: &mut PodRunner) {
@@ -175,11 +194,7 @@ fn pod_dns_transfers_notify_and_confined_external_updates() {
             .map(|l| format!("    {l}\n"))
             .collect::<String>()
     ));
-    let mut pod = PodRunner::new(
-        &rendered,
-        HostBinaries::debian(env!("CARGO_BIN_EXE_dnsdhcp")),
-        PodNetwork::default(),
-    );
+    let mut pod = PodRunner::new(&rendered, binaries(), PodNetwork::default());
     start(&mut pod);
     let client = || pod.client_cmd(KDIG);
     let xfr_key = format!("hmac-sha256:xfr:{xfr}");

@@ -7,13 +7,16 @@
 //! Every namespace is the test's own; nothing leaves them. Needs root (namespaces, mounts,
 //! nftables).
 //!
-//! Overrides for the host's daemons (Knot 3.2, Kea 2.2), as in `pod_e2e`.
+//! `DNSDHCP_TEST_DAEMONS` chooses the pod's daemons, as in `pod_e2e` (host: Debian 12's with two
+//! overrides; trixie: Debian 13's, the chart's pinned versions, with the chart's defaults). The
+//! test's own peers (relay, client, secondary, stub server) are the host's.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use test_support::daemons::Daemons;
 use test_support::lan::Lan;
 use test_support::pod::{HostBinaries, PodNetwork, PodRunner, helm_template};
 
@@ -24,12 +27,22 @@ const NFT: &str = "/usr/sbin/nft";
 const IP: &str = "/usr/sbin/ip";
 const KNOTD: &str = "/usr/sbin/knotd";
 
+/// Overrides for the host's daemons (Debian 12: Knot 3.2, Kea 2.2, no `secret-file`).
 const HOST_SETS: &[&str] = &[
     "ddns.tsig.secretFile=false",
     "dhcp.hooksDir=/usr/lib/x86_64-linux-gnu/kea/hooks",
+];
+/// Overrides for both variants: shorter waits.
+const TEST_SETS: &[&str] = &[
     "postStart.timeoutSeconds=30",
     "terminationGracePeriodSeconds=5",
 ];
+
+/// The pod's daemons: `DNSDHCP_TEST_DAEMONS` (host: Debian 12's; trixie: Debian 13's, the
+/// chart's pinned versions, with the chart's defaults).
+fn binaries() -> HostBinaries {
+    HostBinaries::for_daemons(Daemons::from_env(), env!("CARGO_BIN_EXE_dnsdhcp"))
+}
 
 /// The load balancer's address: relays forward to it, clients renew with it.
 const LB_IP: &str = "10.96.0.67";
@@ -46,7 +59,13 @@ fn require(path: &str, package: &str) {
 fn render(dir: &Path, values: &str) -> String {
     let f = dir.join("values.yaml");
     fs::write(&f, values).unwrap();
-    helm_template(&[f.as_path()], HOST_SETS)
+    let host: &[&str] = if Daemons::from_env() == Daemons::Host {
+        HOST_SETS
+    } else {
+        &[]
+    };
+    let sets: Vec<&str> = host.iter().chain(TEST_SETS).copied().collect();
+    helm_template(&[f.as_path()], &sets)
 }
 
 fn start(pod: &mut PodRunner) {
@@ -275,7 +294,7 @@ fn pod_network_relay_mode_dhcrelay_lease_unicast_renewal_and_ddns() {
     let rendered = render(dir.path(), RELAY_VALUES);
     let mut pod = PodRunner::new(
         &rendered,
-        HostBinaries::debian(env!("CARGO_BIN_EXE_dnsdhcp")),
+        binaries(),
         PodNetwork {
             pod_addr: format!("{POD_IP}/24"),
             client_addr: "10.244.1.1/24".into(),
@@ -414,7 +433,7 @@ fn pod_network_host_network_mode_direct_lease_unicast_renewal_and_ddns() {
     let rendered = render(dir.path(), HOST_NETWORK_VALUES);
     let mut pod = PodRunner::new(
         &rendered,
-        HostBinaries::debian(env!("CARGO_BIN_EXE_dnsdhcp")),
+        binaries(),
         PodNetwork {
             pod_addr: "192.168.1.53/24".into(),
             client_addr: "192.168.1.250/24".into(),
@@ -506,7 +525,7 @@ fn pod_network_multus_mode_with_resolver_hands_out_a_resolver_for_the_whole_dns(
     let rendered = render(dir.path(), MULTUS_RESOLVER_VALUES);
     let mut pod = PodRunner::new(
         &rendered,
-        HostBinaries::debian(env!("CARGO_BIN_EXE_dnsdhcp")),
+        binaries(),
         PodNetwork {
             pod_addr: "192.168.1.53/24".into(),
             client_addr: "192.168.1.250/24".into(),
@@ -749,7 +768,7 @@ fn pod_network_host_network_mode_with_resolver_answers_on_the_node_address() {
     let rendered = render(dir.path(), HOST_NETWORK_RESOLVER_VALUES);
     let mut pod = PodRunner::new(
         &rendered,
-        HostBinaries::debian(env!("CARGO_BIN_EXE_dnsdhcp")),
+        binaries(),
         PodNetwork {
             pod_addr: "192.168.1.53/24".into(),
             client_addr: "192.168.1.250/24".into(),

@@ -25,7 +25,7 @@ use std::process::Command;
 /// Environment variable choosing the daemons: `host` (default) or `trixie`.
 pub const ENV: &str = "DNSDHCP_TEST_DAEMONS";
 /// Environment variable overriding the trixie root's path (default
-/// `<workspace>/.cache/trixie-root-2`, see [`ROOT_GENERATION`]).
+/// `<workspace>/.cache/trixie-root-3`, see [`ROOT_GENERATION`]).
 pub const ROOT_ENV: &str = "DNSDHCP_TRIXIE_ROOT";
 
 /// The daemon versions a fixture runs.
@@ -154,9 +154,9 @@ impl Daemons {
 const UNSHARE: &str = "/usr/bin/unshare";
 
 /// The generation of `scripts/trixie-root.sh`'s package list, part of the root's path.
-pub const ROOT_GENERATION: u32 = 2;
+pub const ROOT_GENERATION: u32 = 3;
 
-/// The trixie root: `DNSDHCP_TRIXIE_ROOT`, else `<workspace>/.cache/trixie-root-2`. Panics naming
+/// The trixie root: `DNSDHCP_TRIXIE_ROOT`, else `<workspace>/.cache/trixie-root-3`. Panics naming
 /// `scripts/trixie-root.sh` when it has not been built.
 pub fn trixie_root() -> PathBuf {
     let root = match std::env::var_os(ROOT_ENV) {
