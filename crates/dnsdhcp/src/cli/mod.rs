@@ -14,6 +14,7 @@ mod pod;
 mod records;
 mod restore;
 mod target;
+mod values;
 mod verify;
 mod zones;
 
@@ -75,6 +76,9 @@ enum Command {
     /// Convert the original chart's backups (restore-scripts/ archives, tar archives of zone or
     /// lease files) into verified archives of this tool. Nothing in them is executed.
     Import(import::ImportArgs),
+    /// Helm values: convert values written for the original chart.
+    #[command(subcommand)]
+    Values(values::ValuesCommand),
 }
 
 /// What the command line said beyond the parsed values: which flags were given explicitly,
@@ -147,6 +151,7 @@ pub fn run(cli: Cli, ctx: &mut Ctx) -> Result<ExitCode> {
         Command::Zones(c) => zones::run(c, ctx),
         Command::Pod(c) => pod::run(c, ctx),
         Command::Import(a) => import::run(a, ctx),
+        Command::Values(c) => values::run(c, ctx),
     }
 }
 

@@ -25,6 +25,11 @@ impl Out {
         let _ = writeln!(self.out, "{line}");
     }
 
+    /// Writes `text` as it is.
+    pub fn raw(&mut self, text: &str) {
+        let _ = write!(self.out, "{text}");
+    }
+
     pub fn json<T: serde::Serialize>(&mut self, value: &T) -> anyhow::Result<()> {
         serde_json::to_writer_pretty(&mut self.out, value)?;
         writeln!(self.out)?;

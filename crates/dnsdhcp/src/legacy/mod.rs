@@ -5,9 +5,12 @@
 //!   restore path (`restore`, both targets, and the in-pod roles) accepts them.
 //! * [`scripts`]: the `restore-scripts/` archives of the original chart's later backups, parsed
 //!   (never executed) and converted by `dnsdhcp import`.
+//! * [`values`]: values written for the original chart (`segments[]`) converted by
+//!   `dnsdhcp values convert`.
 
 pub mod archive;
 pub mod scripts;
+pub mod values;
 
 use std::path::{Path, PathBuf};
 
