@@ -9,11 +9,8 @@ fn main() -> ExitCode {
     match cli::run(args, &mut ctx) {
         Ok(code) => code,
         Err(e) => match e.downcast::<clap::Error>() {
-            Ok(usage) => usage.exit(),
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::FAILURE
-            }
+            Ok(usage) => cli::usage_exit(usage),
+            Err(e) => cli::report_error(&e, &mut ctx),
         },
     }
 }

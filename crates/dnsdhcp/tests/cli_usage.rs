@@ -1,5 +1,5 @@
 //! The command line's own checks, before any daemon or cluster is contacted: target flags
-//! resolve into one target, contradictory flags are usage errors (exit 2) naming the flag and
+//! resolve into one target, contradictory flags are usage errors (exit 64) naming the flag and
 //! the fix. No daemon is needed (none is reached).
 
 use std::process::Command;
@@ -21,7 +21,7 @@ fn dnsdhcp(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
         cmd.env_remove(var);
     }
     // A kubeconfig that does not exist: a command that got as far as the cluster fails
-    // differently (exit 1), so exit 2 proves the usage check came first.
+    // differently (exit 1), so exit 64 proves the usage check came first.
     cmd.env("KUBECONFIG", "/nonexistent/kubeconfig");
     cmd.env_remove("KUBERNETES_SERVICE_HOST");
     for (k, v) in env {
@@ -37,7 +37,7 @@ fn dnsdhcp(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
 
 fn usage_error(args: &[&str], wanted: &str) {
     let (code, stdout, stderr) = dnsdhcp(args, &[]);
-    assert_eq!(code, 2, "{args:?}: {stderr}");
+    assert_eq!(code, 64, "{args:?}: {stderr}");
     assert!(stdout.is_empty(), "{args:?}: {stdout}");
     assert!(stderr.contains(wanted), "{args:?}: {stderr}");
     assert!(stderr.contains("Usage: dnsdhcp"), "{args:?}: {stderr}");
@@ -147,4 +147,97 @@ fn keep_serial_on_the_kubernetes_target_needs_live() {
         &["restore", "--zones", "zones.tar.gz", "--keep-serial"],
         "--keep-serial needs --live",
     );
+}
+
+#[test]
+fn an_unreachable_socket_is_named_once_with_what_to_do() {
+    let (code, stdout, stderr) = dnsdhcp(
+        &[
+            "zones",
+            "status",
+            "--local",
+            "--knot-socket",
+            "/nonexistent/knot.sock",
+        ],
+        &[],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(stderr.contains("/nonexistent/knot.sock"), "{stderr}");
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "the cause is printed once: {stderr}"
+    );
+    assert!(
+        stderr.contains("hint: is knotd running? set --knot-socket or DNSDHCP_KNOT_SOCKET"),
+        "{stderr}"
+    );
+
+    // With --json, the same error as a JSON object on stdout.
+    let (code, stdout, _) = dnsdhcp(
+        &[
+            "zones",
+            "status",
+            "--local",
+            "--json",
+            "--knot-socket",
+            "/nonexistent/knot.sock",
+        ],
+        &[],
+    );
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&stdout).expect(&stdout);
+    assert_eq!(v["kind"], "error");
+    assert_eq!(v["version"], 1);
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("/nonexistent/knot.sock")
+    );
+    assert!(v["hint"].as_str().unwrap().contains("--knot-socket"));
+}
+
+#[test]
+fn without_a_kubeconfig_the_error_is_one_line_and_mentions_local() {
+    let (code, _, stderr) = dnsdhcp(&["zones", "status"], &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("or use --local"), "{stderr}");
+    assert!(stderr.contains("/nonexistent/kubeconfig"), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn json_reports_carry_kind_and_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.tar.gz");
+    std::fs::write(&bad, b"not an archive").unwrap();
+    let (code, stdout, _) = dnsdhcp(&["verify", "--json", bad.to_str().unwrap()], &[]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&stdout).expect(&stdout);
+    assert_eq!(v["kind"], "verify");
+    assert_eq!(v["version"], 1);
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["reports"][0]["ok"], false);
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_the_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.tar.gz");
+    std::fs::write(&bad, b"not an archive").unwrap();
+    // The reader is gone before anything is written.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(BIN)
+        .args(["verify", bad.to_str().unwrap()])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.is_empty(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0));
 }

@@ -316,10 +316,15 @@ async fn fake_api_v4_live_restore_and_records_with_real_knotd_and_kea() {
     )
     .unwrap();
     dnsdhcp::records::load_values(&[&values]).expect("valid values");
-    let plan = c
-        .records(std::slice::from_ref(&values), false, &["--json".into()])
+    let (code, plan) = c
+        .records(
+            std::slice::from_ref(&values),
+            false,
+            &["--json".into(), "--exit-code".into()],
+        )
         .await
         .expect("plan");
+    assert_eq!(code, 2, "a plan with changes exits 2 under --exit-code");
     let plan: serde_json::Value = serde_json::from_slice(&plan).expect("plan JSON");
     assert!(plan.to_string().contains("printer"), "{plan}");
     c.records(std::slice::from_ref(&values), true, &[])

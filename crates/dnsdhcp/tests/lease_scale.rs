@@ -119,7 +119,7 @@ fn backup_verify_and_init_leases_of_200000_leases_stay_under_their_memory_bounds
         &["verify".as_ref(), "--json".as_ref(), latest.as_os_str()],
     );
     let report: serde_json::Value = serde_json::from_str(&report).unwrap();
-    let report = report.as_array().map_or(&report, |a| &a[0]);
+    let report = &report["reports"][0];
     assert_eq!(report["ok"], true, "{report}");
     assert_eq!(report["lease_count"], generated.leases, "{report}");
 

@@ -50,7 +50,8 @@ impl UnixConnector {
 impl Connector for UnixConnector {
     type Stream = UnixStream;
     fn connect(&self) -> io::Result<UnixStream> {
-        let s = UnixStream::connect(&self.path)?;
+        let s = UnixStream::connect(&self.path)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.path.display())))?;
         s.set_read_timeout(self.timeout)?;
         s.set_write_timeout(self.timeout)?;
         Ok(s)

@@ -167,7 +167,9 @@ impl Client<UnixStream> {
 
     /// Connects to knotd's control socket with explicit connect/read/write timeouts.
     pub fn connect_with(path: impl AsRef<Path>, timeouts: Timeouts) -> Result<Self> {
-        let stream = connect_unix(path.as_ref(), timeouts.connect).map_err(Error::io)?;
+        let path = path.as_ref();
+        let stream = connect_unix(path, timeouts.connect)
+            .map_err(|e| Error::io(io::Error::new(e.kind(), format!("{}: {e}", path.display()))))?;
         stream
             .set_read_timeout(Some(timeouts.read))
             .map_err(Error::Io)?;

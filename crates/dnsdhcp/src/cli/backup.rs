@@ -128,7 +128,7 @@ pub fn run(mut a: BackupArgs, ctx: &mut Ctx) -> Result<ExitCode> {
         written.insert("uploaded".into(), serde_json::to_value(&uploaded)?);
     }
     if a.json {
-        ctx.out.json(&written)?;
+        ctx.out.report("backup", &written)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -23,6 +23,9 @@ pub enum LeasesCommand {
 
 #[derive(Args, Debug)]
 pub struct LeasesArgs {
+    /// Print one JSON report (`count`: the number; `list`: every lease under `items`).
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     target: TargetArgs,
 }
@@ -38,9 +41,9 @@ pub struct WipeArgs {
 
 /// Runs a `leases` command on the resolved target.
 pub fn run(cmd: LeasesCommand, ctx: &mut Ctx) -> Result<ExitCode> {
-    let (target, action) = match cmd {
-        LeasesCommand::Count(a) => (a.target, "count"),
-        LeasesCommand::List(a) => (a.target, "list"),
+    let (target, action, json) = match cmd {
+        LeasesCommand::Count(a) => (a.target, "count", a.json),
+        LeasesCommand::List(a) => (a.target, "list", a.json),
         LeasesCommand::Wipe(a) => {
             if !a.yes {
                 return Err(ctx
@@ -51,7 +54,7 @@ pub fn run(cmd: LeasesCommand, ctx: &mut Ctx) -> Result<ExitCode> {
                     )
                     .into());
             }
-            (a.target, "wipe")
+            (a.target, "wipe", false)
         }
     };
     let t = match On::open(target.resolve(&ctx.given)?)? {
@@ -60,6 +63,9 @@ pub fn run(cmd: LeasesCommand, ctx: &mut Ctx) -> Result<ExitCode> {
             if action == "wipe" {
                 args.push("--yes".into());
             }
+            if json {
+                args.push("--json".into());
+            }
             print_raw(&kube::block_on(c.run(kube::KEA_CONTAINER, &args))?)?;
             return Ok(ExitCode::SUCCESS);
         }
@@ -67,10 +73,23 @@ pub fn run(cmd: LeasesCommand, ctx: &mut Ctx) -> Result<ExitCode> {
     };
     let kea = t.kea();
     match action {
-        "count" => ctx.out.line(restore::count_leases(&t)?.to_string()),
+        "count" => {
+            let count = restore::count_leases(&t)?;
+            if json {
+                ctx.out
+                    .report("leases-count", &serde_json::json!({ "count": count }))?;
+            } else {
+                ctx.out.line(count.to_string());
+            }
+        }
         "list" => {
-            for lease in kea.lease4_get_all_paged(1000)? {
-                ctx.out.json_line(&lease)?;
+            let leases = kea.lease4_get_all_paged(1000)?;
+            if json {
+                ctx.out.report("leases-list", &leases)?;
+            } else {
+                for lease in leases {
+                    ctx.out.json_line(&lease)?;
+                }
             }
         }
         _ => {

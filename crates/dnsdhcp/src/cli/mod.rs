@@ -113,8 +113,11 @@ pub struct Ctx {
 /// Parses the command line (exits with clap's usage error on bad arguments).
 pub fn parse() -> (Cli, Ctx) {
     let mut root = Cli::command();
-    let matches = root.clone().get_matches();
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let matches = root
+        .clone()
+        .try_get_matches()
+        .unwrap_or_else(|e| usage_exit(e));
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| usage_exit(e));
     root.build();
     let (mut m, mut c) = (&matches, &root);
     let mut path = vec![root.get_name().to_owned()];
@@ -185,4 +188,97 @@ fn print_raw(bytes: &[u8]) -> Result<()> {
     o.write_all(bytes)?;
     o.flush()?;
     Ok(())
+}
+
+/// Exit code: a usage error (bad or contradictory flags; nothing was done).
+pub const EXIT_USAGE: u8 = 64;
+/// Exit code of `records plan --exit-code` when the plan has changes.
+pub const EXIT_CHANGES: u8 = 2;
+/// Format version of every JSON document (`"version"`).
+pub const JSON_VERSION: u32 = 1;
+
+/// Ends the process for a clap error: help and version as clap does (exit 0), a usage error
+/// with its message and [`EXIT_USAGE`].
+pub fn usage_exit(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+        _ => {
+            let _ = e.print();
+            std::process::exit(i32::from(EXIT_USAGE))
+        }
+    }
+}
+
+/// Prints a failed command's error (each cause once, a hint saying what to do; a JSON error
+/// object on stdout too with `--json`) and returns the exit code. A broken pipe ends quietly.
+pub fn report_error(e: &anyhow::Error, ctx: &mut Ctx) -> ExitCode {
+    if broken_pipe(e) {
+        return ExitCode::SUCCESS;
+    }
+    let message = one_line(e);
+    let hint = hint(e);
+    eprintln!("error: {message}");
+    if let Some(h) = &hint {
+        eprintln!("hint: {h}");
+    }
+    if ctx.given.on_command_line("json") {
+        let doc = serde_json::json!({
+            "kind": "error",
+            "version": JSON_VERSION,
+            "error": message,
+            "hint": hint,
+        });
+        let _ = ctx.out.json(&doc);
+    }
+    ExitCode::FAILURE
+}
+
+/// The error and its causes, each printed once (a cause whose text the message already holds
+/// is not repeated).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// What to do about errors whose fix is always the same.
+fn hint(e: &anyhow::Error) -> Option<String> {
+    for cause in e.chain() {
+        if let Some(k) = cause.downcast_ref::<knot_ctl::Error>()
+            && matches!(k, knot_ctl::Error::Io(_) | knot_ctl::Error::Timeout(_))
+        {
+            return Some(
+                "is knotd running? set --knot-socket or DNSDHCP_KNOT_SOCKET to its control socket"
+                    .into(),
+            );
+        }
+        if let Some(kea_leases::ControlError::Io(_)) =
+            cause.downcast_ref::<kea_leases::ControlError>()
+        {
+            return Some(
+                "is kea-dhcp4 running? set --kea-socket or DNSDHCP_KEA_SOCKET to its control socket"
+                    .into(),
+            );
+        }
+    }
+    None
 }

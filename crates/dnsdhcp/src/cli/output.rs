@@ -8,6 +8,20 @@ use dnsdhcp::legacy::ImportReport;
 use dnsdhcp::records::{self, Plan};
 use dnsdhcp::restore::{LeasesRestore, ZonesRestore};
 
+/// `value` as a JSON object with `kind` and `version` (see [`Out::report`]).
+pub fn envelope<T: serde::Serialize>(kind: &str, value: &T) -> anyhow::Result<serde_json::Value> {
+    let mut doc = serde_json::Map::new();
+    doc.insert("kind".into(), kind.into());
+    doc.insert("version".into(), super::JSON_VERSION.into());
+    match serde_json::to_value(value)? {
+        serde_json::Value::Object(fields) => doc.extend(fields),
+        other => {
+            doc.insert("items".into(), other);
+        }
+    }
+    Ok(serde_json::Value::Object(doc))
+}
+
 /// Standard output, with colour only on terminals.
 pub struct Out {
     out: std::io::Stdout,
@@ -21,8 +35,14 @@ impl Out {
         Out { out, color }
     }
 
+    /// One line. A reader that went away (broken pipe) ends the process quietly: nothing
+    /// more would be read.
     pub fn line(&mut self, line: String) {
-        let _ = writeln!(self.out, "{line}");
+        if let Err(e) = writeln!(self.out, "{line}")
+            && e.kind() == std::io::ErrorKind::BrokenPipe
+        {
+            std::process::exit(0);
+        }
     }
 
     /// Writes `text` as it is.
@@ -34,6 +54,12 @@ impl Out {
         serde_json::to_writer_pretty(&mut self.out, value)?;
         writeln!(self.out)?;
         Ok(())
+    }
+
+    /// A JSON report: the value's fields (a list goes under `items`) with `kind` (which
+    /// command's report) and `version` (of the format) added.
+    pub fn report<T: serde::Serialize>(&mut self, kind: &str, value: &T) -> anyhow::Result<()> {
+        self.json(&envelope(kind, value)?)
     }
 
     pub fn json_line<T: serde::Serialize>(&mut self, value: &T) -> anyhow::Result<()> {

@@ -10,7 +10,7 @@ use dnsdhcp::kube;
 use dnsdhcp::records::{self, ApplyOptions, SafetyLimit};
 
 use super::target::TargetArgs;
-use super::{Ctx, On, print_raw};
+use super::{Ctx, EXIT_CHANGES, On, print_raw};
 
 #[derive(Subcommand, Debug)]
 pub enum RecordsCommand {
@@ -35,6 +35,9 @@ pub struct RecordsArgs {
     /// Print the plan (and outcome) as JSON.
     #[arg(long)]
     json: bool,
+    /// `plan` only: exit 2 when the plan has changes, 0 when the zones already match (for CI).
+    #[arg(long)]
+    exit_code: bool,
     #[command(flatten)]
     target: TargetArgs,
 }
@@ -45,6 +48,15 @@ pub fn run(cmd: RecordsCommand, ctx: &mut Ctx) -> Result<ExitCode> {
         RecordsCommand::Plan(a) => (a, false),
         RecordsCommand::Apply(a) => (a, true),
     };
+    if apply && a.exit_code {
+        return Err(ctx
+            .given
+            .usage_error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--exit-code is for `records plan` (exit 2 when there are changes)",
+            )
+            .into());
+    }
     let target = a.target.resolve(&ctx.given)?;
     let values = records::load_values(&a.values)?;
     let t = match On::open(target)? {
@@ -52,9 +64,14 @@ pub fn run(cmd: RecordsCommand, ctx: &mut Ctx) -> Result<ExitCode> {
             let mut extra = vec!["--max-change".to_owned(), a.max_change.to_string()];
             extra.extend(a.force.then(|| "--force".to_owned()));
             extra.extend(a.json.then(|| "--json".to_owned()));
-            let stdout = kube::block_on(c.records(&a.values, apply, &extra))?;
+            extra.extend(a.exit_code.then(|| "--exit-code".to_owned()));
+            let (code, stdout) = kube::block_on(c.records(&a.values, apply, &extra))?;
             print_raw(&stdout)?;
-            return Ok(ExitCode::SUCCESS);
+            return Ok(if code == i32::from(EXIT_CHANGES) {
+                ExitCode::from(EXIT_CHANGES)
+            } else {
+                ExitCode::SUCCESS
+            });
         }
         On::Local(t) => t,
     };
@@ -69,7 +86,7 @@ pub fn run(cmd: RecordsCommand, ctx: &mut Ctx) -> Result<ExitCode> {
         };
         let outcome = records::apply(&mut client, &values, &opts)?;
         if a.json {
-            ctx.out.json(&outcome)?;
+            ctx.out.report("records-apply", &outcome)?;
         } else {
             for aborted in &outcome.aborted {
                 ctx.out.line(aborted.to_string());
@@ -80,9 +97,12 @@ pub fn run(cmd: RecordsCommand, ctx: &mut Ctx) -> Result<ExitCode> {
     } else {
         let (_, plan) = records::plan_from_knot(&mut client, &values)?;
         if a.json {
-            ctx.out.json(&plan)?;
+            ctx.out.report("records-plan", &plan)?;
         } else {
             ctx.out.plan(&plan);
+        }
+        if a.exit_code && !plan.is_empty() {
+            return Ok(ExitCode::from(EXIT_CHANGES));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -177,7 +177,7 @@ fn local(a: &RestoreArgs, t: &LocalTarget, ctx: &mut Ctx) -> Result<ExitCode> {
     };
     let r = restore::restore_local(t, a.zones.as_deref(), a.leases.as_deref(), &opts)?;
     if a.json {
-        ctx.out.json(&r)?;
+        ctx.out.report("restore", &r)?;
     } else {
         for aborted in &r.aborted {
             ctx.out.line(aborted.to_string());
@@ -201,7 +201,7 @@ fn in_cluster(a: &RestoreArgs, c: &Cluster, ctx: &mut Ctx) -> Result<ExitCode> {
     ))
     .context("restore failed")?;
     if a.json {
-        ctx.out.json(&r)?;
+        ctx.out.report("restore", &r)?;
     } else {
         for line in r.summary() {
             ctx.out.line(line);

@@ -59,7 +59,11 @@ pub fn run(a: VerifyArgs, ctx: &mut Ctx) -> Result<ExitCode> {
         .map(|p| archive::verify(p, &archive::Limits::default()))
         .collect();
     if a.json {
-        ctx.out.json(&reports)?;
+        let ok = reports.iter().all(|r| r.ok);
+        ctx.out.report(
+            "verify",
+            &serde_json::json!({ "ok": ok, "reports": reports }),
+        )?;
     } else {
         for r in &reports {
             ctx.out.verify_report(r);

@@ -39,7 +39,7 @@ pub fn run(cmd: ZonesCommand, ctx: &mut Ctx) -> Result<ExitCode> {
     };
     let zones = kube::inpod::zones_status(&t).context("zone-status")?;
     if a.json {
-        ctx.out.json(&zones)?;
+        ctx.out.report("zones-status", &zones)?;
     } else {
         for z in zones {
             let serial = z

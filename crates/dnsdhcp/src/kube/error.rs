@@ -7,7 +7,9 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum KubeError {
     /// The kubeconfig could not be loaded or has no such context.
-    #[error("kubeconfig: {0}")]
+    #[error(
+        "kubeconfig: {0} (set KUBECONFIG or -c/--context; or use --local to work on the daemons of this host)"
+    )]
     Config(String),
     /// The pod (or its namespace) does not exist.
     #[error(
@@ -113,6 +115,9 @@ pub enum KubeError {
     /// After a restore, the pod does not serve what was restored.
     #[error("restore not confirmed: {0}")]
     NotConfirmed(String),
+    /// A check before the first change failed; nothing was changed.
+    #[error(transparent)]
+    Preflight(#[from] crate::preflight::PreflightError),
     /// An archive operation failed locally.
     #[error(transparent)]
     Archive(#[from] crate::archive::ArchiveError),
@@ -124,6 +129,19 @@ pub enum KubeError {
         /// The error.
         #[source]
         source: std::io::Error,
+    },
+    /// The API server rejected the credentials (401).
+    #[error(
+        "the Kubernetes API server rejected the credentials (401 Unauthorized): renew the kubeconfig's token or certificate (e.g. log in again), or use --local on the host running the daemons"
+    )]
+    Unauthorized,
+    /// The API server could not be reached.
+    #[error(
+        "cannot reach the Kubernetes API server: {detail} (is the cluster up and the kubeconfig's server address right? or use --local on the host running the daemons)"
+    )]
+    Unreachable {
+        /// What the connection attempt said.
+        detail: String,
     },
     /// Any other API error.
     #[error("kubernetes API: {context}: {source}")]
@@ -158,6 +176,9 @@ pub(crate) struct Req<'a> {
 impl Req<'_> {
     /// Maps an API error: 403 names the verb and resource, 404 the pod.
     pub(crate) fn map(&self, e: kube::Error) -> KubeError {
+        if let Some(mapped) = transport(&e) {
+            return mapped;
+        }
         if let kube::Error::Api(status) = &e {
             match status.code {
                 403 => {
@@ -186,6 +207,32 @@ impl Req<'_> {
             source: Box::new(e),
         }
     }
+}
+
+/// 401 and connection failures, which mean the same whatever the request was.
+pub(crate) fn transport(e: &kube::Error) -> Option<KubeError> {
+    match e {
+        kube::Error::Api(status) if status.code == 401 => Some(KubeError::Unauthorized),
+        kube::Error::HyperError(_) | kube::Error::Service(_) => Some(KubeError::Unreachable {
+            detail: one_line(e),
+        }),
+        _ => None,
+    }
+}
+
+/// An error and its causes on one line, each cause once.
+fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = c.source();
+    }
+    out
 }
 
 pub(crate) fn io_at(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> KubeError {

@@ -309,6 +309,9 @@ pub fn exit_code(status: &Status) -> Result<i32, String> {
 }
 
 fn map_exec_error(at: &Place<'_>, req: &Req<'_>, cmdline: &str, e: kube::Error) -> KubeError {
+    if let Some(mapped) = super::error::transport(&e) {
+        return mapped;
+    }
     if let kube::Error::Api(status) = &e {
         let msg = status.message.to_ascii_lowercase();
         if status.code == 400 && msg.contains("container") {

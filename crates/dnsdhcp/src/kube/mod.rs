@@ -194,6 +194,21 @@ impl KubeRestore {
     }
 }
 
+/// Why no configuration could be inferred, in one line: the kubeconfig's own error if there is
+/// one, else that there is none (the in-cluster attempt only matters inside a pod).
+fn no_config() -> KubeError {
+    match Kubeconfig::read() {
+        Ok(_) => KubeError::Config("the kubeconfig has no usable current context".into()),
+        Err(e) => {
+            let from = std::env::var("KUBECONFIG").unwrap_or_else(|_| "~/.kube/config".into());
+            KubeError::Config(format!(
+                "no usable kubeconfig ({from}: {}) and not running inside a cluster",
+                e.to_string().lines().next().unwrap_or_default()
+            ))
+        }
+    }
+}
+
 fn random_suffix() -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -243,9 +258,7 @@ impl Cluster {
                 .await
                 .map_err(|e| KubeError::Config(format!("context {ctx}: {e}")))?
             }
-            None => Config::infer()
-                .await
-                .map_err(|e| KubeError::Config(e.to_string()))?,
+            None => Config::infer().await.map_err(|_| no_config())?,
         };
         let client = Client::try_from(config).map_err(|e| KubeError::Config(e.to_string()))?;
         Ok(Cluster::new(client, target))
@@ -338,6 +351,19 @@ impl Cluster {
 
     /// Runs `dnsdhcp ARGS` in `container` and returns its stdout.
     pub async fn run(&self, container: &str, args: &[String]) -> Result<Vec<u8>, KubeError> {
+        self.run_with_code(container, args, &[])
+            .await
+            .map(|(_, out)| out)
+    }
+
+    /// Runs `dnsdhcp ARGS` in `container`; an exit code in `accepted` (besides 0) is a result,
+    /// not an error. Returns the exit code and stdout.
+    pub async fn run_with_code(
+        &self,
+        container: &str,
+        args: &[String],
+        accepted: &[i32],
+    ) -> Result<(i32, Vec<u8>), KubeError> {
         let mut command = vec![self.binary.clone()];
         command.extend(args.iter().cloned());
         let mut out = Vec::new();
@@ -347,7 +373,7 @@ impl Cluster {
             idle: self.timeouts.command,
             ..self.limits()
         };
-        exec::exec(
+        let r = exec::exec(
             &self.place(container),
             &command,
             None,
@@ -356,8 +382,14 @@ impl Cluster {
             limits,
             &format!("`dnsdhcp {}`", args.join(" ")),
         )
-        .await?;
-        Ok(out)
+        .await;
+        match r {
+            Ok(_) => Ok((0, out)),
+            Err(KubeError::CommandFailed { code, .. }) if accepted.contains(&code) => {
+                Ok((code, out))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn run_json(
@@ -596,31 +628,16 @@ impl Cluster {
         let leases_converted = leases.map(legacy).transpose()?.flatten();
         let zones = zones_converted.as_ref().map(|c| c.path()).or(zones);
         let leases = leases_converted.as_ref().map(|c| c.path()).or(leases);
-        // Everything is verified before anything changes.
-        let zones_report = zones.map(verified).transpose()?;
-        let leases_report = leases.map(verified).transpose()?;
-        if let (Some(p), Some(r)) = (zones, &zones_report)
-            && !matches!(r.kind, Some(ArchiveKind::Zones | ArchiveKind::ZonesFull))
-        {
-            return Err(KubeError::Verify {
-                path: p.to_owned(),
-                problems: vec![format!(
-                    "a {:?} archive cannot be restored as zones",
-                    r.kind
-                )],
-            });
-        }
-        if let (Some(p), Some(r)) = (leases, &leases_report)
-            && r.kind != Some(ArchiveKind::Leases)
-        {
-            return Err(KubeError::Verify {
-                path: p.to_owned(),
-                problems: vec![format!(
-                    "a {:?} archive cannot be restored as leases",
-                    r.kind
-                )],
-            });
-        }
+        // The preflight's archive half, off the async runtime: every archive verified in full
+        // and of its slot's kind before anything changes (the daemons' half runs in the pod).
+        let (zp, lp) = (zones.map(Path::to_owned), leases.map(Path::to_owned));
+        let archives = tokio::task::spawn_blocking(move || {
+            crate::preflight::check_archives(zp.as_deref(), lp.as_deref())
+        })
+        .await
+        .map_err(|e| io_at(std::env::temp_dir())(std::io::Error::other(e)))??;
+        let zones_report = archives.zones.map(|s| s.report);
+        let leases_report = archives.leases.map(|s| s.report);
         let mut wanted = Vec::new();
         if zones.is_some() {
             wanted.push(KNOT_CONTAINER);
@@ -713,10 +730,19 @@ impl Cluster {
         let zones_file = match (zones, zones_report) {
             (Some(p), Some(r)) if r.kind == Some(ArchiveKind::ZonesFull) => {
                 let out = scratch.path().join(ZONES_ARCHIVE);
-                archive::filter_archive(p, &out, ArchiveKind::Zones, &Limits::default(), |m| {
-                    m.starts_with(crate::backup::ZONEFILES_DIR)
-                })?;
-                verified(&out)?;
+                let (src, dst) = (p.to_owned(), out.clone());
+                tokio::task::spawn_blocking(move || -> Result<(), KubeError> {
+                    archive::filter_archive(
+                        &src,
+                        &dst,
+                        ArchiveKind::Zones,
+                        &Limits::default(),
+                        |m| m.starts_with(crate::backup::ZONEFILES_DIR),
+                    )?;
+                    verified(&dst).map(drop)
+                })
+                .await
+                .map_err(|e| io_at(&out)(std::io::Error::other(e)))??;
                 Some(out)
             }
             (Some(p), _) => Some(p.to_owned()),
@@ -781,17 +807,22 @@ impl Cluster {
     async fn confirm_zones(&self, report: &VerifyReport) -> Result<Vec<ZoneConfirmed>, KubeError> {
         let start = std::time::Instant::now();
         loop {
-            let served: Vec<ZoneServing> = serde_json::from_value(
-                self.run_json(
+            let mut doc = self
+                .run_json(
                     KNOT_CONTAINER,
                     &["zones", "status", "--local", "--json"].map(String::from),
                 )
-                .await?,
-            )
-            .map_err(|e| KubeError::Protocol {
-                command: "dnsdhcp zones status".into(),
-                detail: e.to_string(),
-            })?;
+                .await?;
+            // The report's list is under `items` (a bare list from dnsdhcp before 0.2).
+            let list = match doc.get_mut("items") {
+                Some(items) => items.take(),
+                None => doc,
+            };
+            let served: Vec<ZoneServing> =
+                serde_json::from_value(list).map_err(|e| KubeError::Protocol {
+                    command: "dnsdhcp zones status".into(),
+                    detail: e.to_string(),
+                })?;
             let mut confirmed = Vec::new();
             let mut wrong = Vec::new();
             for z in &report.zones {
@@ -871,14 +902,15 @@ impl Cluster {
     }
 
     /// `records plan|apply` in `knot-auth` on the given values files (validate them locally
-    /// first); `extra` are further arguments (`--force`, `--max-change N`, `--json`). Returns
-    /// the command's stdout.
+    /// first); `extra` are further arguments (`--force`, `--max-change N`, `--json`,
+    /// `--exit-code`). Returns the command's exit code (0, or 2 for a plan with changes under
+    /// `--exit-code`) and stdout.
     pub async fn records(
         &self,
         values: &[PathBuf],
         apply: bool,
         extra: &[String],
-    ) -> Result<Vec<u8>, KubeError> {
+    ) -> Result<(i32, Vec<u8>), KubeError> {
         self.pod(&[KNOT_CONTAINER]).await?;
         let remote_dir = format!("{POD_TMP}/dnsdhcp-{}", random_suffix());
         let r = async {
@@ -893,7 +925,8 @@ impl Cluster {
                 args.extend(["-f".into(), remote]);
             }
             args.extend(extra.iter().cloned());
-            self.run(KNOT_CONTAINER, &args).await
+            // `records plan --exit-code` exits 2 when the plan has changes.
+            self.run_with_code(KNOT_CONTAINER, &args, &[2]).await
         }
         .await;
         self.remove_remote(KNOT_CONTAINER, &remote_dir).await;
