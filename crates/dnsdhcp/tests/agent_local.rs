@@ -134,7 +134,7 @@ fn agent_backs_up_on_schedule_serves_metrics_and_prunes() {
         String::from_utf8_lossy(&list.stderr)
     );
     let entries: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
-    let kinds: Vec<&str> = entries
+    let kinds: Vec<&str> = entries["items"]
         .as_array()
         .unwrap()
         .iter()

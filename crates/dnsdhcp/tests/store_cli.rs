@@ -157,7 +157,7 @@ fn backup_restore_through_the_store(kind: S3Kind) {
     );
     let listed: serde_json::Value =
         serde_json::from_str(&env.ok(&["backups", "list", URL, "--json"])).unwrap();
-    let listed = listed.as_array().unwrap();
+    let listed = listed["items"].as_array().unwrap();
     assert_eq!(listed.len(), 2);
     let kinds: BTreeSet<_> = listed
         .iter()
@@ -266,10 +266,10 @@ fn backup_restore_through_the_store(kind: S3Kind) {
     assert!(done.contains("removed 1 backup(s)"), "{done}");
     let left: serde_json::Value =
         serde_json::from_str(&env.ok(&["backups", "list", URL, "--json"])).unwrap();
-    assert_eq!(left.as_array().unwrap().len(), 2, "{left}");
+    assert_eq!(left["items"].as_array().unwrap().len(), 2, "{left}");
 
     // A backup addressed by name (its archive name without .tar.gz).
-    let leases_name = left
+    let leases_name = left["items"]
         .as_array()
         .unwrap()
         .iter()

@@ -158,7 +158,7 @@ pub fn run(cmd: BackupsCommand, ctx: &mut Ctx) -> Result<ExitCode> {
             let store = open(&a.url)?;
             let entries = kube::block_on(store.list())?;
             if a.json {
-                ctx.out.json(&entries)?;
+                ctx.out.report("backups-list", &entries)?;
             } else if entries.is_empty() {
                 ctx.out.line(format!("no backups in {}", store.url()));
             } else {
@@ -174,7 +174,7 @@ pub fn run(cmd: BackupsCommand, ctx: &mut Ctx) -> Result<ExitCode> {
             let ids = a.keys.read()?;
             let outcome = kube::block_on(store.prune(&policy, a.dry_run, ids.as_ref()))?;
             if a.json {
-                ctx.out.json(&outcome)?;
+                ctx.out.report("backups-prune", &outcome)?;
                 return Ok(ExitCode::SUCCESS);
             }
             for c in outcome.checks.iter().filter(|c| !c.ok) {

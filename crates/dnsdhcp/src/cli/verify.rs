@@ -41,7 +41,11 @@ pub fn run(a: VerifyArgs, ctx: &mut Ctx) -> Result<ExitCode> {
             checks.extend(backups::verify_url(u, ids.as_ref())?);
         }
         if a.json {
-            ctx.out.json(&checks)?;
+            let ok = checks.iter().all(|c| c.ok);
+            ctx.out.report(
+                "verify",
+                &serde_json::json!({ "ok": ok, "reports": checks }),
+            )?;
         } else {
             for c in &checks {
                 ctx.out.line(backups::check_line(c));
