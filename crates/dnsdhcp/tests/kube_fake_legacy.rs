@@ -202,3 +202,67 @@ async fn fake_api_restores_original_chart_archives_by_pod_restart_and_live() {
     assert_eq!(served(&knot), zones_before);
     assert_eq!(held(&kea.lock().unwrap()), leases_before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_api_restores_an_imported_restore_scripts_zone_archive_keeping_the_target_apex() {
+    let knot = Arc::new(KnotServer::start(&[(ZONE, ZONE_TEXT)]));
+    let work = tempfile::tempdir().unwrap();
+    // A zone script as the original backup-knot-zones.ts writes it.
+    let scripts = work.path().join("restore-scripts");
+    fs::create_dir(&scripts).unwrap();
+    fs::write(
+        scripts.join("restore-home_test_.sh"),
+        "#!/bin/sh\n# Restore script for zone: home.test.\n# Generated: 2025-11-14T10:00:00.000Z\n\n\
+         set -e\n\necho \"Restoring zone: home.test.\"\n\
+         knotc zone-begin \"home.test.\" 2>/dev/null || true\n\n\
+         knotc zone-set \"home.test.\" \"ns1\" \"3600\" \"IN\" \"A\" \"192.0.2.1\" 2>/dev/null || true\n\
+         knotc zone-set \"home.test.\" \"printer\" \"600\" \"IN\" \"A\" \"192.0.2.77\" 2>/dev/null || true\n\
+         knotc zone-set \"home.test.\" \"txt\" \"3600\" \"IN\" \"TXT\" \"\"two words\"\" 2>/dev/null || true\n\
+         \nknotc zone-commit \"home.test.\" 2>/dev/null || true\necho \"✓ Restored 3 records to home.test.\"\n",
+    )
+    .unwrap();
+    let archive = work.path().join("zones-restore.tar.gz");
+    tar_czf(&archive, work.path(), &["restore-scripts"]);
+    let imported = dnsdhcp::legacy::import(&archive, &work.path().join("new")).expect("import");
+    let path = imported.written[0].path.clone();
+
+    let k2 = knot.clone();
+    let on_delete = Arc::new(move || {
+        let cfg = PostStartConfig {
+            target: LocalTarget {
+                knot_socket: k2.socket_path().to_owned(),
+                ..LocalTarget::default()
+            },
+            zones_dir: k2.zones_dir().to_owned(),
+            values_files: vec![],
+            timeout: Duration::from_secs(30),
+            apply: Default::default(),
+        };
+        pod::post_start(&cfg, &mut |_| {}).expect("post-start");
+    });
+    let knot_env = vec![
+        (
+            "DNSDHCP_KNOT_SOCKET",
+            knot.socket_path().display().to_string(),
+        ),
+        ("DNSDHCP_ZONES_DIR", knot.zones_dir().display().to_string()),
+    ];
+    let mut config = FakeConfig::new(BIN).container("knot-auth", &knot_env);
+    config.on_delete = Some(on_delete);
+    let fake = FakeApi::start(config).await;
+    let c = cluster(&fake);
+    let r = c
+        .restore(Some(&path), None, false)
+        .await
+        .expect("restore an imported zone archive by restart");
+    assert_eq!(r.zones.len(), 1);
+    let served = served(&knot);
+    assert!(
+        served.contains("printer.home.test. 600 A 192.0.2.77"),
+        "{served}"
+    );
+    assert!(served.contains("\"two words\""), "{served}");
+    // The target's NS is kept, its www record (not in the backup) is gone.
+    assert!(served.contains(" NS ns1.home.test."), "{served}");
+    assert!(!served.contains("www.home.test."), "{served}");
+}
