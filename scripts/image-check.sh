@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Test of the project image (scripts/build-image.sh): builds it twice and compares the digests
-# (reproducible from the same commit), then unpacks it with umoci (an independent OCI
+# (reproducible from the same commit), checks --merge, then unpacks it with umoci (an independent OCI
 # implementation, which checks every digest) and runs the binary from the unpacked root file
 # system alone: nothing of the host is visible in it, so a dynamically linked binary would fail.
 # Needs root (chroot, mount namespace). Ends with "image-check: N passed, M failed".
@@ -33,8 +33,21 @@ version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Carg
 first=$(scripts/build-image.sh --out "$WORK/a" --tag test)
 second=$(scripts/build-image.sh --out "$WORK/b" --tag test)
 
-same_digest() { [[ $first == "$second" ]] && diff -r "$WORK/a" "$WORK/b"; }
+same_digest() {
+    [[ $first == "$second" ]] || { echo "first build $first, second build $second"; return 1; }
+    diff -r "$WORK/a" "$WORK/b"
+}
 check "two builds of the same commit give the same image ($first)" same_digest
+
+# The release joins per-architecture layouts with --merge: joining this one layout must give
+# the same image index, blob for blob.
+merge_is_identity() {
+    local merged
+    merged=$(scripts/build-image.sh --merge "$WORK/a" --out "$WORK/m" --tag test) || return 1
+    [[ $merged == "$first" ]] || { echo "merged index $merged != $first"; return 1; }
+    diff -r "$WORK/a/blobs" "$WORK/m/blobs"
+}
+check "--merge of the layout gives the same image index" merge_is_identity
 
 unpack() { umoci unpack --image "$WORK/a:test" "$WORK/bundle"; }
 check "umoci unpacks the image (digests verified)" unpack
