@@ -1,29 +1,37 @@
-//! Static records: `dnsdhcp`'s apply against the original design's merge script, same run, same
-//! machine, real knotd.
+//! Static records at scale: the `dnsdhcp` binary as a user runs it (`records plan|apply
+//! --local`) against a real knotd, compared in the same run with `knotc zone-read` of the same
+//! zones and with the original design's merge script.
 //!
-//! One forward zone (`home.arpa.`) gets N A records (default 10,000; env
-//! `DNSDHCP_BENCH_RECORDS`), and their N PTRs go into one reverse zone (`10.in-addr.arpa.`):
+//! For each size N (default 1,000, 10,000 and 100,000; env `DNSDHCP_BENCH_RECORDS`, comma
+//! separated) one forward zone (`home.arpa.`) gets N A records and one reverse zone
+//! (`10.in-addr.arpa.`) their N PTRs, from one values file:
 //!
-//! * first apply: `records::apply` from the values file (load, validate, read the zones, plan,
-//!   one transaction per zone, flush) vs the script — one `knotc zone-begin`, `zone-set`,
-//!   `zone-commit` per record, A and PTR, run by `sh`;
-//! * second apply with nothing changed: `records::apply` again (empty plan, no transaction) vs
-//!   the same script run again.
+//! * first apply on a fresh knotd (median of 3 fresh servers);
+//! * no-change `records apply` and `records plan` (median of 5 each; nothing is sent, the SOA
+//!   serials stay the same);
+//! * `knotc zone-read` of both zones (median of 5), the floor any tool reading the zones meets;
+//! * peak RSS of every `dnsdhcp` run (`wait4`), and knotd's RSS once the records are in.
 //!
-//! Run: `cargo bench -p dnsdhcp --bench records_apply`. Under `cargo test --benches` it runs a
-//! smoke size (50 records) and checks the results only.
+//! The original script (three `knotc` processes per record, A and PTR) runs once, first and
+//! again, at `DNSDHCP_BENCH_SCRIPT_RECORDS` records (default 1,000; 0 skips it): it takes minutes
+//! per thousand records, so larger sizes are compared with its time scaled linearly, and the
+//! output says so.
+//!
+//! Run: `cargo bench -p dnsdhcp --bench records_apply` (`DNSDHCP_TEST_DAEMONS=trixie` for Knot
+//! 3.4). Under `cargo test --benches` it runs a smoke size (50 records, script at 20) and checks
+//! the results only.
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dnsdhcp::records::{ApplyOptions, apply, load_values};
 use knot_ctl::Client;
 use test_support::knot::{KNOTC, KnotServer};
 
 const FORWARD: &str = "home.arpa";
 const REVERSE: &str = "10.in-addr.arpa";
+const DNSDHCP: &str = env!("CARGO_BIN_EXE_dnsdhcp");
 
 const FORWARD_ZONE: &str = "\
 $TTL 3600
@@ -79,6 +87,72 @@ fn script_text(socket: &Path, n: usize) -> String {
     s
 }
 
+/// One finished process: wall time, peak RSS in bytes, stdout.
+struct Run {
+    time: Duration,
+    peak_rss: u64,
+    stdout: String,
+}
+
+/// Runs `cmd` to completion, timing it and taking its peak RSS from `wait4`. Panics unless it
+/// exits 0 (its stderr goes to the bench's).
+#[allow(clippy::zombie_processes)] // reaped by wait4 below
+fn measure(cmd: &mut Command) -> Run {
+    let start = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().expect("piped"), &mut stdout)
+        .expect("read stdout");
+    let mut status = 0;
+    // SAFETY: wait4 on our own child's pid with valid out-pointers; the child is reaped here
+    // (std's Child is never waited on afterwards).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    let time = start.elapsed();
+    assert_eq!(pid, child.id() as libc::pid_t, "wait4 failed");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{cmd:?} failed (wait status {status})"
+    );
+    Run {
+        time,
+        peak_rss: usage.ru_maxrss as u64 * 1024,
+        stdout,
+    }
+}
+
+fn dnsdhcp(knot: &KnotServer, values: &Path, command: &str) -> Command {
+    let mut c = Command::new(DNSDHCP);
+    c.args(["records", command, "-f"])
+        .arg(values)
+        .arg("--local")
+        .arg("--knot-socket")
+        .arg(knot.socket_path())
+        .env("NO_COLOR", "1");
+    c
+}
+
+/// Both zones read with `knotc zone-read`, one process each, output discarded.
+fn knotc_zone_read(knot: &KnotServer) -> Duration {
+    let start = Instant::now();
+    for zone in [FORWARD, REVERSE] {
+        let status = knot
+            .knotc_command()
+            .args(["zone-read", zone])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .expect("run knotc");
+        assert!(status.success(), "knotc zone-read {zone}");
+    }
+    start.elapsed()
+}
+
 /// Runs the script. Like the original, it swallows every knotc error, so its exit status (that
 /// of its last command) means nothing; the zone contents are checked by the caller instead.
 fn run_script(path: &Path) -> Duration {
@@ -95,9 +169,33 @@ fn count(knot: &KnotServer, zone: &str, rtype: &str) -> usize {
         .count()
 }
 
-fn serial(knot: &KnotServer, zone: &str) -> Option<u32> {
+fn serials(knot: &KnotServer) -> (Option<u32>, Option<u32>) {
     let mut c = Client::connect(knot.socket_path()).expect("connect");
-    c.zone_status(zone).expect("zone-status").serial
+    let mut serial = |z| c.zone_status(z).expect("zone-status").serial;
+    (serial(FORWARD), serial(REVERSE))
+}
+
+/// knotd's resident set size now, in bytes (`VmRSS` of the process running the server's
+/// configuration, whichever way the variant starts it).
+fn knotd_rss(knot: &KnotServer) -> u64 {
+    let conf = knot.conf_path().to_string_lossy().into_owned();
+    for entry in std::fs::read_dir("/proc").expect("/proc") {
+        let dir = entry.expect("/proc entry").path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
+        if comm.trim() != "knotd" || !String::from_utf8_lossy(&cmdline).contains(&conf) {
+            continue;
+        }
+        let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
+        if let Some(kb) = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            return kb * 1024;
+        }
+    }
+    panic!("no knotd process runs {conf}");
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -106,7 +204,89 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn secs(d: Duration) -> String {
-    format!("{:.4} s", d.as_secs_f64())
+    format!("{:.3} s", d.as_secs_f64())
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+/// Figures of one size.
+struct Size {
+    n: usize,
+    first: Duration,
+    first_rss: u64,
+    again: Duration,
+    again_rss: u64,
+    plan: Duration,
+    plan_rss: u64,
+    zone_read: Duration,
+    knotd_rss: u64,
+}
+
+fn bench_size(n: usize, work: &Path) -> Size {
+    let values = work.join(format!("values-{n}.yaml"));
+    std::fs::write(&values, values_text(n)).expect("write values");
+    let (mut first, mut again, mut plan, mut reads) = (vec![], vec![], vec![], vec![]);
+    let (mut first_rss, mut again_rss, mut plan_rss, mut knotd) = (0, 0, 0, 0);
+    for round in 0..3 {
+        let knot = server();
+        let run = measure(&mut dnsdhcp(&knot, &values, "apply"));
+        assert!(run.stdout.contains("applied: committed"), "{}", run.stdout);
+        first.push(run.time);
+        first_rss = first_rss.max(run.peak_rss);
+        assert_eq!(count(&knot, FORWARD, "A"), n + 1);
+        assert_eq!(count(&knot, REVERSE, "PTR"), n);
+        if round > 0 {
+            continue;
+        }
+        knotd = knotd_rss(&knot);
+        let before = serials(&knot);
+        for _ in 0..5 {
+            let run = measure(&mut dnsdhcp(&knot, &values, "apply"));
+            assert!(run.stdout.contains("nothing to apply"), "{}", run.stdout);
+            again.push(run.time);
+            again_rss = again_rss.max(run.peak_rss);
+            let run = measure(&mut dnsdhcp(&knot, &values, "plan"));
+            assert!(run.stdout.contains("no changes"), "{}", run.stdout);
+            plan.push(run.time);
+            plan_rss = plan_rss.max(run.peak_rss);
+            reads.push(knotc_zone_read(&knot));
+        }
+        assert_eq!(serials(&knot), before, "a no-change apply changed a serial");
+    }
+    Size {
+        n,
+        first: median(first),
+        first_rss,
+        again: median(again),
+        again_rss,
+        plan: median(plan),
+        plan_rss,
+        zone_read: median(reads),
+        knotd_rss: knotd,
+    }
+}
+
+/// The script at `n` records on a fresh knotd: (first run, second run).
+fn bench_script(n: usize, work: &Path) -> (Duration, Duration) {
+    let knot = server();
+    let script = work.join("merge.sh");
+    std::fs::write(&script, script_text(knot.socket_path(), n)).expect("write script");
+    let first = run_script(&script);
+    assert_eq!(count(&knot, FORWARD, "A"), n + 1);
+    assert_eq!(count(&knot, REVERSE, "PTR"), n);
+    let again = run_script(&script);
+    (first, again)
+}
+
+fn env_sizes(name: &str) -> Option<Vec<usize>> {
+    let v = std::env::var(name).ok()?;
+    Some(
+        v.split(',')
+            .map(|s| s.trim().replace('_', "").parse().expect("a record count"))
+            .collect(),
+    )
 }
 
 fn main() {
@@ -114,66 +294,67 @@ fn main() {
         return;
     }
     let benching = std::env::args().any(|a| a == "--bench");
-    let n: usize = std::env::var("DNSDHCP_BENCH_RECORDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if benching { 10_000 } else { 50 });
-    assert!(n <= 1 << 24, "at most 2^24 addresses in 10.0.0.0/8");
+    let sizes = env_sizes("DNSDHCP_BENCH_RECORDS").unwrap_or(if benching {
+        vec![1_000, 10_000, 100_000]
+    } else {
+        vec![50]
+    });
+    let script_n = env_sizes("DNSDHCP_BENCH_SCRIPT_RECORDS")
+        .and_then(|v| v.first().copied())
+        .unwrap_or(if benching { 1_000 } else { 20 });
+    assert!(
+        sizes.iter().all(|&n| n <= 1 << 24),
+        "at most 2^24 addresses"
+    );
     let work = tempfile::tempdir().expect("tempdir");
-    let values_path = work.path().join("values.yaml");
-    std::fs::write(&values_path, values_text(n)).expect("write values");
-    let opts = ApplyOptions::default();
 
-    // dnsdhcp: first apply on fresh servers (median of 3), then no-change applies (median of 5).
-    let mut first = Vec::new();
-    let mut again = Vec::new();
-    for round in 0..3 {
-        let knot = server();
-        let start = Instant::now();
-        let values = load_values(&[&values_path]).expect("load values");
-        let mut client = Client::connect(knot.socket_path()).expect("connect");
-        let out = apply(&mut client, &values, &opts).expect("first apply");
-        first.push(start.elapsed());
-        drop(client);
-        assert_eq!(out.committed.len(), 2);
-        assert_eq!(count(&knot, FORWARD, "A"), n + 1);
-        assert_eq!(count(&knot, REVERSE, "PTR"), n);
-        if round == 0 {
-            let serials = (serial(&knot, FORWARD), serial(&knot, REVERSE));
-            for _ in 0..5 {
-                let start = Instant::now();
-                let values = load_values(&[&values_path]).expect("load values");
-                let mut client = Client::connect(knot.socket_path()).expect("connect");
-                let out = apply(&mut client, &values, &opts).expect("second apply");
-                again.push(start.elapsed());
-                assert!(out.plan.is_empty() && out.committed.is_empty());
-            }
-            assert_eq!((serial(&knot, FORWARD), serial(&knot, REVERSE)), serials);
+    let results: Vec<Size> = sizes.iter().map(|&n| bench_size(n, work.path())).collect();
+    let script = (script_n > 0).then(|| bench_script(script_n, work.path()));
+
+    let knot = server();
+    println!(
+        "records_apply: N A records + N PTRs, one forward and one reverse zone; {}",
+        knot.knotd_version_line()
+    );
+    drop(knot);
+    for s in &results {
+        println!("{} records (+ {} PTRs):", s.n, s.n);
+        println!(
+            "  first apply:     {} (median of 3), peak RSS {}",
+            secs(s.first),
+            mb(s.first_rss)
+        );
+        println!(
+            "  no-change apply: {} (median of 5), peak RSS {}  -> {:.2}x knotc zone-read (target <= 3x)",
+            secs(s.again),
+            mb(s.again_rss),
+            s.again.as_secs_f64() / s.zone_read.as_secs_f64()
+        );
+        println!(
+            "  plan:            {} (median of 5), peak RSS {}  -> {:.2}x knotc zone-read (target <= 3x)",
+            secs(s.plan),
+            mb(s.plan_rss),
+            s.plan.as_secs_f64() / s.zone_read.as_secs_f64()
+        );
+        println!(
+            "  knotc zone-read of both zones: {} (median of 5); knotd RSS with the records: {}",
+            secs(s.zone_read),
+            mb(s.knotd_rss)
+        );
+        if let Some((first, again)) = script {
+            let scale = s.n as f64 / script_n as f64;
+            let how = if s.n == script_n {
+                format!("measured at {script_n}")
+            } else {
+                format!("measured at {script_n} records and scaled linearly x{scale}")
+            };
+            println!(
+                "  original script ({how}): first {}, again {}  -> first apply {:.0}x (target >= 200x), no-change apply {:.0}x (target >= 1000x)",
+                secs(first.mul_f64(scale)),
+                secs(again.mul_f64(scale)),
+                first.as_secs_f64() * scale / s.first.as_secs_f64(),
+                again.as_secs_f64() * scale / s.again.as_secs_f64()
+            );
         }
     }
-    let ours_first = median(first);
-    let ours_again = median(again);
-
-    // The original script, first run then the same script again.
-    let knot = server();
-    let script = work.path().join("merge.sh");
-    std::fs::write(&script, script_text(knot.socket_path(), n)).expect("write script");
-    let script_first = run_script(&script);
-    assert_eq!(count(&knot, FORWARD, "A"), n + 1);
-    assert_eq!(count(&knot, REVERSE, "PTR"), n);
-    let script_again = run_script(&script);
-
-    let r1 = script_first.as_secs_f64() / ours_first.as_secs_f64();
-    let r2 = script_again.as_secs_f64() / ours_again.as_secs_f64();
-    println!("records_apply: {n} A records + {n} PTRs, one forward and one reverse zone");
-    println!(
-        "  first apply:     dnsdhcp {} (median of 3)  script {}  -> {r1:.0}x (target >= 200x)",
-        secs(ours_first),
-        secs(script_first)
-    );
-    println!(
-        "  no-change apply: dnsdhcp {} (median of 5)  script {}  -> {r2:.0}x (target >= 1000x)",
-        secs(ours_again),
-        secs(script_again)
-    );
 }

@@ -8,7 +8,9 @@ use serde::Serialize;
 
 use super::error::RecordsError;
 use super::model::Desired;
-use super::plan::{CurrentRecord, Plan, RrsetChange, SafetyLimit, ZonePlan, check_conflicts, plan};
+use super::plan::{
+    CurrentRecord, Plan, RrsetChange, SafetyLimit, ZonePlan, check_conflicts, plan_zone_stream,
+};
 use super::validate::{check_zones_exist, validate};
 use super::values::Values;
 
@@ -52,24 +54,33 @@ pub fn read_zone<S: Read + Write>(
     client: &mut Client<S>,
     zone: &str,
 ) -> Result<Vec<CurrentRecord>, RecordsError> {
-    let stream = client
-        .zone_read(zone, None, None)
-        .map_err(knot(format!("zone-read {zone}")))?;
-    let mut out = Vec::new();
-    for r in stream {
-        let r = r.map_err(knot(format!("zone-read {zone}")))?;
-        out.push(CurrentRecord {
+    zone_records(client, zone)?.collect()
+}
+
+/// The records `zone` serves now, streamed from `zone-read` one at a time.
+fn zone_records<'c, S: Read + Write>(
+    client: &'c mut Client<S>,
+    zone: &str,
+) -> Result<impl Iterator<Item = Result<CurrentRecord, RecordsError>> + 'c, RecordsError> {
+    let context = format!("zone-read {zone}");
+    let stream = client.zone_read(zone, None, None).map_err(knot(&context))?;
+    Ok(stream.map(move |r| {
+        let r = r.map_err(|source| RecordsError::Knot {
+            context: context.clone(),
+            source,
+        })?;
+        Ok(CurrentRecord {
             owner: r.owner,
             ttl: r.ttl.unwrap_or(0),
             rtype: r.rtype,
             data: r.data,
-        });
-    }
-    Ok(out)
+        })
+    }))
 }
 
 /// Validates `values`, checks their zones exist on the server, and plans every zone against
-/// what Knot serves now. Returns the desired state too (for callers that want its notes).
+/// what Knot serves now (each zone streamed from `zone-read` into its plan). Returns the
+/// desired state too (for callers that want its notes).
 pub fn plan_from_knot<S: Read + Write>(
     client: &mut Client<S>,
     values: &Values,
@@ -77,7 +88,14 @@ pub fn plan_from_knot<S: Read + Write>(
     let desired = validate(values)?;
     let zones = server_zones(client)?;
     check_zones_exist(values, &zones)?;
-    let plan = plan(&desired, |z| read_zone(client, &z.fqdn()))?;
+    let mut plans = Vec::with_capacity(desired.zones.len());
+    for z in &desired.zones {
+        plans.push(plan_zone_stream(z, zone_records(client, &z.fqdn())?)?);
+    }
+    let plan = Plan {
+        zones: plans,
+        notes: desired.notes.clone(),
+    };
     Ok((desired, plan))
 }
 

@@ -12,7 +12,8 @@
 //! restarts, and it changes in the same transaction as the records it describes, so the two can
 //! never disagree.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use domain::base::iana::Rtype;
 
@@ -68,20 +69,33 @@ fn absolute(rel: &str, zone: &str) -> String {
 }
 
 /// The ownership RRsets that record `owned` (lowercase FQDN zone).
-pub fn encode(zone: &str, owned: impl IntoIterator<Item = RrsetKey>) -> BTreeMap<RrsetKey, Rrset> {
-    let mut by_owner: BTreeMap<String, BTreeSet<Rtype>> = BTreeMap::new();
-    for k in owned {
-        by_owner.entry(k.owner).or_default().insert(k.rtype);
-    }
+pub fn encode<'a>(
+    zone: &str,
+    owned: impl IntoIterator<Item = &'a RrsetKey>,
+) -> BTreeMap<RrsetKey, Rrset> {
+    let mut pairs: Vec<(&str, Rtype)> = owned
+        .into_iter()
+        .map(|k| (k.owner.as_str(), k.rtype))
+        .collect();
+    // Usually sorted already (the keys of a BTreeMap): then this is one linear pass.
+    pairs.sort_unstable();
+    pairs.dedup();
     // (shard, bucket) -> [(relative owner, types)]
     let mut buckets: BTreeMap<(u8, u8), Vec<(String, String)>> = BTreeMap::new();
-    for (owner, types) in by_owner {
-        let h = fnv1a(&owner);
-        let types: Vec<String> = types.iter().map(|t| t.to_string()).collect();
+    for group in pairs.chunk_by(|a, b| a.0 == b.0) {
+        let owner = group[0].0;
+        let h = fnv1a(owner);
+        let mut types = String::new();
+        for (_, t) in group {
+            if !types.is_empty() {
+                types.push(' ');
+            }
+            let _ = write!(types, "{t}");
+        }
         buckets
             .entry(((h & 0xf) as u8, ((h >> 4) & 0x3f) as u8))
             .or_default()
-            .push((relative(&owner, zone), types.join(" ")));
+            .push((relative(owner, zone), types));
     }
     let mut out: BTreeMap<RrsetKey, Rrset> = BTreeMap::new();
     for ((shard, _), entries) in buckets {
@@ -110,10 +124,7 @@ pub fn encode(zone: &str, owned: impl IntoIterator<Item = RrsetKey>) -> BTreeMap
             rtype: Rtype::TXT,
         };
         out.entry(key)
-            .or_insert_with(|| Rrset {
-                ttl: OWNERSHIP_TTL,
-                rdata: BTreeMap::new(),
-            })
+            .or_insert_with(|| Rrset::new(OWNERSHIP_TTL))
             .rdata
             .insert(wire, text);
     }
@@ -167,7 +178,7 @@ mod tests {
                 rtype: Rtype::AAAA,
             },
         ];
-        let sets = encode(zone, owned.clone());
+        let sets = encode(zone, &owned);
         let mut back: Vec<RrsetKey> = sets
             .iter()
             .flat_map(|(k, s)| {

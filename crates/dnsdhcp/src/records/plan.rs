@@ -1,14 +1,14 @@
 //! The plan: per zone, what must change so that the zone serves exactly the desired static
 //! RRsets — whole-RRset semantics for every owner/type the tool manages — and nothing else.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 
 use domain::base::iana::Rtype;
 use serde::Serialize;
 
 use super::error::RecordsError;
-use super::model::{Desired, DesiredZone, Rrset, RrsetKey};
+use super::model::{Desired, DesiredRrset, DesiredZone, Rrset, RrsetKey};
 use super::ownership::{self, is_ownership_owner};
 use super::rr::{dnssec_type, fast_canonical_rdata, parse_knot_rr};
 
@@ -66,6 +66,11 @@ impl RrsetChange {
     /// per RRset, so the RRset is replaced).
     pub fn replaces_whole(&self) -> bool {
         self.action == Action::Delete || (self.old_ttl.is_some() && self.old_ttl != self.new_ttl)
+    }
+
+    /// The type's code, for sorting changes as their keys sort.
+    fn rtype_code(&self) -> u16 {
+        self.rtype.parse::<Rtype>().map_or(0, |t| t.to_int())
     }
 
     /// Managed records this change deletes or changes (for the safety limit).
@@ -200,94 +205,191 @@ pub fn plan_zone(
     desired: &DesiredZone,
     current: impl IntoIterator<Item = CurrentRecord>,
 ) -> Result<ZonePlan, RecordsError> {
+    plan_zone_stream(desired, current.into_iter().map(Ok))
+}
+
+/// [`plan_zone`] over a stream of records (e.g. straight from `zone-read`): the first error
+/// ends the plan. Memory: the managed RRsets and the records the values do not declare; the
+/// declared ones are compared as they arrive.
+pub fn plan_zone_stream(
+    desired: &DesiredZone,
+    current: impl IntoIterator<Item = Result<CurrentRecord, RecordsError>>,
+) -> Result<ZonePlan, RecordsError> {
     let zone = desired.fqdn().to_ascii_lowercase();
-    let bad = |r: &CurrentRecord, e: String| RecordsError::ZoneData {
-        zone: zone.clone(),
-        message: format!("cannot parse {} {} {}: {e}", r.owner, r.rtype, r.data),
-    };
+    let index: HashMap<&RrsetKey, &DesiredRrset> = desired.rrsets.iter().collect();
+    let cur = read_current(&zone, &index, current)?;
 
-    // First pass: ownership records parsed; everything else kept raw.
-    let mut cur_ownership: BTreeMap<RrsetKey, Rrset> = BTreeMap::new();
-    let mut owned: BTreeSet<RrsetKey> = BTreeSet::new();
-    let mut raw: Vec<(RrsetKey, CurrentRecord)> = Vec::new();
-    for mut r in current {
-        let owner = lower_fqdn(std::mem::take(&mut r.owner));
-        let Some(rtype) = parse_rtype(&r.rtype) else {
-            return Err(bad(&r, "unknown type".into()));
-        };
-        if rtype == Rtype::TXT && is_ownership_owner(&owner, &zone) {
-            let wire = match fast_canonical_rdata(rtype, &r.data) {
-                Some(wire) => wire,
-                None => {
-                    parse_knot_rr(&owner, r.ttl, "TXT", &r.data)
-                        .map_err(|e| bad(&r, e))?
-                        .wire
-                }
-            };
-            owned.extend(ownership::decode(&zone, &wire));
-            let set = cur_ownership
-                .entry(RrsetKey { owner, rtype })
-                .or_insert_with(|| Rrset {
-                    ttl: r.ttl,
-                    rdata: BTreeMap::new(),
-                });
-            set.rdata.insert(wire, r.data);
-            continue;
-        }
-        raw.push((RrsetKey { owner, rtype }, r));
-    }
-
-    // Second pass: parse the RRsets that are managed (owned or desired); note the rest per owner.
-    let mut cur: BTreeMap<RrsetKey, Rrset> = BTreeMap::new();
-    let mut unmanaged: BTreeMap<String, BTreeSet<Rtype>> = BTreeMap::new();
-    for (key, r) in raw {
-        if owned.contains(&key) || desired.rrsets.contains_key(&key) {
-            let (wire, data) = match fast_canonical_rdata(key.rtype, &r.data) {
-                Some(wire) => (wire, r.data),
-                None => {
-                    let p = parse_knot_rr(&key.owner, r.ttl, &r.rtype, &r.data)
-                        .map_err(|e| bad(&r, e))?;
-                    (p.wire, p.data)
-                }
-            };
-            let set = cur.entry(key).or_insert_with(|| Rrset {
-                ttl: r.ttl,
-                rdata: BTreeMap::new(),
-            });
-            set.rdata.insert(wire, data);
-        } else if !dnssec_type(key.rtype) {
-            unmanaged.entry(key.owner).or_default().insert(key.rtype);
-        }
-    }
-
-    let mut changes = Vec::new();
-    let mut managed_records = 0;
-    for (key, set) in &cur {
-        if owned.contains(key) {
-            managed_records += set.rdata.len();
-        }
-    }
-    let keys: BTreeSet<&RrsetKey> = owned.iter().chain(desired.rrsets.keys()).collect();
-    for key in keys {
-        let want = desired.rrsets.get(key).map(|d| &d.rrset);
-        let have = cur.get(key);
-        if let Some(c) = diff_rrset(key, have, want, !owned.contains(key)) {
+    let mut changes: Vec<RrsetChange> = Vec::new();
+    let mut affected_records = 0;
+    for (key, d) in &desired.rrsets {
+        let owned = cur.owned.contains(key);
+        if let Some(c) = diff_rrset(key, cur.declared.get(key), Some(&d.rrset), !owned) {
+            if owned {
+                affected_records += c.affected();
+            }
             changes.push(c);
         }
     }
-    let affected_records = changes
+    if !cur.released.is_empty() {
+        for (key, have) in &cur.released {
+            if let Some(c) = diff_rrset(key, have.as_ref(), None, false) {
+                affected_records += c.affected();
+                changes.push(c);
+            }
+        }
+        changes.sort_by(|a, b| (&a.owner, &a.rtype_code()).cmp(&(&b.owner, &b.rtype_code())));
+    }
+    let managed_records: usize = cur
+        .declared
         .iter()
-        .filter(|c| {
-            owned.contains(&RrsetKey {
-                owner: c.owner.clone(),
-                rtype: c.rtype.parse().unwrap_or(Rtype::ANY),
-            })
-        })
-        .map(RrsetChange::affected)
+        .filter(|(k, _)| cur.owned.contains(*k))
+        .map(|(_, set)| set.rdata.len())
+        .chain(cur.released.values().flatten().map(|set| set.rdata.len()))
         .sum();
 
-    // Conflicts with data the tool does not own (Knot would refuse them at commit).
-    let mut conflicts = Vec::new();
+    // Ownership: exactly the desired keys.
+    let want_own = ownership::encode(&zone, desired.rrsets.keys());
+    let mut ownership_changes = Vec::new();
+    let own_keys: BTreeSet<&RrsetKey> = want_own.keys().chain(cur.ownership.keys()).collect();
+    for key in own_keys {
+        if let Some(c) = diff_rrset(key, cur.ownership.get(key), want_own.get(key), false) {
+            ownership_changes.push(c);
+        }
+    }
+    let fmt_key = |k: &RrsetKey| format!("{} {}", k.owner, k.rtype);
+    Ok(ZonePlan {
+        ownership_added: desired
+            .rrsets
+            .keys()
+            .filter(|k| !cur.owned.contains(*k))
+            .map(fmt_key)
+            .collect(),
+        ownership_removed: cur.released.keys().map(fmt_key).collect(),
+        conflicts: conflicts(desired, &cur.unmanaged),
+        zone,
+        changes,
+        ownership_changes,
+        managed_records,
+        affected_records,
+    })
+}
+
+/// What a zone serves now, as far as planning needs it. Declared keys are borrowed from the
+/// desired state, so a large zone costs little more than its parsed rdata.
+struct CurrentZone<'d> {
+    /// The ownership RRsets.
+    ownership: BTreeMap<RrsetKey, Rrset>,
+    /// Declared (owner, type) pairs the ownership records list.
+    owned: HashSet<&'d RrsetKey>,
+    /// Declared RRsets as served.
+    declared: HashMap<&'d RrsetKey, Rrset>,
+    /// Owned RRsets no longer declared (to delete), as served (`None`: already gone).
+    released: BTreeMap<RrsetKey, Option<Rrset>>,
+    /// Other data per owner (DNSSEC types left out): what a declared record may conflict with.
+    unmanaged: HashMap<String, BTreeSet<Rtype>>,
+}
+
+/// Reads the zone's records once: ownership records and declared RRsets are parsed as they come;
+/// the rest is kept raw until ownership is known (an owned RRset no longer declared is deleted).
+fn read_current<'d>(
+    zone: &str,
+    declared: &HashMap<&'d RrsetKey, &'d DesiredRrset>,
+    current: impl IntoIterator<Item = Result<CurrentRecord, RecordsError>>,
+) -> Result<CurrentZone<'d>, RecordsError> {
+    let mut cur = CurrentZone {
+        ownership: BTreeMap::new(),
+        owned: HashSet::new(),
+        declared: HashMap::with_capacity(declared.len()),
+        released: BTreeMap::new(),
+        unmanaged: HashMap::new(),
+    };
+    let mut other: Vec<(RrsetKey, CurrentRecord)> = Vec::new();
+    for r in current {
+        let mut r = r?;
+        let owner = lower_fqdn(std::mem::take(&mut r.owner));
+        let Some(rtype) = parse_rtype(&r.rtype) else {
+            return Err(zone_data(zone, &owner, &r, "unknown type".into()));
+        };
+        let key = RrsetKey { owner, rtype };
+        if rtype == Rtype::TXT && is_ownership_owner(&key.owner, zone) {
+            let (wire, _) = canonical(zone, &key, &r)?;
+            for k in ownership::decode(zone, &wire) {
+                match declared.get_key_value(&k) {
+                    Some((d, _)) => {
+                        cur.owned.insert(*d);
+                    }
+                    None => {
+                        cur.released.insert(k, None);
+                    }
+                }
+            }
+            cur.ownership
+                .entry(key)
+                .or_insert_with(|| Rrset::new(r.ttl))
+                .rdata
+                .insert(wire, r.data);
+        } else if let Some((d, _)) = declared.get_key_value(&key) {
+            let set = cur.declared.entry(*d).or_insert_with(|| Rrset::new(r.ttl));
+            add_record(zone, set, &key, r)?;
+        } else {
+            other.push((key, r));
+        }
+    }
+    for (key, r) in other {
+        if let Some(set) = cur.released.get_mut(&key) {
+            let set = set.get_or_insert_with(|| Rrset::new(r.ttl));
+            add_record(zone, set, &key, r)?;
+        } else if !dnssec_type(key.rtype) {
+            cur.unmanaged
+                .entry(key.owner)
+                .or_default()
+                .insert(key.rtype);
+        }
+    }
+    Ok(cur)
+}
+
+/// Adds a served record to its RRset.
+fn add_record(
+    zone: &str,
+    set: &mut Rrset,
+    key: &RrsetKey,
+    r: CurrentRecord,
+) -> Result<(), RecordsError> {
+    let (wire, parsed) = canonical(zone, key, &r)?;
+    set.rdata.insert(wire, parsed.unwrap_or(r.data));
+    Ok(())
+}
+
+/// The canonical wire rdata of a served record, and its presentation text when the full parser
+/// had to rewrite it.
+fn canonical(
+    zone: &str,
+    key: &RrsetKey,
+    r: &CurrentRecord,
+) -> Result<(Vec<u8>, Option<String>), RecordsError> {
+    if let Some(wire) = fast_canonical_rdata(key.rtype, &r.data) {
+        return Ok((wire, None));
+    }
+    let p = parse_knot_rr(&key.owner, r.ttl, &r.rtype, &r.data)
+        .map_err(|e| zone_data(zone, &key.owner, r, e))?;
+    Ok((p.wire, Some(p.data)))
+}
+
+fn zone_data(zone: &str, owner: &str, r: &CurrentRecord, e: String) -> RecordsError {
+    RecordsError::ZoneData {
+        zone: zone.to_owned(),
+        message: format!("cannot parse {owner} {} {}: {e}", r.rtype, r.data),
+    }
+}
+
+/// Conflicts with data the tool does not own (Knot would refuse them at commit): a declared
+/// CNAME beside other data, or declared data beside a CNAME.
+fn conflicts(desired: &DesiredZone, unmanaged: &HashMap<String, BTreeSet<Rtype>>) -> Vec<String> {
+    let mut out = Vec::new();
+    if unmanaged.is_empty() {
+        return out;
+    }
     for (key, d) in &desired.rrsets {
         let Some(types) = unmanaged.get(&key.owner) else {
             continue;
@@ -306,7 +408,7 @@ pub fn plan_zone(
             None
         };
         if let Some(other) = clash {
-            conflicts.push(format!(
+            out.push(format!(
                 "{} ({}): {} {} would sit beside {other} records the tool does not own",
                 d.sources.join(", "),
                 key.owner,
@@ -315,28 +417,7 @@ pub fn plan_zone(
             ));
         }
     }
-
-    // Ownership: exactly the desired keys.
-    let new_owned: BTreeSet<RrsetKey> = desired.rrsets.keys().cloned().collect();
-    let want_own = ownership::encode(&zone, new_owned.iter().cloned());
-    let mut ownership_changes = Vec::new();
-    let own_keys: BTreeSet<&RrsetKey> = want_own.keys().chain(cur_ownership.keys()).collect();
-    for key in own_keys {
-        if let Some(c) = diff_rrset(key, cur_ownership.get(key), want_own.get(key), false) {
-            ownership_changes.push(c);
-        }
-    }
-    let fmt_key = |k: &RrsetKey| format!("{} {}", k.owner, k.rtype);
-    Ok(ZonePlan {
-        zone,
-        changes,
-        ownership_added: new_owned.difference(&owned).map(fmt_key).collect(),
-        ownership_removed: owned.difference(&new_owned).map(fmt_key).collect(),
-        ownership_changes,
-        managed_records,
-        affected_records,
-        conflicts,
-    })
+    out
 }
 
 fn lower_fqdn(mut owner: String) -> String {
@@ -393,23 +474,23 @@ fn diff_rrset(
         (None, None) => return None,
         (None, Some(w)) => {
             change.action = Action::Create;
-            change.add = w.rdata.values().cloned().collect();
+            change.add = w.rdata.values().map(str::to_owned).collect();
         }
         (Some(h), None) => {
             change.action = Action::Delete;
-            change.remove = h.rdata.values().cloned().collect();
+            change.remove = h.rdata.values().map(str::to_owned).collect();
         }
         (Some(h), Some(w)) => {
-            for (wire, text) in &h.rdata {
+            for (wire, text) in h.rdata.iter() {
                 if w.rdata.contains_key(wire) {
-                    change.keep.push(text.clone());
+                    change.keep.push(text.to_owned());
                 } else {
-                    change.remove.push(text.clone());
+                    change.remove.push(text.to_owned());
                 }
             }
-            for (wire, text) in &w.rdata {
+            for (wire, text) in w.rdata.iter() {
                 if !h.rdata.contains_key(wire) {
-                    change.add.push(text.clone());
+                    change.add.push(text.to_owned());
                 }
             }
             if h.ttl == w.ttl && change.remove.is_empty() && change.add.is_empty() {

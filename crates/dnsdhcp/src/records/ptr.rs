@@ -60,7 +60,7 @@ pub fn reverse_zone_for(addr: IpAddr, zones: &[DName]) -> Option<(&DName, DName)
     let name = reverse_name(addr);
     zones
         .iter()
-        .filter(|z| is_reverse_zone(z) && name.ends_with(*z))
+        .filter(|z| name.ends_with(*z) && is_reverse_zone(z))
         .max_by_key(|z| z.label_count())
         .map(|z| (z, name))
 }

@@ -34,8 +34,17 @@ pub struct ParsedRr {
 
 /// `name` as text with its trailing dot (`.` for the root).
 pub fn fqdn(name: &impl ToName) -> String {
-    let s = name.to_name::<Vec<u8>>().to_string();
-    if s == "." { s } else { format!("{s}.") }
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(name.compose_len() as usize + 1);
+    for label in name.iter_labels() {
+        if !label.is_root() {
+            let _ = write!(s, "{label}.");
+        }
+    }
+    if s.is_empty() {
+        s.push('.');
+    }
+    s
 }
 
 /// Parses an absolute or relative name; a name without a trailing dot is taken as absolute.

@@ -8,9 +8,9 @@ use std::net::IpAddr;
 use domain::base::iana::Rtype;
 
 use super::error::{Diagnostic, RecordsError};
-use super::model::{Desired, DesiredRrset, DesiredZone, RrsetKey};
+use super::model::{Desired, DesiredRrset, DesiredZone, Rrset, RrsetKey};
 use super::ownership::OWNERSHIP_LABEL;
-use super::ptr::reverse_zone_for;
+use super::ptr::{is_reverse_zone, reverse_zone_for};
 use super::rr::{
     DName, MAX_TTL, ParsedRr, dnssec_type, forbidden_type, fqdn, name_wire, parse_abs_name,
     parse_rr,
@@ -23,14 +23,12 @@ struct ZoneInfo {
     reserved: DName,
 }
 
-/// Derived PTRs of one reverse owner: TTL, canonical rdata -> text, sources.
-type DerivedPtrs = (u32, BTreeMap<Vec<u8>, String>, Vec<String>);
-
 struct Item {
     rr: ParsedRr,
     zone: usize,
     pos: Pos,
-    ptr: bool,
+    /// The address, when the record gets a derived PTR.
+    ptr: Option<IpAddr>,
 }
 
 /// Validates `values` into the desired state. Every problem is reported at once.
@@ -213,15 +211,19 @@ pub fn validate(values: &Values) -> Result<Desired, RecordsError> {
             err("a CNAME cannot be at the zone apex".into());
             continue;
         }
+        let ptr = (is_addr && explicit_ptr.unwrap_or(true))
+            .then(|| rr_address(&rr.wire))
+            .flatten();
         items.push(Item {
             rr,
             zone: zone_idx,
             pos,
-            ptr: is_addr && explicit_ptr.unwrap_or(true),
+            ptr,
         });
     }
 
-    // Group into RRsets; one TTL per RRset.
+    // Group into RRsets; one TTL per RRset. The rdata moves into the desired state; what the
+    // PTRs below need stays in `items`.
     let mut desired = Desired {
         zones: zones
             .iter()
@@ -232,49 +234,59 @@ pub fn validate(values: &Values) -> Result<Desired, RecordsError> {
             .collect(),
         notes: Vec::new(),
     };
-    let mut first_pos: BTreeMap<(usize, RrsetKey), Pos> = BTreeMap::new();
-    for it in &items {
+    // Where each CNAME RRset was first declared (for the checks below); explicit PTR RRsets.
+    let mut cname_pos: BTreeMap<(usize, RrsetKey), Pos> = BTreeMap::new();
+    let mut explicit_ptrs: BTreeSet<(usize, RrsetKey)> = BTreeSet::new();
+    for it in &mut items {
         let key = RrsetKey::new(&it.rr.owner, it.rr.rtype);
+        match key.rtype {
+            Rtype::CNAME => {
+                cname_pos.entry((it.zone, key.clone())).or_insert(it.pos);
+            }
+            Rtype::PTR => {
+                explicit_ptrs.insert((it.zone, key.clone()));
+            }
+            _ => {}
+        }
         let loc = values.location(it.pos);
         let set = desired.zones[it.zone]
             .rrsets
-            .entry(key.clone())
+            .entry(key)
             .or_insert_with(|| DesiredRrset {
-                rrset: super::model::Rrset {
-                    ttl: it.rr.ttl,
-                    rdata: BTreeMap::new(),
-                },
+                rrset: Rrset::new(it.rr.ttl),
                 sources: Vec::new(),
             });
-        let first = *first_pos.entry((it.zone, key.clone())).or_insert(it.pos);
         if set.rrset.ttl != it.rr.ttl {
+            let first = set.sources.first().cloned().unwrap_or_default();
+            let (owner, rtype) = (fqdn(&it.rr.owner), it.rr.rtype);
             diags.push(values.diagnostic(
                 it.pos,
                 format!(
-                    "{} {} has TTL {} here but {} at {}; an RRset has one TTL",
-                    key.owner,
-                    key.rtype,
+                    "{} {rtype} has TTL {} here but {} at {first}; an RRset has one TTL",
+                    owner.to_ascii_lowercase(),
                     it.rr.ttl,
                     set.rrset.ttl,
-                    values.location(first)
                 ),
             ));
             continue;
         }
-        set.rrset
-            .rdata
-            .insert(it.rr.wire.clone(), it.rr.data.clone());
+        set.rrset.rdata.insert(
+            std::mem::take(&mut it.rr.wire),
+            std::mem::take(&mut it.rr.data),
+        );
         set.sources.push(loc);
     }
 
-    // Derived PTRs: into the most specific configured reverse zone; explicit PTRs keep their TTL.
-    let mut derived: BTreeMap<(usize, RrsetKey), DerivedPtrs> = BTreeMap::new();
-    for it in items.iter().filter(|i| i.ptr) {
-        let addr: IpAddr = match it.rr.data.parse() {
-            Ok(a) => a,
-            Err(_) => continue,
-        };
-        let Some((rzone, rname)) = reverse_zone_for(addr, &zone_names) else {
+    // Derived PTRs: into the most specific configured reverse zone; explicit PTRs keep their
+    // TTL, derived ones take the lowest TTL of their addresses.
+    let reverse_zones: Vec<DName> = zone_names
+        .iter()
+        .filter(|z| is_reverse_zone(z))
+        .cloned()
+        .collect();
+    for it in items {
+        let Some(addr) = it.ptr else { continue };
+        let Some((rzone, rname)) = reverse_zone_for(addr, &reverse_zones) else {
             desired.notes.push(format!(
                 "{}: no configured reverse zone contains {addr}; no PTR for {}",
                 values.location(it.pos),
@@ -288,68 +300,66 @@ pub fn validate(values: &Values) -> Result<Desired, RecordsError> {
             .expect("zone from list");
         // PTR rdata: the forward owner (already canonical).
         let key = RrsetKey::new(&rname, Rtype::PTR);
-        let e = derived
-            .entry((rz, key))
-            .or_insert_with(|| (it.rr.ttl, BTreeMap::new(), Vec::new()));
-        e.0 = e.0.min(it.rr.ttl);
-        e.1.insert(name_wire(&it.rr.owner), fqdn(&it.rr.owner));
-        e.2.push(values.location(it.pos));
-    }
-    for ((rz, key), (ttl, rdata, sources)) in derived {
+        let explicit = explicit_ptrs.contains(&(rz, key.clone()));
         let set = desired.zones[rz]
             .rrsets
             .entry(key)
             .or_insert_with(|| DesiredRrset {
-                rrset: super::model::Rrset {
-                    ttl,
-                    rdata: BTreeMap::new(),
-                },
+                rrset: Rrset::new(it.rr.ttl),
                 sources: Vec::new(),
             });
-        set.rrset.rdata.extend(rdata);
-        set.sources.extend(sources);
+        if !explicit {
+            set.rrset.ttl = set.rrset.ttl.min(it.rr.ttl);
+        }
+        set.rrset
+            .rdata
+            .insert(name_wire(&it.rr.owner), fqdn(&it.rr.owner));
+        set.sources.push(values.location(it.pos));
     }
 
     // CNAME and other data: never at the same owner; at most one CNAME record.
-    for (zi, zone) in desired.zones.iter().enumerate() {
-        let mut by_owner: BTreeMap<&str, BTreeSet<Rtype>> = BTreeMap::new();
-        for key in zone.rrsets.keys() {
-            by_owner.entry(&key.owner).or_default().insert(key.rtype);
+    for ((zi, key), pos) in cname_pos {
+        let zone = &desired.zones[zi];
+        let others: Vec<String> = zone
+            .rrsets
+            .range(owner_range(&key.owner))
+            .map(|(k, _)| k.rtype)
+            .filter(|t| *t != Rtype::CNAME && !dnssec_type(*t))
+            .map(|t| t.to_string())
+            .collect();
+        let owner = &key.owner;
+        if !others.is_empty() {
+            diags.push(values.diagnostic(
+                pos,
+                format!(
+                    "CNAME at {owner} beside other data ({}); a CNAME must be alone",
+                    others.join(", ")
+                ),
+            ));
         }
-        for (owner, types) in by_owner {
-            if !types.contains(&Rtype::CNAME) {
-                continue;
-            }
-            let key = RrsetKey {
-                owner: owner.to_owned(),
-                rtype: Rtype::CNAME,
-            };
-            let pos = first_pos
-                .get(&(zi, key.clone()))
-                .copied()
-                .unwrap_or_default();
-            let others: Vec<String> = types
-                .iter()
-                .filter(|t| **t != Rtype::CNAME && !dnssec_type(**t))
-                .map(|t| t.to_string())
-                .collect();
-            if !others.is_empty() {
-                diags.push(values.diagnostic(
-                    pos,
-                    format!(
-                        "CNAME at {owner} beside other data ({}); a CNAME must be alone",
-                        others.join(", ")
-                    ),
-                ));
-            }
-            if zone.rrsets[&key].rrset.rdata.len() > 1 {
-                diags.push(
-                    values.diagnostic(pos, format!("{owner} has more than one CNAME record")),
-                );
-            }
+        if zone.rrsets[&key].rrset.rdata.len() > 1 {
+            diags.push(values.diagnostic(pos, format!("{owner} has more than one CNAME record")));
         }
     }
     finish(diags, desired)
+}
+
+/// The address of an A or AAAA record's wire rdata.
+fn rr_address(wire: &[u8]) -> Option<IpAddr> {
+    match wire.len() {
+        4 => <[u8; 4]>::try_from(wire).ok().map(IpAddr::from),
+        16 => <[u8; 16]>::try_from(wire).ok().map(IpAddr::from),
+        _ => None,
+    }
+}
+
+/// The keys of every type at `owner`.
+fn owner_range(owner: &str) -> std::ops::RangeInclusive<RrsetKey> {
+    let key = |rtype| RrsetKey {
+        owner: owner.to_owned(),
+        rtype,
+    };
+    key(Rtype::from_int(0))..=key(Rtype::from_int(u16::MAX))
 }
 
 fn finish(diags: Vec<Diagnostic>, desired: Desired) -> Result<Desired, RecordsError> {
@@ -511,7 +521,12 @@ segments:
                     owner: owner.into(),
                     rtype,
                 })
-                .map(|r| (r.rrset.ttl, r.rrset.rdata.values().next().unwrap().clone()))
+                .map(|r| {
+                    (
+                        r.rrset.ttl,
+                        r.rrset.rdata.values().next().unwrap().to_owned(),
+                    )
+                })
         };
         assert_eq!(
             get("seg128.local.", "nas.seg128.local.", Rtype::A),
