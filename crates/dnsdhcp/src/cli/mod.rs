@@ -176,9 +176,11 @@ impl On {
     }
 }
 
-/// Connects to the StatefulSet's pod.
+/// Connects to the StatefulSet's pod and checks it runs this dnsdhcp version.
 pub fn connect(k: &KubeTarget) -> Result<Cluster> {
-    Ok(kube::block_on(Cluster::connect(k))?)
+    let c = kube::block_on(Cluster::connect(k))?;
+    kube::block_on(c.check_version())?;
+    Ok(c)
 }
 
 /// Writes a pod command's output as it came.

@@ -143,6 +143,18 @@ pub enum KubeError {
         /// What the connection attempt said.
         detail: String,
     },
+    /// The pod runs another dnsdhcp version than this one.
+    #[error(
+        "the dnsdhcp in pod {pod} is {theirs:?}, this is {ours:?}: use the same version on both sides (upgrade the chart's image or this binary)"
+    )]
+    VersionMismatch {
+        /// The pod.
+        pod: String,
+        /// Its `dnsdhcp --version`.
+        theirs: String,
+        /// This binary's.
+        ours: String,
+    },
     /// Any other API error.
     #[error("kubernetes API: {context}: {source}")]
     Api {

@@ -349,6 +349,24 @@ impl Cluster {
         Ok((old, new))
     }
 
+    /// The version handshake: the pod's `dnsdhcp --version` must be this binary's, since the
+    /// in-pod commands' output is read as this version writes it.
+    pub async fn check_version(&self) -> Result<(), KubeError> {
+        self.pod(&[KNOT_CONTAINER]).await?;
+        let out = self.run(KNOT_CONTAINER, &["--version".to_owned()]).await?;
+        let theirs = String::from_utf8_lossy(&out).trim().to_owned();
+        let ours = format!("dnsdhcp {}", env!("CARGO_PKG_VERSION"));
+        if theirs == ours {
+            Ok(())
+        } else {
+            Err(KubeError::VersionMismatch {
+                pod: self.pod.clone(),
+                theirs,
+                ours,
+            })
+        }
+    }
+
     /// Runs `dnsdhcp ARGS` in `container` and returns its stdout.
     pub async fn run(&self, container: &str, args: &[String]) -> Result<Vec<u8>, KubeError> {
         self.run_with_code(container, args, &[])
