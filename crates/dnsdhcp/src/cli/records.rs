@@ -1,4 +1,4 @@
-//! `dnsdhcp records plan|apply`.
+//! `dnsdhcp records plan|apply|check`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,6 +18,21 @@ pub enum RecordsCommand {
     Plan(RecordsArgs),
     /// Apply the plan: one Knot transaction per changed zone, aborted on any error.
     Apply(RecordsArgs),
+    /// Validate static records offline: no daemon, the zones come from the values.
+    ///
+    /// Every problem is reported with its file:line:column, as plan and apply report them.
+    /// Exit status: 0 the values are valid, 1 they are not (or a file cannot be read), 64 usage
+    /// error. Run it in CI, or before `helm upgrade`. It does not check that Knot serves the
+    /// zones or what the records would replace: `records plan` does.
+    Check(CheckArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Helm values files with `zones` and `staticRecords` (repeatable; later files win, as
+    /// with `helm upgrade -f`).
+    #[arg(short = 'f', long = "values", required = true, value_name = "VALUES")]
+    values: Vec<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -25,13 +40,15 @@ pub struct RecordsArgs {
     /// Helm values files with `zones` and `staticRecords` (repeatable; later files win).
     #[arg(short = 'f', long = "values", required = true, value_name = "VALUES")]
     values: Vec<PathBuf>,
-    /// Apply even if a zone would lose or change more than the safety limit allows.
+    /// Apply even if a zone would lose or change more than the safety limit allows (`plan`:
+    /// judge the plan as `apply --force` would).
     #[arg(long)]
     force: bool,
-    /// Safety limit: the largest share (0-100 %) of a zone's managed records one apply may
-    /// delete or change, for zones managing at least 10 records.
-    #[arg(long, default_value_t = 30.0, value_name = "PERCENT")]
-    max_change: f64,
+    /// Safety limit: the largest share (0 to 100 %) of a zone's managed records one apply may
+    /// delete or change, for zones managing at least 10 records. `plan` says whether `apply`
+    /// would refuse the plan under it.
+    #[arg(long, default_value = "30", value_name = "PERCENT", value_parser = parse_percent, allow_negative_numbers = true)]
+    max_change: SafetyLimit,
     /// Print the plan (and outcome) as JSON.
     #[arg(long)]
     json: bool,
@@ -42,11 +59,21 @@ pub struct RecordsArgs {
     target: TargetArgs,
 }
 
+/// `--max-change`: a number from 0 to 100 (NaN, negatives and more than 100 are usage errors).
+fn parse_percent(text: &str) -> Result<SafetyLimit, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .and_then(SafetyLimit::percent)
+        .ok_or_else(|| format!("`{text}` is not a percentage from 0 to 100"))
+}
+
 /// Runs `records plan` or `records apply` on the resolved target.
 pub fn run(cmd: RecordsCommand, ctx: &mut Ctx) -> Result<ExitCode> {
     let (a, apply) = match cmd {
         RecordsCommand::Plan(a) => (a, false),
         RecordsCommand::Apply(a) => (a, true),
+        RecordsCommand::Check(a) => return check(a, ctx),
     };
     if apply && a.exit_code {
         return Err(ctx
@@ -61,7 +88,8 @@ pub fn run(cmd: RecordsCommand, ctx: &mut Ctx) -> Result<ExitCode> {
     let values = records::load_values(&a.values)?;
     let t = match On::open(target)? {
         On::Kube(c) => {
-            let mut extra = vec!["--max-change".to_owned(), a.max_change.to_string()];
+            let percent = a.max_change.max_share * 100.0;
+            let mut extra = vec!["--max-change".to_owned(), percent.to_string()];
             extra.extend(a.force.then(|| "--force".to_owned()));
             extra.extend(a.json.then(|| "--json".to_owned()));
             extra.extend(a.exit_code.then(|| "--exit-code".to_owned()));
@@ -79,10 +107,7 @@ pub fn run(cmd: RecordsCommand, ctx: &mut Ctx) -> Result<ExitCode> {
     if apply {
         let opts = ApplyOptions {
             force: a.force,
-            limit: SafetyLimit {
-                max_share: a.max_change / 100.0,
-                ..SafetyLimit::default()
-            },
+            limit: a.max_change,
         };
         let outcome = records::apply(&mut client, &values, &opts)?;
         if a.json {
@@ -95,7 +120,8 @@ pub fn run(cmd: RecordsCommand, ctx: &mut Ctx) -> Result<ExitCode> {
             ctx.out.applied(&outcome.committed);
         }
     } else {
-        let (_, plan) = records::plan_from_knot(&mut client, &values)?;
+        let (_, mut plan) = records::plan_from_knot(&mut client, &values)?;
+        plan.assess(&a.max_change, a.force);
         if a.json {
             ctx.out.report("records-plan", &plan)?;
         } else {
@@ -105,5 +131,20 @@ pub fn run(cmd: RecordsCommand, ctx: &mut Ctx) -> Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_CHANGES));
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `records check`: load and validate only; errors go back to `main` (exit 1).
+fn check(a: CheckArgs, ctx: &mut Ctx) -> Result<ExitCode> {
+    let values = records::load_values(&a.values)?;
+    let desired = records::validate(&values)?;
+    for note in &desired.notes {
+        ctx.out.line(format!("note: {note}"));
+    }
+    for z in &desired.zones {
+        ctx.out
+            .line(format!("zone {}: {} record(s)", z.fqdn(), z.record_count()));
+    }
+    ctx.out.line("the static records are valid".to_owned());
     Ok(ExitCode::SUCCESS)
 }

@@ -95,6 +95,7 @@ pub fn plan_from_knot<S: Read + Write>(
     let plan = Plan {
         zones: plans,
         notes: desired.notes.clone(),
+        safety_limit: None,
     };
     Ok((desired, plan))
 }
@@ -147,9 +148,10 @@ fn change_operations(c: &RrsetChange, unsets: &mut Vec<Record>, sets: &mut Vec<R
 /// An empty plan sends nothing at all (serials stay the same).
 pub fn apply_plan<S: Read + Write>(
     client: &mut Client<S>,
-    plan: Plan,
+    mut plan: Plan,
     opts: &ApplyOptions,
 ) -> Result<ApplyOutcome, RecordsError> {
+    plan.assess(&opts.limit, opts.force);
     check_conflicts(&plan)?;
     if !opts.force {
         opts.limit.check(&plan)?;

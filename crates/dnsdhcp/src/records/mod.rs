@@ -30,8 +30,8 @@ pub use apply::{
 pub use error::{Diagnostic, Diagnostics, RecordsError};
 pub use model::{Desired, DesiredZone, Rrset, RrsetKey};
 pub use plan::{
-    Action, CurrentRecord, Plan, RrsetChange, SafetyLimit, ZonePlan, check_conflicts, plan,
-    plan_zone, plan_zone_stream, render_plan,
+    Action, CurrentRecord, LimitExceeded, Plan, RrsetChange, SafetyLimit, SafetyReport, ZonePlan,
+    check_conflicts, plan, plan_zone, plan_zone_stream, render_plan,
 };
 pub use validate::{check_zones_exist, validate};
 pub use values::{DEFAULT_TTL, Values, load_values, parse_values};

@@ -127,12 +127,54 @@ pub struct Plan {
     pub zones: Vec<ZonePlan>,
     /// Notes from validation (e.g. addresses without a reverse zone).
     pub notes: Vec<String>,
+    /// How the plan stands against the safety limit (set by [`Plan::assess`]).
+    pub safety_limit: Option<SafetyReport>,
+}
+
+/// A plan measured against the safety limit: whether `apply` would refuse it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SafetyReport {
+    /// The limit in percent of a zone's managed records.
+    pub max_percent: f64,
+    /// The limit applies to zones managing at least this many records.
+    pub min_records: usize,
+    /// Whether `--force` was given (an exceeded limit is then ignored).
+    pub force: bool,
+    /// Zones whose plan deletes or changes more than the limit allows.
+    pub exceeded: Vec<LimitExceeded>,
+    /// Whether `apply` with the same options would refuse the plan and change nothing.
+    pub apply_refused: bool,
+}
+
+/// One zone over the safety limit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LimitExceeded {
+    /// The zone.
+    pub zone: String,
+    /// Managed records the plan deletes or changes.
+    pub affected: usize,
+    /// Managed records in the zone now.
+    pub managed: usize,
+    /// affected / managed in percent.
+    pub percent: f64,
 }
 
 impl Plan {
     /// Whether nothing changes anywhere.
     pub fn is_empty(&self) -> bool {
         self.zones.iter().all(ZonePlan::is_empty)
+    }
+
+    /// Records in [`Plan::safety_limit`] how the plan stands against `limit` (with `force`).
+    pub fn assess(&mut self, limit: &SafetyLimit, force: bool) {
+        let exceeded = limit.exceeded(self);
+        self.safety_limit = Some(SafetyReport {
+            max_percent: limit.max_share * 100.0,
+            min_records: limit.min_records,
+            force,
+            apply_refused: !force && !exceeded.is_empty(),
+            exceeded,
+        });
     }
 }
 
@@ -156,20 +198,43 @@ impl Default for SafetyLimit {
 }
 
 impl SafetyLimit {
+    /// A limit of `percent` (0–100) of a zone's managed records, for zones with at least 10.
+    /// `None` for anything else (NaN, negative, over 100).
+    pub fn percent(percent: f64) -> Option<Self> {
+        (0.0..=100.0).contains(&percent).then(|| SafetyLimit {
+            max_share: percent / 100.0,
+            ..SafetyLimit::default()
+        })
+    }
+
+    /// The zones of `plan` over the limit.
+    pub fn exceeded(&self, plan: &Plan) -> Vec<LimitExceeded> {
+        plan.zones
+            .iter()
+            .filter(|z| {
+                z.managed_records >= self.min_records && z.affected_share() > self.max_share
+            })
+            .map(|z| LimitExceeded {
+                zone: z.zone.clone(),
+                affected: z.affected_records,
+                managed: z.managed_records,
+                percent: z.affected_share() * 100.0,
+            })
+            .collect()
+    }
+
     /// `Err(SafetyLimit)` for the first zone of `plan` over the limit.
     pub fn check(&self, plan: &Plan) -> Result<(), RecordsError> {
-        for z in &plan.zones {
-            if z.managed_records >= self.min_records && z.affected_share() > self.max_share {
-                return Err(RecordsError::SafetyLimit {
-                    zone: z.zone.clone(),
-                    affected: z.affected_records,
-                    managed: z.managed_records,
-                    percent: z.affected_share() * 100.0,
-                    limit_percent: self.max_share * 100.0,
-                });
-            }
+        match self.exceeded(plan).into_iter().next() {
+            Some(z) => Err(RecordsError::SafetyLimit {
+                zone: z.zone,
+                affected: z.affected,
+                managed: z.managed,
+                percent: z.percent,
+                limit_percent: self.max_share * 100.0,
+            }),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -197,6 +262,7 @@ where
     Ok(Plan {
         zones,
         notes: desired.notes.clone(),
+        safety_limit: None,
     })
 }
 
@@ -514,6 +580,21 @@ pub fn render_plan(plan: &Plan, color: bool) -> String {
     for note in &plan.notes {
         let _ = writeln!(out, "note: {note}");
     }
+    if let Some(s) = &plan.safety_limit {
+        for z in &s.exceeded {
+            let verdict = if s.force {
+                "over the safety limit; --force is given, so apply would go ahead"
+            } else {
+                "apply would refuse this plan and change nothing (re-run with --force if intended)"
+            };
+            let _ = writeln!(
+                out,
+                "{red}safety limit: zone {} deletes or changes {} of {} managed records \
+                 ({:.0}%, limit {:.0}%): {verdict}{reset}",
+                z.zone, z.affected, z.managed, z.percent, s.max_percent
+            );
+        }
+    }
     for z in &plan.zones {
         let (mut add, mut del, mut upd) = (0, 0, 0);
         for c in &z.changes {
@@ -698,7 +779,7 @@ mod tests {
         assert!(p.conflicts[0].contains("v.yaml:4:5"), "{}", p.conflicts[0]);
         let plan = Plan {
             zones: vec![p],
-            notes: vec![],
+            ..Plan::default()
         };
         assert!(matches!(
             check_conflicts(&plan),
@@ -720,22 +801,42 @@ mod tests {
         let limit = SafetyLimit::default();
         let p3 = plan_zone(&desired(&fewer), z.clone()).unwrap();
         assert_eq!((p3.managed_records, p3.affected_records), (10, 4));
-        let plan = Plan {
+        let mut plan = Plan {
             zones: vec![p3],
-            notes: vec![],
+            ..Plan::default()
         };
         let e = limit.check(&plan).unwrap_err().to_string();
         assert!(
             e.contains("4 of 10 managed records (40%, limit 30%)"),
             "{e}"
         );
+        plan.assess(&limit, false);
+        let text = render_plan(&plan, false);
+        assert!(
+            text.contains("safety limit: zone home.arpa. deletes or changes 4 of 10 managed records (40%, limit 30%): apply would refuse"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&plan).unwrap();
+        assert_eq!(json["safety_limit"]["apply_refused"], true);
+        assert_eq!(json["safety_limit"]["exceeded"][0]["affected"], 4);
+        plan.assess(&limit, true);
+        assert!(render_plan(&plan, false).contains("--force is given, so apply would go ahead"));
+        assert_eq!(
+            serde_json::to_value(&plan).unwrap()["safety_limit"]["apply_refused"],
+            false
+        );
+        plan.assess(&SafetyLimit::percent(40.0).unwrap(), false);
+        assert!(!plan.safety_limit.as_ref().unwrap().apply_refused);
+        for bad in [f64::NAN, -5.0, 100.5, f64::INFINITY] {
+            assert!(SafetyLimit::percent(bad).is_none(), "{bad}");
+        }
         fewer.push_str("  - \"h6 A 192.168.1.6\"\n");
         let p = plan_zone(&desired(&fewer), z).unwrap();
         assert_eq!(p.affected_records, 3);
         limit
             .check(&Plan {
                 zones: vec![p],
-                notes: vec![],
+                ..Plan::default()
             })
             .unwrap();
     }
@@ -745,7 +846,7 @@ mod tests {
         let d = desired("  - \"router A 192.168.1.1\"\n");
         let plan = Plan {
             zones: vec![plan_zone(&d, base()).unwrap()],
-            notes: vec![],
+            ..Plan::default()
         };
         let text = render_plan(&plan, false);
         assert!(
