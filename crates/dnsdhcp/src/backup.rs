@@ -135,6 +135,20 @@ pub fn stamp() -> String {
         .to_string()
 }
 
+/// `<dir>/<prefix>-<stamp>.tar.gz`, or with `-2`, `-3`, ... after the stamp when a backup of
+/// the same second already has that name: a timestamped archive is never replaced.
+pub fn stamped_path(dir: &Path, prefix: &str) -> PathBuf {
+    let stamp = stamp();
+    let first = dir.join(format!("{prefix}-{stamp}.tar.gz"));
+    if !first.exists() {
+        return first;
+    }
+    (2u32..)
+        .map(|n| dir.join(format!("{prefix}-{stamp}-{n}.tar.gz")))
+        .find(|p| !p.exists())
+        .expect("a free name")
+}
+
 /// Backs up every zone Knot serves into `out_dir` (created if missing).
 ///
 /// Knot writes its own backup (`zone-backup`, blocking, with zone files, journal, timers, keys
@@ -165,8 +179,7 @@ pub fn backup_zones(target: &LocalTarget, out_dir: &Path) -> Result<ZonesBackup,
     let backup_dir = run_zone_backup(&mut client, &zones, staging.path())?;
     drop(client);
 
-    let stamp = stamp();
-    let full_path = out_dir.join(format!("knot-zones-{}-{stamp}.tar.gz", target.name));
+    let full_path = stamped_path(&out_dir, &format!("knot-zones-{}", target.name));
     let zones_path = out_dir.join(ZONES_ARCHIVE);
     let mut w = ArchiveWriter::create(&full_path, ArchiveKind::ZonesFull, target.source())?;
     // Zone files first: they are the shared prefix that becomes zones.tar.gz by copying the
@@ -354,7 +367,7 @@ pub fn backup_leases(target: &LocalTarget, out_dir: &Path) -> Result<LeasesBacku
         .unwrap_or("kea-leases4.csv")
         .to_owned();
 
-    let path = out_dir.join(format!("kea-leases-{}-{}.tar.gz", target.name, stamp()));
+    let path = stamped_path(out_dir, &format!("kea-leases-{}", target.name));
     let mut w = ArchiveWriter::create_with_level(
         &path,
         ArchiveKind::Leases,
@@ -378,4 +391,20 @@ pub fn backup_leases(target: &LocalTarget, out_dir: &Path) -> Result<LeasesBacku
         skipped_rows,
         snapshot_attempts: snapshot.attempts(),
     })
+}
+
+#[cfg(test)]
+mod stamped_tests {
+    use super::*;
+
+    #[test]
+    fn stamped_names_never_collide_within_a_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..5 {
+            let p = stamped_path(dir.path(), "kea-leases-x");
+            assert!(seen.insert(p.clone()), "{p:?} given twice");
+            fs::write(&p, b"x").unwrap();
+        }
+    }
 }
