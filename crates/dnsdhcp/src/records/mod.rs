@@ -34,4 +34,4 @@ pub use plan::{
     check_conflicts, plan, plan_zone, plan_zone_stream, render_plan,
 };
 pub use validate::{check_zones_exist, validate};
-pub use values::{DEFAULT_TTL, Values, load_values, parse_values};
+pub use values::{DEFAULT_TTL, SourceFile, Values, load_values, parse_values};

@@ -58,8 +58,29 @@ pub fn validate(values: &Values) -> Result<Desired, RecordsError> {
                 DEFAULT_TTL
             }
         };
-        let reserved = parse_abs_name(&format!("{OWNERSHIP_LABEL}.{}", fqdn(&name)))
-            .expect("valid reserved name");
+        if fqdn(&name) == "." {
+            diags.push(values.diagnostic(
+                z.pos,
+                format!(
+                    "zone {:?} is the DNS root; name a zone below it (e.g. home.arpa)",
+                    z.name
+                ),
+            ));
+            continue;
+        }
+        let reserved = match parse_abs_name(&format!("{OWNERSHIP_LABEL}.{}", fqdn(&name))) {
+            Ok(r) => r,
+            Err(e) => {
+                diags.push(values.diagnostic(
+                    z.pos,
+                    format!(
+                        "zone {}: its ownership records would not fit ({e}); use a shorter zone name",
+                        fqdn(&name)
+                    ),
+                ));
+                continue;
+            }
+        };
         zones.push(ZoneInfo {
             name,
             default_ttl,

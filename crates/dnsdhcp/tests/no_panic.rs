@@ -1,0 +1,96 @@
+//! No input makes the parsers panic: property tests over values files (zone names such as
+//! `.` and `""`, odd records), archives (arbitrary bytes, and valid gzip of arbitrary tar
+//! bytes) and lease rows. Each input is either accepted or refused with an error.
+
+use std::io::Write;
+
+use proptest::prelude::*;
+
+use dnsdhcp::archive::{self, Limits};
+use dnsdhcp::records::{self, SourceFile};
+
+fn zone_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(".".to_owned()),
+        Just(String::new()),
+        Just("..".to_owned()),
+        Just("home.arpa".to_owned()),
+        Just("1.168.192.in-addr.arpa".to_owned()),
+        "[a-z0-9.\\-*_@ ]{0,30}",
+        any::<String>(),
+    ]
+}
+
+fn record() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("router IN A 192.168.1.1".to_owned()),
+        Just("@ CNAME x".to_owned()),
+        Just(". A 1.2.3.4".to_owned()),
+        "[a-z0-9.@* ]{0,12} (IN )?(A|AAAA|CNAME|TXT|MX|SRV|PTR|NS|SOA|CAA|X) [ -~]{0,40}",
+        any::<String>(),
+    ]
+}
+
+fn yaml_quote(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn values_files_never_panic(
+        zones in proptest::collection::vec(zone_name(), 0..4),
+        recs in proptest::collection::vec(record(), 0..6),
+        ttl in prop_oneof![Just(None), any::<i64>().prop_map(Some)],
+    ) {
+        let mut text = String::from("zones:\n");
+        for z in &zones {
+            text.push_str(&format!("  - name: {}\n", yaml_quote(z)));
+            if let Some(t) = ttl {
+                text.push_str(&format!("    defaultTtl: {t}\n"));
+            }
+        }
+        text.push_str("staticRecords:\n");
+        for r in &recs {
+            text.push_str(&format!("  - {}\n", yaml_quote(r)));
+        }
+        let files = vec![SourceFile { path: "values.yaml".into(), text }];
+        if let Ok(values) = records::parse_values(files) {
+            let _ = records::validate(&values);
+        }
+    }
+
+    #[test]
+    fn raw_values_text_never_panics(text in any::<String>()) {
+        let files = vec![SourceFile { path: "values.yaml".into(), text }];
+        if let Ok(values) = records::parse_values(files) {
+            let _ = records::validate(&values);
+        }
+    }
+
+    #[test]
+    fn archive_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096), gz in any::<bool>()) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.tar.gz");
+        let data = if gz {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(&bytes).unwrap();
+            e.finish().unwrap()
+        } else {
+            bytes
+        };
+        std::fs::write(&p, data).unwrap();
+        let report = archive::verify(&p, &Limits::default());
+        prop_assert!(!report.ok || report.problems.is_empty());
+    }
+
+    #[test]
+    fn lease_rows_never_panic(header in "[a-z_,]{0,120}", row in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let header = kea_leases::csv::Header::parse(header.as_bytes())
+            .unwrap_or_else(|_| kea_leases::csv::Header::parse(
+                b"address,hwaddr,client_id,valid_lifetime,expire,subnet_id,fqdn_fwd,fqdn_rev,hostname,state,user_context"
+            ).unwrap());
+        let _ = kea_leases::csv::parse_row(&header, &row);
+    }
+}
