@@ -339,6 +339,92 @@ pub(crate) fn effective_uid() -> u32 {
         .unwrap_or(u32::MAX)
 }
 
+enum StreamError {
+    Archive(ArchiveError),
+    Snapshot(kea_leases::SnapshotError),
+}
+
+/// Streams `compacted` into `w` as `member`: one thread assembles the rows (reading them from
+/// the snapshot's files) while this one hashes and compresses; at most a few 4 MiB chunks are
+/// in memory. The rows were checked by the compaction, whose counts go into the manifest.
+fn stream_compacted(
+    w: &mut ArchiveWriter,
+    member: &str,
+    compacted: &kea_leases::Compacted<'_>,
+) -> Result<(), StreamError> {
+    use std::sync::mpsc;
+    let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(2);
+    let leases = compacted.lease_count() as u64;
+    std::thread::scope(|scope| {
+        let producer = scope.spawn(move || compacted.write_to(ChunkSender(tx)));
+        let added = w.add_checked_leases(
+            member,
+            compacted.len(),
+            0o644,
+            ChunkReader {
+                rx,
+                chunk: Vec::new(),
+                pos: 0,
+            },
+            (leases, leases),
+        );
+        // The reader is gone: a producer still sending stops at its next chunk.
+        let produced = producer.join().expect("lease chunk thread panicked");
+        match (added, produced) {
+            (Ok(_), Ok(())) => Ok(()),
+            // The producer stopped because the archive side failed first.
+            (Err(a), Err(kea_leases::SnapshotError::Io { source, .. }))
+                if source.kind() == std::io::ErrorKind::BrokenPipe =>
+            {
+                Err(StreamError::Archive(a))
+            }
+            (_, Err(e)) => Err(StreamError::Snapshot(e)),
+            (Err(a), Ok(())) => Err(StreamError::Archive(a)),
+        }
+    })
+}
+
+/// Hands each chunk written to it to a [`ChunkReader`].
+struct ChunkSender(std::sync::mpsc::SyncSender<Vec<u8>>);
+
+impl std::io::Write for ChunkSender {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .send(buf.to_vec())
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Reads the chunks a [`ChunkSender`] sends, in order.
+struct ChunkReader {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(chunk) => {
+                    self.chunk = chunk;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.chunk.len() - self.pos);
+        out[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 /// Backs up Kea's leases into `out_dir`: a consistent snapshot of the lease files (safe
 /// against a concurrent LFC rotation, torn last rows ignored, `.pid` never included),
 /// compacted to the one file Kea would load, streamed into `kea-leases-<name>-<stamp>.tar.gz`
@@ -374,7 +460,10 @@ pub fn backup_leases(target: &LocalTarget, out_dir: &Path) -> Result<LeasesBacku
         target.source(),
         flate2::Compression::fast(),
     )?;
-    w.add_lease_reader(&member, compacted.len(), 0o644, compacted.reader())?;
+    stream_compacted(&mut w, &member, &compacted).map_err(|e| match e {
+        StreamError::Archive(e) => BackupError::Archive(e),
+        StreamError::Snapshot(source) => snap_err(source),
+    })?;
     let archive = Written {
         manifest: w.finish()?,
         path,

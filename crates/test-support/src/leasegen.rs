@@ -90,7 +90,7 @@ pub struct Generated {
 
 /// Writes `n` leases' worth of `X.2` / `X.1` / `X` (named `kea-leases4.csv*`) into `dir`, the
 /// addresses counting up from `first`, with expiry times around `now` (epoch seconds) so Kea
-/// does not reclaim them during a test (valid lifetime 4000 s).
+/// does not reclaim them during a test (valid lifetime 4000 s, at least 45 minutes left).
 pub fn generate(dir: &Path, n: u32, first: Ipv4Addr, now: u64) -> Generated {
     let x = dir.join("kea-leases4.csv");
     let path_of = |suffix: &str| PathBuf::from(format!("{}{suffix}", x.display()));
@@ -102,7 +102,8 @@ pub fn generate(dir: &Path, n: u32, first: Ipv4Addr, now: u64) -> Generated {
         writeln!(w, "{HEADER}").expect("write header");
         w
     };
-    // X.2: 90% of the addresses, sorted (LFC output).
+    // X.2: 90% of the addresses, sorted (LFC output). Every lease has at least 45 minutes left,
+    // so Kea reclaims none (and writes nothing) while a test or benchmark runs.
     let mut w = open(&path_of(".2"));
     for i in (0..n).filter(|i| i % 10 != 9) {
         write_row(
@@ -110,7 +111,7 @@ pub fn generate(dir: &Path, n: u32, first: Ipv4Addr, now: u64) -> Generated {
             first,
             i,
             4000,
-            now - 3000 - rng.below(900),
+            now - 1000 - rng.below(300),
             &mut rng,
         );
         live[i as usize] = true;
@@ -137,7 +138,7 @@ pub fn generate(dir: &Path, n: u32, first: Ipv4Addr, now: u64) -> Generated {
             events.swap(j, r);
         }
         let mut w = open(&path_of(suffix));
-        let base = now - 2000 + 1000 * k as u64;
+        let base = now - 1000 + 500 * k as u64;
         for (t, &(i, valid)) in events.iter().enumerate() {
             let cltt = base + (t as u64 * 900 / events.len() as u64);
             write_row(&mut w, first, i, valid, cltt, &mut rng);

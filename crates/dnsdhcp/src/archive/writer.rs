@@ -128,6 +128,9 @@ pub struct ArchiveWriter {
     lease_files: Vec<LeaseFileFacts>,
     /// Live leases over all lease files added so far, in order.
     lease_set: LeaseSet,
+    /// Leases of a lease file added with counts given by the caller
+    /// ([`add_checked_leases`](Self::add_checked_leases)); then it is the only lease file.
+    given_leases: Option<u64>,
     /// Live leases when the prefix ended.
     prefix_leases: Option<LeaseSet>,
     prefix: Option<Prefix>,
@@ -215,6 +218,7 @@ impl ArchiveWriter {
             pending: VecDeque::new(),
             lease_files: Vec::new(),
             lease_set: LeaseSet::default(),
+            given_leases: None,
             prefix_leases: None,
             prefix: None,
             paths: HashSet::new(),
@@ -568,6 +572,34 @@ impl ArchiveWriter {
         self.add_lease_stream(member, size, mode, now(), reader)
     }
 
+    /// Stream a lease file whose rows the caller has already checked with the same rules and
+    /// counted (a `kea_leases` compaction: `rows` valid rows, `leases` distinct leases), as
+    /// `member`, without checking them again; `verify` checks them from the archive. It must be
+    /// the archive's only lease file.
+    pub fn add_checked_leases(
+        &mut self,
+        member: &str,
+        size: u64,
+        mode: u32,
+        reader: impl Read,
+        (rows, leases): (u64, u64),
+    ) -> Result<&LeaseFileFacts, ArchiveError> {
+        if !self.lease_files.is_empty() {
+            return Err(ArchiveError::Misuse {
+                reason: "add_checked_leases after another lease file",
+            });
+        }
+        let path = self.claim(member)?;
+        self.add_claimed(path.clone(), size, mode, now(), reader, None)?;
+        self.given_leases = Some(leases);
+        self.lease_files.push(LeaseFileFacts {
+            file: path,
+            rows,
+            leases,
+        });
+        Ok(self.lease_files.last().expect("just pushed"))
+    }
+
     fn add_lease_stream(
         &mut self,
         member: &str,
@@ -576,6 +608,11 @@ impl ArchiveWriter {
         mtime: u64,
         reader: impl Read,
     ) -> Result<&LeaseFileFacts, ArchiveError> {
+        if self.given_leases.is_some() {
+            return Err(ArchiveError::Misuse {
+                reason: "a lease file after add_checked_leases",
+            });
+        }
         let path = self.claim(member)?;
         let mut tee = RowTee {
             inner: reader,
@@ -714,7 +751,7 @@ impl ArchiveWriter {
             kind: self.kind,
             zones: self.zone_facts()?,
             files: std::mem::take(&mut self.files),
-            lease_count: live(&self.lease_set),
+            lease_count: live(&self.lease_set) + self.given_leases.unwrap_or(0),
             lease_files: std::mem::take(&mut self.lease_files),
         })
     }
