@@ -133,7 +133,11 @@ pub fn marker(zone: &str, owner: &Owner) -> Record {
 }
 
 fn marker_owner(zone: &str) -> String {
-    format!("{MARKER_LABEL}.{}.", zone.trim_end_matches('.'))
+    match zone.trim_end_matches('.') {
+        // The root zone: the marker sits directly below the root.
+        "" => format!("{MARKER_LABEL}."),
+        z => format!("{MARKER_LABEL}.{z}."),
+    }
 }
 
 /// Opens a marked transaction on `zone` for this process.
@@ -274,5 +278,12 @@ mod tests {
         assert!(!rebooted.is_running());
         assert_eq!(Owner::from_txt("\"hello world\""), None);
         assert_eq!(Owner::from_txt("\"dnsdhcp host=x\""), None);
+    }
+
+    #[test]
+    fn the_marker_owner_is_a_valid_name_in_every_zone_including_the_root() {
+        assert_eq!(marker_owner("example.com."), "_dnsdhcp-txn.example.com.");
+        assert_eq!(marker_owner("example.com"), "_dnsdhcp-txn.example.com.");
+        assert_eq!(marker_owner("."), "_dnsdhcp-txn.");
     }
 }

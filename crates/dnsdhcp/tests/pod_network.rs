@@ -331,18 +331,21 @@ fn pod_network_relay_mode_dhcrelay_lease_unicast_renewal_and_ddns() {
     wait_ddns(&pod, "laptop.home.arpa", &addr);
 
     // T1 is half the 20 s lifetime: the renewal goes by unicast to the server identifier, the
-    // load balancer's address, and is answered from it.
+    // load balancer's address, and is acknowledged. The router's dhcrelay listens on the LAN
+    // with a packet filter, so it sees that unicast too and relays a copy: the first answer to
+    // reach the client comes either through the load balancer or from the relay (as on a real
+    // router running a relay); which one wins is a race.
     client.wait_renew(&addr, Duration::from_secs(30));
     let log = client.log();
+    let request = format!("DHCPREQUEST for {addr} on eth0 to {LB_IP} port 67");
+    let Some(at) = log.find(&request) else {
+        panic!("the renewal was not sent to the load balancer:\n{log}");
+    };
+    let after = &log[at..];
     assert!(
-        log.contains(&format!(
-            "DHCPREQUEST for {addr} on eth0 to {LB_IP} port 67"
-        )),
-        "the renewal was not sent to the load balancer:\n{log}"
-    );
-    assert!(
-        log.contains(&format!("DHCPACK of {addr} from {LB_IP}")),
-        "the renewal was not answered through the load balancer:\n{log}"
+        after.contains(&format!("DHCPACK of {addr} from {LB_IP}"))
+            || after.contains(&format!("DHCPACK of {addr} from 192.168.1.1")),
+        "the unicast renewal was not acknowledged:\n{log}"
     );
     pod.check_alive().unwrap();
 }
