@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use crate::codec::{self, Item, Items, TYPE_BLOCK, TYPE_END, Unit};
 use crate::error::{Error, Result};
 use crate::types::{
-    BackupOptions, Change, DiffEntry, FlushOptions, Record, RecordError, ReloadOptions, Version,
-    ZoneStatus, flags, markers,
+    BackupOptions, Change, DiffEntry, FlushOptions, Record, RecordError, RecordRef, ReloadOptions,
+    Version, ZoneStatus, flags, markers,
 };
 
 /// Read-buffer size. Replies are decoded from this fixed buffer, one unit at a time.
@@ -357,6 +357,23 @@ impl<S: Read + Write> Client<S> {
                 Err(Error::Protocol("knotd ended the conversation (END)".into()))
             }
             Ok(Some(u)) => Ok(u),
+            Ok(None) => {
+                self.state = State::Broken;
+                Err(Error::Protocol("knotd closed the connection".into()))
+            }
+            Err(e) => self.fail(e.into()),
+        }
+    }
+
+    /// [`Client::next_unit`] into reused buffers (DATA/EXTRA items are left in `buf`).
+    fn next_unit_into(&mut self, buf: &mut codec::UnitBuf) -> Result<codec::UnitKind> {
+        self.check_usable()?;
+        match codec::read_unit_into(&mut self.io, buf) {
+            Ok(Some(codec::UnitKind::End)) => {
+                self.state = State::Closed;
+                Err(Error::Protocol("knotd ended the conversation (END)".into()))
+            }
+            Ok(Some(kind)) => Ok(kind),
             Ok(None) => {
                 self.state = State::Broken;
                 Err(Error::Protocol("knotd closed the connection".into()))
@@ -833,6 +850,7 @@ impl<S: Read + Write> Client<S> {
             client: self,
             done: false,
             largest_unit: 0,
+            buf: codec::UnitBuf::new(),
         })
     }
 
@@ -1075,6 +1093,7 @@ pub struct RecordStream<'c, S: Read + Write> {
     client: &'c mut Client<S>,
     done: bool,
     largest_unit: usize,
+    buf: codec::UnitBuf,
 }
 
 impl<S: Read + Write> RecordStream<'_, S> {
@@ -1088,23 +1107,21 @@ impl<S: Read + Write> RecordStream<'_, S> {
     pub fn read_buffer_capacity(&self) -> usize {
         self.client.read_buffer_capacity()
     }
-}
 
-impl<S: Read + Write> Iterator for RecordStream<'_, S> {
-    type Item = Result<Record>;
-
-    fn next(&mut self) -> Option<Result<Record>> {
+    /// The next record, borrowed from the stream's decoding buffer (valid until the next call):
+    /// like [`Iterator::next`] without allocating per record.
+    pub fn next_ref(&mut self) -> Option<Result<RecordRef<'_>>> {
         while !self.done {
-            match self.client.next_unit() {
-                Ok(Unit::Data(items)) => {
-                    self.largest_unit = self.largest_unit.max(items.value_bytes());
-                    if items.has(Item::Error) {
-                        return Some(Err(Error::from_server(items)));
+            match self.client.next_unit_into(&mut self.buf) {
+                Ok(codec::UnitKind::Data) => {
+                    self.largest_unit = self.largest_unit.max(self.buf.value_bytes());
+                    if self.buf.has(Item::Error) {
+                        return Some(Err(Error::from_server(self.buf.to_items())));
                     }
-                    return Some(Ok(Record::from_items(&items)));
+                    return Some(Ok(record_ref(&mut self.buf)));
                 }
-                Ok(Unit::Extra(_)) => continue,
-                Ok(Unit::Block) | Ok(Unit::End) => self.done = true,
+                Ok(codec::UnitKind::Extra) => continue,
+                Ok(codec::UnitKind::Block) | Ok(codec::UnitKind::End) => self.done = true,
                 Err(e) => {
                     self.done = true;
                     return Some(Err(e));
@@ -1115,11 +1132,40 @@ impl<S: Read + Write> Iterator for RecordStream<'_, S> {
     }
 }
 
+/// The record in `buf` (absent items read as empty, like [`Record::from_items`]).
+fn record_ref(buf: &mut codec::UnitBuf) -> RecordRef<'_> {
+    for item in [Item::Owner, Item::Ttl, Item::Type, Item::Data] {
+        let _ = buf.text(item);
+    }
+    let text = |item| {
+        buf.get(item)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .unwrap_or_default()
+    };
+    RecordRef {
+        owner: text(Item::Owner),
+        ttl: buf
+            .get(Item::Ttl)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|t| t.parse().ok()),
+        rtype: text(Item::Type),
+        data: text(Item::Data),
+    }
+}
+
+impl<S: Read + Write> Iterator for RecordStream<'_, S> {
+    type Item = Result<Record>;
+
+    fn next(&mut self) -> Option<Result<Record>> {
+        self.next_ref().map(|r| r.map(|r| r.to_record()))
+    }
+}
+
 impl<S: Read + Write> Drop for RecordStream<'_, S> {
     fn drop(&mut self) {
         while !self.done {
-            match self.client.next_unit() {
-                Ok(Unit::Block) | Err(_) => self.done = true,
+            match self.client.next_unit_into(&mut self.buf) {
+                Ok(codec::UnitKind::Block) | Err(_) => self.done = true,
                 Ok(_) => {}
             }
         }

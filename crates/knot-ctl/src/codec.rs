@@ -268,23 +268,122 @@ fn read_exact<R: BufRead>(r: &mut R, buf: &mut [u8]) -> Result<(), CodecError> {
     })
 }
 
+/// The kind of a unit read by [`read_unit_into`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitKind {
+    /// END.
+    End,
+    /// DATA (its items are in the [`UnitBuf`]).
+    Data,
+    /// EXTRA (its items are in the [`UnitBuf`]).
+    Extra,
+    /// BLOCK.
+    Block,
+}
+
+/// The items of the last DATA/EXTRA unit read by [`read_unit_into`], decoded into buffers that
+/// are reused from unit to unit: reading a long stream (a zone of a million records) then
+/// allocates nothing once the buffers have grown.
+#[derive(Debug, Default)]
+pub struct UnitBuf {
+    present: [bool; ITEM_COUNT],
+    values: [Vec<u8>; ITEM_COUNT],
+}
+
+impl UnitBuf {
+    /// An empty buffer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The raw value of `item` in the last unit, if present.
+    pub fn get(&self, item: Item) -> Option<&[u8]> {
+        self.present[item as usize].then(|| self.values[item as usize].as_slice())
+    }
+
+    /// Whether `item` is present in the last unit (possibly empty).
+    pub fn has(&self, item: Item) -> bool {
+        self.present[item as usize]
+    }
+
+    /// Bytes held by the last unit's values.
+    pub fn value_bytes(&self) -> usize {
+        self.present
+            .iter()
+            .zip(&self.values)
+            .filter(|(p, _)| **p)
+            .map(|(_, v)| v.len())
+            .sum()
+    }
+
+    /// The value of `item` as text, if present; invalid UTF-8 is replaced in place first
+    /// (as [`Items::text`] replaces it).
+    pub fn text(&mut self, item: Item) -> Option<&str> {
+        if !self.present[item as usize] {
+            return None;
+        }
+        let v = &mut self.values[item as usize];
+        if std::str::from_utf8(v).is_err() {
+            *v = String::from_utf8_lossy(v).into_owned().into_bytes();
+        }
+        std::str::from_utf8(v).ok()
+    }
+
+    /// The last unit's items as an owned [`Items`].
+    pub fn to_items(&self) -> Items {
+        let mut items = Items::new();
+        for i in 0..ITEM_COUNT {
+            if self.present[i] {
+                items.0[i] = Some(self.values[i].clone());
+            }
+        }
+        items
+    }
+}
+
 /// Reads one unit; `Ok(None)` at a clean end of stream (before a type byte).
 ///
 /// A DATA/EXTRA unit is finished when the next byte is below 0x10 (left unread for the next
 /// call) or the stream ends. Never panics on malformed input.
 pub fn read_unit<R: BufRead>(r: &mut R) -> Result<Option<Unit>, CodecError> {
+    let mut buf = UnitBuf::new();
+    Ok(read_unit_into(r, &mut buf)?.map(|kind| match kind {
+        UnitKind::End => Unit::End,
+        UnitKind::Block => Unit::Block,
+        UnitKind::Data => Unit::Data(buf.into_items()),
+        UnitKind::Extra => Unit::Extra(buf.into_items()),
+    }))
+}
+
+impl UnitBuf {
+    fn into_items(self) -> Items {
+        let mut items = Items::new();
+        for (i, (present, value)) in self.present.into_iter().zip(self.values).enumerate() {
+            if present {
+                items.0[i] = Some(value);
+            }
+        }
+        items
+    }
+}
+
+/// [`read_unit`] into reused buffers: a DATA/EXTRA unit's items are left in `buf`.
+pub fn read_unit_into<R: BufRead>(
+    r: &mut R,
+    buf: &mut UnitBuf,
+) -> Result<Option<UnitKind>, CodecError> {
     let Some(t) = peek_byte(r)? else {
         return Ok(None);
     };
     r.consume(1);
-    let data = match t {
-        TYPE_END => return Ok(Some(Unit::End)),
-        TYPE_BLOCK => return Ok(Some(Unit::Block)),
-        TYPE_DATA => true,
-        TYPE_EXTRA => false,
+    let kind = match t {
+        TYPE_END => return Ok(Some(UnitKind::End)),
+        TYPE_BLOCK => return Ok(Some(UnitKind::Block)),
+        TYPE_DATA => UnitKind::Data,
+        TYPE_EXTRA => UnitKind::Extra,
         other => return Err(CodecError::InvalidType(other)),
     };
-    let mut items = Items::new();
+    buf.present = [false; ITEM_COUNT];
     while let Some(code) = peek_byte(r)? {
         if code < ITEM_CODE_BASE {
             break;
@@ -293,15 +392,31 @@ pub fn read_unit<R: BufRead>(r: &mut R) -> Result<Option<Unit>, CodecError> {
         r.consume(1);
         let mut len = [0u8; 2];
         read_exact(r, &mut len)?;
-        let mut value = vec![0u8; u16::from_be_bytes(len) as usize];
-        read_exact(r, &mut value)?;
-        items.0[item as usize] = Some(value);
+        let value = &mut buf.values[item as usize];
+        read_value(r, value, u16::from_be_bytes(len) as usize)?;
+        buf.present[item as usize] = true;
     }
-    Ok(Some(if data {
-        Unit::Data(items)
-    } else {
-        Unit::Extra(items)
-    }))
+    Ok(Some(kind))
+}
+
+/// Reads `len` bytes into `value` (replacing its contents), straight from the reader's buffer.
+fn read_value<R: BufRead>(r: &mut R, value: &mut Vec<u8>, len: usize) -> Result<(), CodecError> {
+    value.clear();
+    value.reserve(len);
+    while value.len() < len {
+        let chunk = match r.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CodecError::Io(e)),
+        };
+        if chunk.is_empty() {
+            return Err(CodecError::Truncated);
+        }
+        let n = chunk.len().min(len - value.len());
+        value.extend_from_slice(&chunk[..n]);
+        r.consume(n);
+    }
+    Ok(())
 }
 
 /// Decodes a complete byte sequence into units.

@@ -37,6 +37,6 @@ mod types;
 pub use client::{Client, KNOWN_COMMANDS, RecordStream, Timeouts, Transaction};
 pub use error::{Error, Result, ServerMessage};
 pub use types::{
-    BackupOptions, Change, Components, DiffEntry, FlushOptions, Record, RecordError, ReloadOptions,
-    Version, ZoneEvent, ZoneStatus,
+    BackupOptions, Change, Components, DiffEntry, FlushOptions, Record, RecordError, RecordRef,
+    ReloadOptions, Version, ZoneEvent, ZoneStatus,
 };

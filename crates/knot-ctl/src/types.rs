@@ -62,6 +62,32 @@ impl Record {
     }
 }
 
+/// A record borrowed from a reply's decoding buffer ([`crate::RecordStream::next_ref`]), so that
+/// reading a zone costs no allocation per record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordRef<'a> {
+    /// Owner name as the server presents it.
+    pub owner: &'a str,
+    /// TTL, if the reply carries one.
+    pub ttl: Option<u32>,
+    /// RR type mnemonic.
+    pub rtype: &'a str,
+    /// Rdata in presentation format.
+    pub data: &'a str,
+}
+
+impl RecordRef<'_> {
+    /// An owned copy.
+    pub fn to_record(&self) -> Record {
+        Record {
+            owner: self.owner.to_owned(),
+            ttl: self.ttl,
+            rtype: self.rtype.to_owned(),
+            data: self.data.to_owned(),
+        }
+    }
+}
+
 impl fmt::Display for Record {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.owner)?;

@@ -3,13 +3,14 @@
 
 use std::io::{Read, Write};
 
-use knot_ctl::{Client, FlushOptions, Record};
+use knot_ctl::{Client, FlushOptions, Record, RecordStream};
 use serde::Serialize;
 
 use super::error::RecordsError;
 use super::model::Desired;
 use super::plan::{
-    CurrentRecord, Plan, RrsetChange, SafetyLimit, ZonePlan, check_conflicts, plan_zone_stream,
+    CurrentRecord, CurrentRef, Plan, RrsetChange, SafetyLimit, ZonePlan, ZoneRecords,
+    check_conflicts, plan_zone_records,
 };
 use super::validate::{check_zones_exist, validate};
 use super::values::Values;
@@ -78,6 +79,30 @@ fn zone_records<'c, S: Read + Write>(
     }))
 }
 
+/// A zone's `zone-read` stream as [`ZoneRecords`]: each record is borrowed from the client's
+/// decoding buffer.
+struct KnotRecords<'c, S: Read + Write> {
+    stream: RecordStream<'c, S>,
+    context: String,
+}
+
+impl<S: Read + Write> ZoneRecords for KnotRecords<'_, S> {
+    fn next_record(&mut self) -> Option<Result<CurrentRef<'_>, RecordsError>> {
+        Some(match self.stream.next_ref()? {
+            Ok(r) => Ok(CurrentRef {
+                owner: r.owner,
+                ttl: r.ttl.unwrap_or(0),
+                rtype: r.rtype,
+                data: r.data,
+            }),
+            Err(source) => Err(RecordsError::Knot {
+                context: self.context.clone(),
+                source,
+            }),
+        })
+    }
+}
+
 /// Validates `values`, checks their zones exist on the server, and plans every zone against
 /// what Knot serves now (each zone streamed from `zone-read` into its plan). Returns the
 /// desired state too (for callers that want its notes).
@@ -90,7 +115,11 @@ pub fn plan_from_knot<S: Read + Write>(
     check_zones_exist(values, &zones)?;
     let mut plans = Vec::with_capacity(desired.zones.len());
     for z in &desired.zones {
-        plans.push(plan_zone_stream(z, zone_records(client, &z.fqdn())?)?);
+        let context = format!("zone-read {}", z.fqdn());
+        let stream = client
+            .zone_read(&z.fqdn(), None, None)
+            .map_err(knot(&context))?;
+        plans.push(plan_zone_records(z, &mut KnotRecords { stream, context })?);
     }
     let plan = Plan {
         zones: plans,

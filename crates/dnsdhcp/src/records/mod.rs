@@ -30,8 +30,9 @@ pub use apply::{
 pub use error::{Diagnostic, Diagnostics, RecordsError};
 pub use model::{Desired, DesiredZone, Rrset, RrsetKey};
 pub use plan::{
-    Action, CurrentRecord, LimitExceeded, Plan, RrsetChange, SafetyLimit, SafetyReport, ZonePlan,
-    check_conflicts, plan, plan_zone, plan_zone_stream, render_plan,
+    Action, CurrentRecord, CurrentRef, LimitExceeded, Plan, RrsetChange, SafetyLimit, SafetyReport,
+    ZonePlan, ZoneRecords, check_conflicts, plan, plan_zone, plan_zone_records, plan_zone_stream,
+    render_plan,
 };
 pub use validate::{check_zones_exist, validate};
 pub use values::{DEFAULT_TTL, SourceFile, Values, load_values, parse_values};

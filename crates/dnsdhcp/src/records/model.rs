@@ -1,10 +1,13 @@
 //! The desired state: per zone, the static RRsets the values declare (PTRs included).
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use domain::base::iana::Rtype;
 
 use super::rr::{DName, fqdn};
+use super::values::{Pos, location};
 
 /// An RRset's identity: lowercase absolute owner and type.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -90,18 +93,23 @@ impl RdataSet {
 
     /// Inserts a record; an existing record with the same wire form gets the new text.
     pub fn insert(&mut self, wire: Vec<u8>, text: String) {
-        let packed = pack(&wire, &text);
+        self.insert_ref(&wire, &text);
+    }
+
+    /// [`RdataSet::insert`] from borrowed parts (one allocation: the packed record).
+    pub fn insert_ref(&mut self, wire: &[u8], text: &str) {
+        let packed = pack(wire, text);
         match std::mem::take(&mut self.0) {
             Records::Empty => self.0 = Records::One(packed),
             Records::One(one) => {
-                self.0 = match wire_of(&one).cmp(&wire) {
+                self.0 = match wire_of(&one).cmp(wire) {
                     std::cmp::Ordering::Equal => Records::One(packed),
                     std::cmp::Ordering::Less => Records::Many(vec![one, packed]),
                     std::cmp::Ordering::Greater => Records::Many(vec![packed, one]),
                 }
             }
             Records::Many(mut many) => {
-                match many.binary_search_by(|p| wire_of(p).cmp(&wire)) {
+                match many.binary_search_by(|p| wire_of(p).cmp(wire)) {
                     Ok(i) => many[i] = packed,
                     Err(i) => many.insert(i, packed),
                 }
@@ -151,13 +159,42 @@ impl Extend<(Vec<u8>, String)> for RdataSet {
     }
 }
 
+/// Where the values entries of one RRset are: positions, rendered only for messages (the
+/// usual single entry needs no allocation).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sources {
+    first: Option<Pos>,
+    rest: Vec<Pos>,
+}
+
+impl Sources {
+    /// Adds the position of one more entry.
+    pub fn push(&mut self, pos: Pos) {
+        if self.first.is_none() {
+            self.first = Some(pos);
+        } else {
+            self.rest.push(pos);
+        }
+    }
+
+    /// The first entry's position.
+    pub fn first(&self) -> Option<Pos> {
+        self.first
+    }
+
+    /// Every position, in the order added.
+    pub fn iter(&self) -> impl Iterator<Item = Pos> + '_ {
+        self.first.into_iter().chain(self.rest.iter().copied())
+    }
+}
+
 /// A desired RRset with where it came from (for messages).
 #[derive(Debug, Clone)]
 pub struct DesiredRrset {
     /// The records.
     pub rrset: Rrset,
-    /// `file:line:column` of every values entry that contributed.
-    pub sources: Vec<String>,
+    /// Every values entry that contributed.
+    pub sources: Sources,
 }
 
 /// One zone's desired static data.
@@ -167,9 +204,22 @@ pub struct DesiredZone {
     pub name: DName,
     /// The RRsets the values declare for this zone.
     pub rrsets: BTreeMap<RrsetKey, DesiredRrset>,
+    /// The values files' paths, in [`Pos::file`] order (for messages).
+    pub files: Arc<[PathBuf]>,
 }
 
 impl DesiredZone {
+    /// `path:line:column` of `pos` in the values files.
+    pub fn location(&self, pos: Pos) -> String {
+        location(&self.files, pos)
+    }
+
+    /// `file:line:column` of every values entry of `rrset`, comma separated.
+    pub fn sources_text(&self, rrset: &DesiredRrset) -> String {
+        let all: Vec<String> = rrset.sources.iter().map(|p| self.location(p)).collect();
+        all.join(", ")
+    }
+
     /// The zone's name as text with its trailing dot.
     pub fn fqdn(&self) -> String {
         fqdn(&self.name)

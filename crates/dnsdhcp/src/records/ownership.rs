@@ -48,25 +48,39 @@ fn fnv1a(text: &str) -> u64 {
     h
 }
 
-fn relative(owner: &str, zone: &str) -> String {
+fn relative<'a>(owner: &'a str, zone: &str) -> &'a str {
     if owner == zone {
-        "@".to_owned()
+        "@"
     } else {
         owner
             .strip_suffix(zone)
             .and_then(|r| r.strip_suffix('.'))
             .unwrap_or(owner)
-            .to_owned()
     }
 }
 
-fn absolute(rel: &str, zone: &str) -> String {
-    if rel == "@" {
-        zone.to_owned()
-    } else {
-        format!("{rel}.{zone}")
+/// Appends one character-string (at most 255 bytes of `s`) to a TXT record's wire and
+/// presentation forms.
+fn push_string(wire: &mut Vec<u8>, text: &mut String, s: &str) {
+    let b = &s.as_bytes()[..s.len().min(255)];
+    wire.push(b.len() as u8);
+    wire.extend_from_slice(b);
+    if !text.is_empty() {
+        text.push(' ');
     }
+    text.push('"');
+    for c in String::from_utf8_lossy(b).chars() {
+        if c == '"' || c == '\\' {
+            text.push('\\');
+        }
+        text.push(c);
+    }
+    text.push('"');
 }
+
+/// Number of shards (ownership RRsets) and of buckets (TXT records) per shard.
+const SHARDS: usize = 16;
+const BUCKETS: usize = 64;
 
 /// The ownership RRsets that record `owned` (lowercase FQDN zone).
 pub fn encode<'a>(
@@ -80,47 +94,31 @@ pub fn encode<'a>(
     // Usually sorted already (the keys of a BTreeMap): then this is one linear pass.
     pairs.sort_unstable();
     pairs.dedup();
-    // (shard, bucket) -> [(relative owner, types)]
-    let mut buckets: BTreeMap<(u8, u8), Vec<(String, String)>> = BTreeMap::new();
+    // shard * BUCKETS + bucket -> (wire, text) of that TXT record, owners in sorted order.
+    let mut buckets: Vec<(Vec<u8>, String)> = vec![(Vec::new(), String::new()); SHARDS * BUCKETS];
+    let mut types = String::new();
     for group in pairs.chunk_by(|a, b| a.0 == b.0) {
         let owner = group[0].0;
         let h = fnv1a(owner);
-        let mut types = String::new();
+        types.clear();
         for (_, t) in group {
             if !types.is_empty() {
                 types.push(' ');
             }
             let _ = write!(types, "{t}");
         }
-        buckets
-            .entry(((h & 0xf) as u8, ((h >> 4) & 0x3f) as u8))
-            .or_default()
-            .push((relative(owner, zone), types));
+        let slot = (h & 0xf) as usize * BUCKETS + ((h >> 4) & 0x3f) as usize;
+        let (wire, text) = &mut buckets[slot];
+        push_string(wire, text, relative(owner, zone));
+        push_string(wire, text, &types);
     }
     let mut out: BTreeMap<RrsetKey, Rrset> = BTreeMap::new();
-    for ((shard, _), entries) in buckets {
-        let mut wire = Vec::new();
-        let mut text = String::new();
-        for (owner, types) in &entries {
-            for s in [owner, types] {
-                let b = &s.as_bytes()[..s.len().min(255)];
-                wire.push(b.len() as u8);
-                wire.extend_from_slice(b);
-                if !text.is_empty() {
-                    text.push(' ');
-                }
-                text.push('"');
-                for c in String::from_utf8_lossy(b).chars() {
-                    if c == '"' || c == '\\' {
-                        text.push('\\');
-                    }
-                    text.push(c);
-                }
-                text.push('"');
-            }
+    for (slot, (wire, text)) in buckets.into_iter().enumerate() {
+        if wire.is_empty() {
+            continue;
         }
         let key = RrsetKey {
-            owner: format!("{shard:x}.{OWNERSHIP_LABEL}.{zone}"),
+            owner: format!("{:x}.{OWNERSHIP_LABEL}.{zone}", slot / BUCKETS),
             rtype: Rtype::TXT,
         };
         out.entry(key)
@@ -133,28 +131,43 @@ pub fn encode<'a>(
 
 /// The owned (owner, type) pairs recorded in one ownership TXT record's canonical wire rdata.
 pub fn decode(zone: &str, wire: &[u8]) -> Vec<RrsetKey> {
+    let mut out = Vec::new();
+    decode_each(zone, wire, |k| out.push(k.clone()));
+    out
+}
+
+/// [`decode`] without collecting: `f` sees each pair in turn (one key, reused).
+pub fn decode_each(zone: &str, wire: &[u8], mut f: impl FnMut(&RrsetKey)) {
     let mut strings = Vec::new();
     let mut i = 0;
     while i < wire.len() {
         let n = wire[i] as usize;
         let end = (i + 1 + n).min(wire.len());
-        strings.push(String::from_utf8_lossy(&wire[i + 1..end]).into_owned());
+        strings.push(&wire[i + 1..end]);
         i = end;
     }
-    let mut out = Vec::new();
+    let mut key = RrsetKey {
+        owner: String::new(),
+        rtype: Rtype::A,
+    };
     for pair in strings.chunks(2) {
         let [rel, types] = pair else { continue };
-        let owner = absolute(&rel.to_ascii_lowercase(), zone);
-        for t in types.split_whitespace() {
+        key.owner.clear();
+        key.owner.push_str(&String::from_utf8_lossy(rel));
+        key.owner.make_ascii_lowercase();
+        if key.owner == "@" {
+            key.owner.clear();
+        } else {
+            key.owner.push('.');
+        }
+        key.owner.push_str(zone);
+        for t in String::from_utf8_lossy(types).split_whitespace() {
             if let Ok(rtype) = t.parse::<Rtype>() {
-                out.push(RrsetKey {
-                    owner: owner.clone(),
-                    rtype,
-                });
+                key.rtype = rtype;
+                f(&key);
             }
         }
     }
-    out
 }
 
 #[cfg(test)]

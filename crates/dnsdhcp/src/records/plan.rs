@@ -1,16 +1,17 @@
 //! The plan: per zone, what must change so that the zone serves exactly the desired static
 //! RRsets — whole-RRset semantics for every owner/type the tool manages — and nothing else.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use domain::base::iana::Rtype;
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use super::error::RecordsError;
-use super::model::{Desired, DesiredRrset, DesiredZone, Rrset, RrsetKey};
+use super::model::{Desired, DesiredZone, Rrset, RrsetKey};
 use super::ownership::{self, is_ownership_owner};
-use super::rr::{dnssec_type, fast_canonical_rdata, parse_knot_rr};
+use super::rr::{dnssec_type, fast_canonical_rdata_into, parse_knot_rr};
 
 /// A record as the zone serves it (as Knot's `zone-read` presents it).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +24,60 @@ pub struct CurrentRecord {
     pub rtype: String,
     /// Rdata in presentation format.
     pub data: String,
+}
+
+/// A served record borrowed from where it was read (a `zone-read` buffer, a [`CurrentRecord`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CurrentRef<'a> {
+    /// Absolute owner.
+    pub owner: &'a str,
+    /// TTL.
+    pub ttl: u32,
+    /// Type mnemonic.
+    pub rtype: &'a str,
+    /// Rdata in presentation format.
+    pub data: &'a str,
+}
+
+impl CurrentRef<'_> {
+    fn to_owned_record(self) -> CurrentRecord {
+        CurrentRecord {
+            owner: self.owner.to_owned(),
+            ttl: self.ttl,
+            rtype: self.rtype.to_owned(),
+            data: self.data.to_owned(),
+        }
+    }
+}
+
+/// The records one zone serves, one at a time, each borrowed until the next is asked for (so a
+/// zone is read without an allocation per record). The first error ends the plan.
+pub trait ZoneRecords {
+    /// The next record, or `None` at the end.
+    fn next_record(&mut self) -> Option<Result<CurrentRef<'_>, RecordsError>>;
+}
+
+/// [`ZoneRecords`] over owned records.
+struct OwnedRecords<I> {
+    iter: I,
+    current: Option<CurrentRecord>,
+}
+
+impl<I: Iterator<Item = Result<CurrentRecord, RecordsError>>> ZoneRecords for OwnedRecords<I> {
+    fn next_record(&mut self) -> Option<Result<CurrentRef<'_>, RecordsError>> {
+        match self.iter.next()? {
+            Err(e) => Some(Err(e)),
+            Ok(r) => {
+                let r = self.current.insert(r);
+                Some(Ok(CurrentRef {
+                    owner: &r.owner,
+                    ttl: r.ttl,
+                    rtype: &r.rtype,
+                    data: &r.data,
+                }))
+            }
+        }
+    }
 }
 
 /// What happens to one RRset.
@@ -274,22 +329,38 @@ pub fn plan_zone(
     plan_zone_stream(desired, current.into_iter().map(Ok))
 }
 
-/// [`plan_zone`] over a stream of records (e.g. straight from `zone-read`): the first error
-/// ends the plan. Memory: the managed RRsets and the records the values do not declare; the
-/// declared ones are compared as they arrive.
+/// [`plan_zone`] over a stream of records: the first error ends the plan.
 pub fn plan_zone_stream(
     desired: &DesiredZone,
     current: impl IntoIterator<Item = Result<CurrentRecord, RecordsError>>,
 ) -> Result<ZonePlan, RecordsError> {
+    plan_zone_records(
+        desired,
+        &mut OwnedRecords {
+            iter: current.into_iter(),
+            current: None,
+        },
+    )
+}
+
+/// [`plan_zone`] over borrowed records (e.g. straight from `zone-read`'s buffer). Memory: the
+/// declared RRsets as served and the records the values do not declare.
+pub fn plan_zone_records(
+    desired: &DesiredZone,
+    current: &mut impl ZoneRecords,
+) -> Result<ZonePlan, RecordsError> {
     let zone = desired.fqdn().to_ascii_lowercase();
-    let index: HashMap<&RrsetKey, &DesiredRrset> = desired.rrsets.iter().collect();
+    // Each declared RRset by its position in `desired.rrsets`.
+    let mut index: FxHashMap<&RrsetKey, usize> = FxHashMap::default();
+    index.reserve(desired.rrsets.len());
+    index.extend(desired.rrsets.keys().enumerate().map(|(i, k)| (k, i)));
     let cur = read_current(&zone, &index, current)?;
 
     let mut changes: Vec<RrsetChange> = Vec::new();
     let mut affected_records = 0;
-    for (key, d) in &desired.rrsets {
-        let owned = cur.owned.contains(key);
-        if let Some(c) = diff_rrset(key, cur.declared.get(key), Some(&d.rrset), !owned) {
+    for (i, (key, d)) in desired.rrsets.iter().enumerate() {
+        let owned = cur.owned[i];
+        if let Some(c) = diff_rrset(key, cur.declared[i].as_ref(), Some(&d.rrset), !owned) {
             if owned {
                 affected_records += c.affected();
             }
@@ -308,8 +379,9 @@ pub fn plan_zone_stream(
     let managed_records: usize = cur
         .declared
         .iter()
-        .filter(|(k, _)| cur.owned.contains(*k))
-        .map(|(_, set)| set.rdata.len())
+        .zip(&cur.owned)
+        .filter(|(_, owned)| **owned)
+        .filter_map(|(set, _)| set.as_ref().map(|set| set.rdata.len()))
         .chain(cur.released.values().flatten().map(|set| set.rdata.len()))
         .sum();
 
@@ -327,8 +399,9 @@ pub fn plan_zone_stream(
         ownership_added: desired
             .rrsets
             .keys()
-            .filter(|k| !cur.owned.contains(*k))
-            .map(fmt_key)
+            .zip(&cur.owned)
+            .filter(|(_, owned)| !**owned)
+            .map(|(k, _)| fmt_key(k))
             .collect(),
         ownership_removed: cur.released.keys().map(fmt_key).collect(),
         conflicts: conflicts(desired, &cur.unmanaged),
@@ -340,71 +413,81 @@ pub fn plan_zone_stream(
     })
 }
 
-/// What a zone serves now, as far as planning needs it. Declared keys are borrowed from the
-/// desired state, so a large zone costs little more than its parsed rdata.
-struct CurrentZone<'d> {
+/// What a zone serves now, as far as planning needs it. Declared RRsets are indexed by their
+/// position in the desired state, so a large zone costs little more than its parsed rdata.
+struct CurrentZone {
     /// The ownership RRsets.
     ownership: BTreeMap<RrsetKey, Rrset>,
-    /// Declared (owner, type) pairs the ownership records list.
-    owned: HashSet<&'d RrsetKey>,
-    /// Declared RRsets as served.
-    declared: HashMap<&'d RrsetKey, Rrset>,
+    /// Per declared RRset: whether the ownership records list it.
+    owned: Vec<bool>,
+    /// Per declared RRset: the RRset as served.
+    declared: Vec<Option<Rrset>>,
     /// Owned RRsets no longer declared (to delete), as served (`None`: already gone).
     released: BTreeMap<RrsetKey, Option<Rrset>>,
     /// Other data per owner (DNSSEC types left out): what a declared record may conflict with.
-    unmanaged: HashMap<String, BTreeSet<Rtype>>,
+    unmanaged: FxHashMap<String, BTreeSet<Rtype>>,
 }
 
 /// Reads the zone's records once: ownership records and declared RRsets are parsed as they come;
 /// the rest is kept raw until ownership is known (an owned RRset no longer declared is deleted).
-fn read_current<'d>(
+fn read_current(
     zone: &str,
-    declared: &HashMap<&'d RrsetKey, &'d DesiredRrset>,
-    current: impl IntoIterator<Item = Result<CurrentRecord, RecordsError>>,
-) -> Result<CurrentZone<'d>, RecordsError> {
+    declared: &FxHashMap<&RrsetKey, usize>,
+    current: &mut impl ZoneRecords,
+) -> Result<CurrentZone, RecordsError> {
     let mut cur = CurrentZone {
         ownership: BTreeMap::new(),
-        owned: HashSet::new(),
-        declared: HashMap::with_capacity(declared.len()),
+        owned: vec![false; declared.len()],
+        declared: std::iter::repeat_with(|| None)
+            .take(declared.len())
+            .collect(),
         released: BTreeMap::new(),
-        unmanaged: HashMap::new(),
+        unmanaged: FxHashMap::default(),
     };
     let mut other: Vec<(RrsetKey, CurrentRecord)> = Vec::new();
-    for r in current {
-        let mut r = r?;
-        let owner = lower_fqdn(std::mem::take(&mut r.owner));
-        let Some(rtype) = parse_rtype(&r.rtype) else {
-            return Err(zone_data(zone, &owner, &r, "unknown type".into()));
+    // Reused for every record: the lookup key and the canonical rdata.
+    let mut key = RrsetKey {
+        owner: String::new(),
+        rtype: Rtype::A,
+    };
+    let mut wire = Vec::new();
+    while let Some(r) = current.next_record() {
+        let r = r?;
+        lower_fqdn_into(r.owner, &mut key.owner);
+        let Some(rtype) = parse_rtype(r.rtype) else {
+            return Err(zone_data(zone, &key.owner, &r, "unknown type".into()));
         };
-        let key = RrsetKey { owner, rtype };
+        key.rtype = rtype;
         if rtype == Rtype::TXT && is_ownership_owner(&key.owner, zone) {
-            let (wire, _) = canonical(zone, &key, &r)?;
-            for k in ownership::decode(zone, &wire) {
-                match declared.get_key_value(&k) {
-                    Some((d, _)) => {
-                        cur.owned.insert(*d);
-                    }
-                    None => {
-                        cur.released.insert(k, None);
-                    }
+            canonical(zone, &key, &r, &mut wire)?;
+            ownership::decode_each(zone, &wire, |k| match declared.get(k) {
+                Some(&i) => cur.owned[i] = true,
+                None => {
+                    cur.released.insert(k.clone(), None);
                 }
-            }
+            });
             cur.ownership
-                .entry(key)
+                .entry(key.clone())
                 .or_insert_with(|| Rrset::new(r.ttl))
                 .rdata
-                .insert(wire, r.data);
-        } else if let Some((d, _)) = declared.get_key_value(&key) {
-            let set = cur.declared.entry(*d).or_insert_with(|| Rrset::new(r.ttl));
-            add_record(zone, set, &key, r)?;
+                .insert_ref(&wire, r.data);
+        } else if let Some(&i) = declared.get(&key) {
+            let set = cur.declared[i].get_or_insert_with(|| Rrset::new(r.ttl));
+            add_record(zone, set, &key, &r, &mut wire)?;
         } else {
-            other.push((key, r));
+            other.push((key.clone(), r.to_owned_record()));
         }
     }
     for (key, r) in other {
         if let Some(set) = cur.released.get_mut(&key) {
             let set = set.get_or_insert_with(|| Rrset::new(r.ttl));
-            add_record(zone, set, &key, r)?;
+            let r = CurrentRef {
+                owner: &r.owner,
+                ttl: r.ttl,
+                rtype: &r.rtype,
+                data: &r.data,
+            };
+            add_record(zone, set, &key, &r, &mut wire)?;
         } else if !dnssec_type(key.rtype) {
             cur.unmanaged
                 .entry(key.owner)
@@ -420,29 +503,33 @@ fn add_record(
     zone: &str,
     set: &mut Rrset,
     key: &RrsetKey,
-    r: CurrentRecord,
+    r: &CurrentRef<'_>,
+    wire: &mut Vec<u8>,
 ) -> Result<(), RecordsError> {
-    let (wire, parsed) = canonical(zone, key, &r)?;
-    set.rdata.insert(wire, parsed.unwrap_or(r.data));
+    let parsed = canonical(zone, key, r, wire)?;
+    set.rdata
+        .insert_ref(wire, parsed.as_deref().unwrap_or(r.data));
     Ok(())
 }
 
-/// The canonical wire rdata of a served record, and its presentation text when the full parser
-/// had to rewrite it.
+/// Puts the canonical wire rdata of a served record into `wire`; returns its presentation text
+/// when the full parser had to rewrite it.
 fn canonical(
     zone: &str,
     key: &RrsetKey,
-    r: &CurrentRecord,
-) -> Result<(Vec<u8>, Option<String>), RecordsError> {
-    if let Some(wire) = fast_canonical_rdata(key.rtype, &r.data) {
-        return Ok((wire, None));
+    r: &CurrentRef<'_>,
+    wire: &mut Vec<u8>,
+) -> Result<Option<String>, RecordsError> {
+    if fast_canonical_rdata_into(key.rtype, r.data, wire) {
+        return Ok(None);
     }
-    let p = parse_knot_rr(&key.owner, r.ttl, &r.rtype, &r.data)
+    let p = parse_knot_rr(&key.owner, r.ttl, r.rtype, r.data)
         .map_err(|e| zone_data(zone, &key.owner, r, e))?;
-    Ok((p.wire, Some(p.data)))
+    *wire = p.wire;
+    Ok(Some(p.data))
 }
 
-fn zone_data(zone: &str, owner: &str, r: &CurrentRecord, e: String) -> RecordsError {
+fn zone_data(zone: &str, owner: &str, r: &CurrentRef<'_>, e: String) -> RecordsError {
     RecordsError::ZoneData {
         zone: zone.to_owned(),
         message: format!("cannot parse {owner} {} {}: {e}", r.rtype, r.data),
@@ -451,7 +538,7 @@ fn zone_data(zone: &str, owner: &str, r: &CurrentRecord, e: String) -> RecordsEr
 
 /// Conflicts with data the tool does not own (Knot would refuse them at commit): a declared
 /// CNAME beside other data, or declared data beside a CNAME.
-fn conflicts(desired: &DesiredZone, unmanaged: &HashMap<String, BTreeSet<Rtype>>) -> Vec<String> {
+fn conflicts(desired: &DesiredZone, unmanaged: &FxHashMap<String, BTreeSet<Rtype>>) -> Vec<String> {
     let mut out = Vec::new();
     if unmanaged.is_empty() {
         return out;
@@ -476,7 +563,7 @@ fn conflicts(desired: &DesiredZone, unmanaged: &HashMap<String, BTreeSet<Rtype>>
         if let Some(other) = clash {
             out.push(format!(
                 "{} ({}): {} {} would sit beside {other} records the tool does not own",
-                d.sources.join(", "),
+                desired.sources_text(d),
                 key.owner,
                 key.owner,
                 key.rtype
@@ -486,14 +573,14 @@ fn conflicts(desired: &DesiredZone, unmanaged: &HashMap<String, BTreeSet<Rtype>>
     out
 }
 
-fn lower_fqdn(mut owner: String) -> String {
-    if owner.bytes().any(|b| b.is_ascii_uppercase()) {
-        owner.make_ascii_lowercase();
+/// `owner` lowercased, with a trailing dot, into `out`.
+fn lower_fqdn_into(owner: &str, out: &mut String) {
+    out.clear();
+    out.push_str(owner);
+    out.make_ascii_lowercase();
+    if !out.ends_with('.') {
+        out.push('.');
     }
-    if !owner.ends_with('.') {
-        owner.push('.');
-    }
-    owner
 }
 
 fn parse_rtype(text: &str) -> Option<Rtype> {

@@ -2,28 +2,34 @@
 
 use std::net::IpAddr;
 
-use super::rr::{DName, parse_abs_name};
+use super::rr::DName;
 
-/// The reverse-lookup name of `addr` (`d.c.b.a.in-addr.arpa.` or 32 nibbles `.ip6.arpa.`).
+/// The reverse-lookup name of `addr` (`d.c.b.a.in-addr.arpa.` or 32 nibbles `.ip6.arpa.`),
+/// built straight in wire form.
 pub fn reverse_name(addr: IpAddr) -> DName {
-    let text = match addr {
+    let mut wire = Vec::with_capacity(72);
+    let mut label = |text: &[u8]| {
+        wire.push(text.len() as u8);
+        wire.extend_from_slice(text);
+    };
+    match addr {
         IpAddr::V4(v4) => {
-            let o = v4.octets();
-            format!("{}.{}.{}.{}.in-addr.arpa.", o[3], o[2], o[1], o[0])
+            for o in v4.octets().iter().rev() {
+                label(o.to_string().as_bytes());
+            }
+            label(b"in-addr");
         }
         IpAddr::V6(v6) => {
-            let mut s = String::with_capacity(73);
             for b in v6.octets().iter().rev() {
-                s.push(hex(b & 0x0f));
-                s.push('.');
-                s.push(hex(b >> 4));
-                s.push('.');
+                label(&[hex(b & 0x0f) as u8]);
+                label(&[hex(b >> 4) as u8]);
             }
-            s.push_str("ip6.arpa.");
-            s
+            label(b"ip6");
         }
-    };
-    parse_abs_name(&text).expect("a reverse name is a valid name")
+    }
+    label(b"arpa");
+    wire.push(0);
+    DName::from_octets(bytes::Bytes::from(wire)).expect("a reverse name is a valid name")
 }
 
 fn hex(n: u8) -> char {
@@ -65,9 +71,23 @@ pub fn reverse_zone_for(addr: IpAddr, zones: &[DName]) -> Option<(&DName, DName)
         .map(|z| (z, name))
 }
 
+/// [`reverse_zone_for`] when every zone of `reverse_zones` is known to be a reverse zone.
+pub fn most_specific_reverse_zone(
+    addr: IpAddr,
+    reverse_zones: &[DName],
+) -> Option<(&DName, DName)> {
+    let name = reverse_name(addr);
+    reverse_zones
+        .iter()
+        .filter(|z| name.ends_with(*z))
+        .max_by_key(|z| z.label_count())
+        .map(|z| (z, name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::rr::parse_abs_name;
 
     fn zones(names: &[&str]) -> Vec<DName> {
         names.iter().map(|n| parse_abs_name(n).unwrap()).collect()

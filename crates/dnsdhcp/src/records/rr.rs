@@ -37,8 +37,22 @@ pub fn fqdn(name: &impl ToName) -> String {
     use std::fmt::Write as _;
     let mut s = String::with_capacity(name.compose_len() as usize + 1);
     for label in name.iter_labels() {
-        if !label.is_root() {
-            let _ = write!(s, "{label}.");
+        if label.is_root() {
+            continue;
+        }
+        // Letters, digits, `-`, `_` and `*` print as themselves; anything else is escaped.
+        let plain = label
+            .as_slice()
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'*'));
+        match std::str::from_utf8(label.as_slice()) {
+            Ok(text) if plain => {
+                s.push_str(text);
+                s.push('.');
+            }
+            _ => {
+                let _ = write!(s, "{label}.");
+            }
         }
     }
     if s.is_empty() {
@@ -138,7 +152,7 @@ fn parse_simple_address(origin: &DName, default_ttl: u32, text: &str) -> Option<
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'*'))
     {
-        parse_abs_name(&format!("{owner}.{}", fqdn(origin))).ok()?
+        relative_name(owner, origin)?
     } else {
         return None;
     };
@@ -149,6 +163,21 @@ fn parse_simple_address(origin: &DName, default_ttl: u32, text: &str) -> Option<
         data,
         wire,
     })
+}
+
+/// `owner` (plain labels: letters, digits, `-`, `_`, `*`) below `origin`, lowercase, built
+/// straight in wire form; `None` when a label is empty or too long, or the name too long.
+fn relative_name(owner: &str, origin: &DName) -> Option<DName> {
+    let mut wire = Vec::with_capacity(owner.len() + 1 + origin.as_slice().len());
+    for label in owner.split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return None;
+        }
+        wire.push(label.len() as u8);
+        wire.extend(label.bytes().map(|b| b.to_ascii_lowercase()));
+    }
+    wire.extend_from_slice(origin.as_slice());
+    Name::from_octets(Bytes::from(wire)).ok()
 }
 
 fn clean_error(s: &str) -> String {
@@ -169,58 +198,70 @@ pub fn parse_knot_rr(owner: &str, ttl: u32, rtype: &str, data: &str) -> Result<P
 /// presentation is simple (A, AAAA, and single absolute names without escapes: PTR, CNAME, NS,
 /// DNAME). `None` means: use the full parser. Gives the same bytes as [`parse_rr`]'s `wire`.
 pub fn fast_canonical_rdata(rtype: Rtype, data: &str) -> Option<Vec<u8>> {
+    let mut wire = Vec::new();
+    fast_canonical_rdata_into(rtype, data, &mut wire).then_some(wire)
+}
+
+/// [`fast_canonical_rdata`] into a reused buffer: `true` when `wire` now holds the rdata.
+pub fn fast_canonical_rdata_into(rtype: Rtype, data: &str, wire: &mut Vec<u8>) -> bool {
+    wire.clear();
     match rtype {
         Rtype::A => data
             .parse::<std::net::Ipv4Addr>()
-            .ok()
-            .map(|a| a.octets().to_vec()),
+            .map(|a| wire.extend_from_slice(&a.octets()))
+            .is_ok(),
         Rtype::AAAA => data
             .parse::<std::net::Ipv6Addr>()
-            .ok()
-            .map(|a| a.octets().to_vec()),
-        Rtype::PTR | Rtype::CNAME | Rtype::NS | Rtype::DNAME => canonical_name_wire(data),
-        Rtype::TXT => txt_wire(data),
-        _ => None,
+            .map(|a| wire.extend_from_slice(&a.octets()))
+            .is_ok(),
+        Rtype::PTR | Rtype::CNAME | Rtype::NS | Rtype::DNAME => canonical_name_wire(data, wire),
+        Rtype::TXT => txt_wire(data, wire),
+        _ => false,
     }
 }
 
-/// Wire form of TXT presentation made of quoted strings without escapes; `None` otherwise.
-fn txt_wire(text: &str) -> Option<Vec<u8>> {
+/// Wire form of TXT presentation made of quoted strings without escapes; `false` otherwise.
+fn txt_wire(text: &str, wire: &mut Vec<u8>) -> bool {
     if text.contains('\\') {
-        return None;
+        return false;
     }
-    let mut wire = Vec::with_capacity(text.len());
     let mut rest = text.trim();
     while !rest.is_empty() {
-        let body = rest.strip_prefix('"')?;
-        let end = body.find('"')?;
+        let Some(body) = rest.strip_prefix('"') else {
+            return false;
+        };
+        let Some(end) = body.find('"') else {
+            return false;
+        };
         let s = &body[..end];
         if s.len() > 255 {
-            return None;
+            return false;
         }
         wire.push(s.len() as u8);
         wire.extend_from_slice(s.as_bytes());
         rest = body[end + 1..].trim_start();
     }
-    (!wire.is_empty()).then_some(wire)
+    !wire.is_empty()
 }
 
-/// Lowercase wire form of an absolute name written without escapes; `None` otherwise.
-fn canonical_name_wire(text: &str) -> Option<Vec<u8>> {
-    let body = text.strip_suffix('.')?;
+/// Lowercase wire form of an absolute name written without escapes; `false` otherwise.
+fn canonical_name_wire(text: &str, wire: &mut Vec<u8>) -> bool {
+    let Some(body) = text.strip_suffix('.') else {
+        return false;
+    };
     if body.is_empty() || text.len() > 254 || text.contains(['\\', '"', ' ', '\t', '(', ';']) {
-        return None;
+        return false;
     }
-    let mut wire = Vec::with_capacity(text.len() + 1);
     for label in body.split('.') {
         if label.is_empty() || label.len() > 63 {
-            return None;
+            wire.clear();
+            return false;
         }
         wire.push(label.len() as u8);
         wire.extend(label.bytes().map(|b| b.to_ascii_lowercase()));
     }
     wire.push(0);
-    Some(wire)
+    true
 }
 
 /// The canonical wire form of an already canonical (lowercase) name.

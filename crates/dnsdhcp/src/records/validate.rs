@@ -4,16 +4,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use domain::base::iana::Rtype;
+use rustc_hash::FxHashMap;
 
 use super::error::{Diagnostic, RecordsError};
-use super::model::{Desired, DesiredRrset, DesiredZone, Rrset, RrsetKey};
+use super::model::{Desired, DesiredRrset, DesiredZone, Rrset, RrsetKey, Sources};
 use super::ownership::OWNERSHIP_LABEL;
-use super::ptr::{is_reverse_zone, reverse_zone_for};
+use super::ptr::{is_reverse_zone, most_specific_reverse_zone};
 use super::rr::{
-    DName, MAX_TTL, ParsedRr, dnssec_type, forbidden_type, fqdn, name_wire, parse_abs_name,
-    parse_rr,
+    DName, MAX_TTL, ParsedRr, dnssec_type, forbidden_type, fqdn, parse_abs_name, parse_rr,
 };
 use super::values::{DEFAULT_TTL, Pos, RecordEntry, Values};
 
@@ -244,17 +246,9 @@ pub fn validate(values: &Values) -> Result<Desired, RecordsError> {
     }
 
     // Group into RRsets; one TTL per RRset. The rdata moves into the desired state; what the
-    // PTRs below need stays in `items`.
-    let mut desired = Desired {
-        zones: zones
-            .iter()
-            .map(|z| DesiredZone {
-                name: z.name.clone(),
-                rrsets: BTreeMap::new(),
-            })
-            .collect(),
-        notes: Vec::new(),
-    };
+    // PTRs below need stays in `items`. Hash maps while grouping, sorted once at the end.
+    let mut groups: Vec<FxHashMap<RrsetKey, DesiredRrset>> =
+        zones.iter().map(|_| FxHashMap::default()).collect();
     // Where each CNAME RRset was first declared (for the checks below); explicit PTR RRsets.
     let mut cname_pos: BTreeMap<(usize, RrsetKey), Pos> = BTreeMap::new();
     let mut explicit_ptrs: BTreeSet<(usize, RrsetKey)> = BTreeSet::new();
@@ -269,16 +263,16 @@ pub fn validate(values: &Values) -> Result<Desired, RecordsError> {
             }
             _ => {}
         }
-        let loc = values.location(it.pos);
-        let set = desired.zones[it.zone]
-            .rrsets
-            .entry(key)
-            .or_insert_with(|| DesiredRrset {
-                rrset: Rrset::new(it.rr.ttl),
-                sources: Vec::new(),
-            });
+        let set = groups[it.zone].entry(key).or_insert_with(|| DesiredRrset {
+            rrset: Rrset::new(it.rr.ttl),
+            sources: Sources::default(),
+        });
         if set.rrset.ttl != it.rr.ttl {
-            let first = set.sources.first().cloned().unwrap_or_default();
+            let first = set
+                .sources
+                .first()
+                .map(|p| values.location(p))
+                .unwrap_or_default();
             let (owner, rtype) = (fqdn(&it.rr.owner), it.rr.rtype);
             diags.push(values.diagnostic(
                 it.pos,
@@ -291,11 +285,10 @@ pub fn validate(values: &Values) -> Result<Desired, RecordsError> {
             ));
             continue;
         }
-        set.rrset.rdata.insert(
-            std::mem::take(&mut it.rr.wire),
-            std::mem::take(&mut it.rr.data),
-        );
-        set.sources.push(loc);
+        set.rrset.rdata.insert_ref(&it.rr.wire, &it.rr.data);
+        it.rr.wire = Vec::new();
+        it.rr.data = String::new();
+        set.sources.push(it.pos);
     }
 
     // Derived PTRs: into the most specific configured reverse zone; explicit PTRs keep their
@@ -305,10 +298,11 @@ pub fn validate(values: &Values) -> Result<Desired, RecordsError> {
         .filter(|z| is_reverse_zone(z))
         .cloned()
         .collect();
+    let mut notes = Vec::new();
     for it in items {
         let Some(addr) = it.ptr else { continue };
-        let Some((rzone, rname)) = reverse_zone_for(addr, &reverse_zones) else {
-            desired.notes.push(format!(
+        let Some((rzone, rname)) = most_specific_reverse_zone(addr, &reverse_zones) else {
+            notes.push(format!(
                 "{}: no configured reverse zone contains {addr}; no PTR for {}",
                 values.location(it.pos),
                 fqdn(&it.rr.owner)
@@ -321,22 +315,36 @@ pub fn validate(values: &Values) -> Result<Desired, RecordsError> {
             .expect("zone from list");
         // PTR rdata: the forward owner (already canonical).
         let key = RrsetKey::new(&rname, Rtype::PTR);
-        let explicit = explicit_ptrs.contains(&(rz, key.clone()));
-        let set = desired.zones[rz]
-            .rrsets
-            .entry(key)
-            .or_insert_with(|| DesiredRrset {
-                rrset: Rrset::new(it.rr.ttl),
-                sources: Vec::new(),
-            });
+        let explicit = !explicit_ptrs.is_empty() && explicit_ptrs.contains(&(rz, key.clone()));
+        let set = groups[rz].entry(key).or_insert_with(|| DesiredRrset {
+            rrset: Rrset::new(it.rr.ttl),
+            sources: Sources::default(),
+        });
         if !explicit {
             set.rrset.ttl = set.rrset.ttl.min(it.rr.ttl);
         }
         set.rrset
             .rdata
-            .insert(name_wire(&it.rr.owner), fqdn(&it.rr.owner));
-        set.sources.push(values.location(it.pos));
+            .insert_ref(it.rr.owner.as_slice(), &fqdn(&it.rr.owner));
+        set.sources.push(it.pos);
     }
+    let files: Arc<[PathBuf]> = values.paths().into();
+    let desired = Desired {
+        zones: zones
+            .iter()
+            .zip(groups)
+            .map(|(z, group)| {
+                let mut sorted: Vec<(RrsetKey, DesiredRrset)> = group.into_iter().collect();
+                sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                DesiredZone {
+                    name: z.name.clone(),
+                    rrsets: BTreeMap::from_iter(sorted),
+                    files: files.clone(),
+                }
+            })
+            .collect(),
+        notes,
+    };
 
     // CNAME and other data: never at the same owner; at most one CNAME record.
     for ((zi, key), pos) in cname_pos {

@@ -103,11 +103,15 @@ pub struct Values {
 impl Values {
     /// `path:line:column` of `pos` (cheap: no snippet).
     pub fn location(&self, pos: Pos) -> String {
-        let path = self
-            .files
-            .get(pos.file)
-            .map(|f| f.path.display().to_string());
-        format!("{}:{}:{}", path.unwrap_or_default(), pos.line, pos.column)
+        match self.files.get(pos.file) {
+            Some(f) => format!("{}:{}:{}", f.path.display(), pos.line, pos.column),
+            None => format!(":{}:{}", pos.line, pos.column),
+        }
+    }
+
+    /// The files' paths, in [`Pos::file`] order.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        self.files.iter().map(|f| f.path.clone()).collect()
     }
 
     /// A diagnostic at `pos` with `message`, with the file name and a snippet of the line.
@@ -125,6 +129,14 @@ impl Values {
             message: message.into(),
             source_line,
         }
+    }
+}
+
+/// `path:line:column` of `pos`, `files` being the values files' paths in [`Pos::file`] order.
+pub fn location(files: &[PathBuf], pos: Pos) -> String {
+    match files.get(pos.file) {
+        Some(path) => format!("{}:{}:{}", path.display(), pos.line, pos.column),
+        None => format!(":{}:{}", pos.line, pos.column),
     }
 }
 
