@@ -7,9 +7,10 @@ set -euo pipefail
 # (isc-dhcp-relay and isc-dhcp-client: a relay agent and a DHCP client in network namespaces;
 # unbound: the chart's optional resolver; nftables: the load balancer's DNAT in the relay test;
 # containernetworking-plugins: the macvlan/ipvlan plugins the multus attachment is checked with;
-# umoci: an independent OCI implementation that unpacks the project image in scripts/image-check.sh).
+# umoci: an independent OCI implementation that unpacks the project image in scripts/image-check.sh;
+# curl: reads the backup agent's /metrics inside the chart's pod).
 packages=(knot knot-dnsutils kea-dhcp4-server kea-dhcp-ddns-server kea-admin iproute2
-    isc-dhcp-relay isc-dhcp-client unbound nftables containernetworking-plugins umoci)
+    isc-dhcp-relay isc-dhcp-client unbound nftables containernetworking-plugins umoci curl)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -52,4 +53,14 @@ fi
 if [[ ! -x "$ROOT/.cache/s3s-fs/bin/s3s-fs" ]] && ! command -v s3s-fs >/dev/null; then
     echo "install-deps: building s3s-fs into .cache/s3s-fs (cargo install; a few minutes)" >&2
     cargo install --quiet --locked s3s-fs --version 0.14.1 --features binary --root "$ROOT/.cache/s3s-fs"
+fi
+# Emulators for the az:// and gs:// round trips: Azurite's blob service (npm) and
+# gcp-storage-emulator (PyPI).
+if ! command -v azurite-blob >/dev/null; then
+    echo "install-deps: installing azurite (npm)" >&2
+    npm install --global --silent --no-audit --no-fund azurite@3.37.0
+fi
+if ! command -v gcp-storage-emulator >/dev/null; then
+    echo "install-deps: installing gcp-storage-emulator (pip)" >&2
+    python3 -m pip install --quiet gcp-storage-emulator
 fi

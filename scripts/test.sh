@@ -34,12 +34,12 @@ fi
 t1=$(date +%s)
 
 # The daemon tests: every integration test file that starts knotd / kea-dhcp4 / kea-lfc
-# through the fixtures, and pod_e2e, pod_network, pod_dns (the chart's pod with the variant's
+# through the fixtures, and pod_e2e, pod_network, pod_dns, pod_agent (the chart's pod with the variant's
 # daemons and, on trixie, the chart's defaults); plus the fixtures' own unit tests.
 daemon_filter="(package(test-support) & test(/^knot::tests::/))"
 for f in crates/*/tests/*.rs; do
     name="$(basename "$f" .rs)"
-    if grep -qE 'KnotServer|KeaServer|lfc_command' "$f" || [[ $name =~ ^pod_(e2e|network|dns)$ ]]; then
+    if grep -qE 'KnotServer|KeaServer|lfc_command' "$f" || [[ $name =~ ^pod_(e2e|network|dns|agent)$ ]]; then
         crate="$(basename "$(dirname "$(dirname "$f")")")"
         daemon_filter+=" | binary_id(${crate}::${name})"
     fi

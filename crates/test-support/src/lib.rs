@@ -4,9 +4,12 @@
 //! answers, and stops it when dropped. A missing daemon is a test failure naming the Debian
 //! package to install (or `scripts/trixie-root.sh`), never a silent skip. Which daemons run
 //! (Debian 12's or Debian 13's) is chosen by `DNSDHCP_TEST_DAEMONS`: see [`daemons`].
-//! Object-store tests run real S3 servers on 127.0.0.1 ([`s3`]).
+//! Object-store tests run real S3 servers on 127.0.0.1 ([`s3`]), Azurite ([`azure`]) and
+//! `gcp-storage-emulator` ([`gcs`]).
 
+pub mod azure;
 pub mod daemons;
+pub mod gcs;
 pub mod kea;
 pub mod knot;
 pub mod lan;

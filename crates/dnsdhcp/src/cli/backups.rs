@@ -131,9 +131,11 @@ impl IdentityArgs {
 #[derive(Args, Debug, Clone, Default)]
 #[command(next_help_heading = "Object storage")]
 pub struct UploadArgs {
-    /// Upload the archives to this store (s3://bucket/prefix, gs://, az://, file:///dir);
-    /// S3 settings in the URL's query: endpoint=URL, region=R, path-style=true|false;
-    /// credentials from the standard AWS environment and files.
+    /// Upload the archives to this store (s3://bucket/prefix, gs://, az://, file:///dir).
+    /// Settings in the URL's query: s3:// endpoint=URL, region=R, path-style=true|false;
+    /// gs:// endpoint=URL, anonymous=true; az:// endpoint=URL, account=NAME, emulator=true
+    /// (Azurite: its development account and key unless others are given). Credentials from
+    /// the standard AWS, Google and Azure environments (and ~/.aws files), never the URL.
     #[arg(long = "to", value_name = "URL", env = "DNSDHCP_BACKUP_TO")]
     pub to: Option<String>,
     /// Encrypt before upload to this age (age1...) or SSH public key, or every key in this

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use object_store::aws::AmazonS3Builder;
-use object_store::azure::MicrosoftAzureBuilder;
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as Key;
@@ -43,9 +43,15 @@ pub enum Scheme {
     File,
 }
 
+/// Azurite's development account and its published key (not a secret: the same in every
+/// Azurite installation).
+const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
 /// Query settings a URL may carry, per scheme.
 const S3_OPTIONS: &[&str] = &["endpoint", "region", "path-style"];
-const GCS_OPTIONS: &[&str] = &["endpoint"];
+const GCS_OPTIONS: &[&str] = &["endpoint", "anonymous"];
 const AZURE_OPTIONS: &[&str] = &["endpoint", "account", "emulator"];
 
 impl StoreUrl {
@@ -171,24 +177,12 @@ impl StoreUrl {
                 if let Some(e) = self.opt("endpoint") {
                     b = b.with_base_url(e.trim_end_matches('/'));
                 }
-                Arc::new(b.build().map_err(failed)?)
-            }
-            Scheme::Azure => {
-                let mut b = MicrosoftAzureBuilder::from_env()
-                    .with_container_name(&self.bucket)
-                    .with_retry(retry())
-                    .with_client_options(client_options(self.opt("endpoint")));
-                if let Some(a) = self.opt("account") {
-                    b = b.with_account(a);
-                }
-                if let Some(e) = self.opt("endpoint") {
-                    b = b.with_endpoint(e.to_owned());
-                }
-                if self.flag("emulator")? == Some(true) {
-                    b = b.with_use_emulator(true);
+                if self.flag("anonymous")? == Some(true) {
+                    b = b.with_skip_signature(true);
                 }
                 Arc::new(b.build().map_err(failed)?)
             }
+            Scheme::Azure => Arc::new(self.azure_builder()?.build().map_err(failed)?),
             Scheme::File => {
                 let dir = PathBuf::from(&self.bucket);
                 std::fs::create_dir_all(&dir).map_err(StoreError::io(&dir))?;
@@ -234,6 +228,52 @@ impl StoreUrl {
             }
         }
         Ok(b)
+    }
+
+    /// Azure from the standard environment and the URL. With `emulator=true` (or
+    /// `AZURE_STORAGE_USE_EMULATOR`) the store is Azurite: the account defaults to Azurite's
+    /// `devstoreaccount1` with its published key, and the blob endpoint is `endpoint`, else
+    /// `AZURITE_BLOB_STORAGE_URL`, else `http://127.0.0.1:10000`. The library's own emulator mode
+    /// takes the endpoint from the environment only, so the emulator's path-style addressing
+    /// (`<endpoint>/<account>/<container>/<key>`) is set up here instead.
+    fn azure_builder(&self) -> Result<MicrosoftAzureBuilder, StoreError> {
+        let endpoint = self.opt("endpoint");
+        let mut b = MicrosoftAzureBuilder::from_env()
+            .with_container_name(&self.bucket)
+            .with_retry(retry());
+        let emulator = match self.flag("emulator")? {
+            Some(e) => e,
+            None => b
+                .get_config_value(&AzureConfigKey::UseEmulator)
+                .is_some_and(|v| matches!(v.as_str(), "true" | "1" | "yes")),
+        };
+        if let Some(a) = self.opt("account") {
+            b = b.with_account(a);
+        }
+        if !emulator {
+            if let Some(e) = endpoint {
+                b = b.with_endpoint(e.to_owned());
+            }
+            return Ok(b.with_client_options(client_options(endpoint)));
+        }
+        let account = b
+            .get_config_value(&AzureConfigKey::AccountName)
+            .unwrap_or_else(|| AZURITE_ACCOUNT.to_owned());
+        let base = endpoint
+            .map(str::to_owned)
+            .or_else(|| std::env::var("AZURITE_BLOB_STORAGE_URL").ok())
+            .unwrap_or_else(|| "http://127.0.0.1:10000".to_owned());
+        if b.get_config_value(&AzureConfigKey::AccessKey).is_none()
+            && b.get_config_value(&AzureConfigKey::SasKey).is_none()
+            && b.get_config_value(&AzureConfigKey::Token).is_none()
+        {
+            b = b.with_access_key(AZURITE_KEY);
+        }
+        let service = format!("{}/{account}", base.trim_end_matches('/'));
+        Ok(b.with_use_emulator(false)
+            .with_account(&account)
+            .with_endpoint(service.clone())
+            .with_client_options(client_options(Some(&service))))
     }
 
     fn opt(&self, key: &str) -> Option<&str> {
@@ -373,6 +413,31 @@ mod tests {
                 .to_string()
                 .contains("expected true or false")
         );
+    }
+
+    #[test]
+    fn azure_emulator_is_addressed_path_style_at_the_given_endpoint() {
+        let u = StoreUrl::parse("az://c/p?emulator=true&endpoint=http://127.0.0.1:1234/").unwrap();
+        let b = u.azure_builder().unwrap();
+        let account = b.get_config_value(&AzureConfigKey::AccountName).unwrap();
+        if std::env::var_os("AZURE_STORAGE_ACCOUNT_NAME").is_none() {
+            assert_eq!(account, AZURITE_ACCOUNT);
+        }
+        assert_eq!(
+            b.get_config_value(&AzureConfigKey::Endpoint).unwrap(),
+            format!("http://127.0.0.1:1234/{account}")
+        );
+        assert_eq!(
+            b.get_config_value(&AzureConfigKey::UseEmulator).unwrap(),
+            "false"
+        );
+        let plain = StoreUrl::parse("az://c/p?account=a&endpoint=https://blob.example").unwrap();
+        let b = plain.azure_builder().unwrap();
+        assert_eq!(
+            b.get_config_value(&AzureConfigKey::Endpoint).unwrap(),
+            "https://blob.example"
+        );
+        assert!(u.open().is_ok());
     }
 
     #[test]
