@@ -46,7 +46,7 @@ pub const KEA_LFC: &str = "/usr/sbin/kea-lfc";
 /// The lease commands hook library (Debian's `kea-common`).
 pub const LEASE_CMDS_HOOK: &str = "/usr/lib/x86_64-linux-gnu/kea/hooks/libdhcp_lease_cmds.so";
 
-/// How long to wait for Kea's control socket to answer.
+/// How long to wait for Kea's control socket to answer, unless configured otherwise.
 const START_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// One `subnet4` entry.
@@ -75,6 +75,7 @@ pub struct KeaConfig {
     data_dir: Option<PathBuf>,
     extra_dhcp4: Vec<(String, String)>,
     daemons: Daemons,
+    start_timeout: Duration,
 }
 
 impl Default for KeaConfig {
@@ -97,6 +98,7 @@ impl Default for KeaConfig {
             data_dir: None,
             extra_dhcp4: Vec::new(),
             daemons: Daemons::from_env(),
+            start_timeout: START_TIMEOUT,
         }
     }
 }
@@ -153,6 +155,13 @@ impl KeaConfig {
     /// Runs Kea inside network namespace `ns` (`ip netns exec`).
     pub fn netns(mut self, ns: &str) -> Self {
         self.netns = Some(ns.into());
+        self
+    }
+
+    /// How long [`KeaServer::start`] waits for the control socket (default 90 s); loading a
+    /// million leases on a busy machine takes longer.
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = timeout;
         self
     }
 
@@ -354,7 +363,7 @@ impl KeaServer {
             .stderr(stderr);
         let child = cmd.spawn().expect("cannot start kea-dhcp4");
         self.child = Some(child);
-        let deadline = Instant::now() + START_TIMEOUT;
+        let deadline = Instant::now() + self.config.start_timeout;
         loop {
             if let Some(status) = self
                 .child

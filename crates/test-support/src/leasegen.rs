@@ -164,6 +164,8 @@ pub struct ChildRun {
     pub peak_rss: u64,
     /// Wall time from spawn to exit.
     pub wall: Duration,
+    /// CPU time (user + system) of the child and of the children it waited for.
+    pub cpu: Duration,
 }
 
 /// Spawns `cmd` and waits for it with `wait4`, returning its own peak RSS (not that of other
@@ -189,5 +191,10 @@ pub fn wait_measured(child: Child, start: Instant) -> ChildRun {
         status: ExitStatus::from_raw(status),
         peak_rss: ru.ru_maxrss as u64 * 1024,
         wall: start.elapsed(),
+        cpu: timeval(ru.ru_utime) + timeval(ru.ru_stime),
     }
+}
+
+fn timeval(t: libc::timeval) -> Duration {
+    Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
 }
