@@ -458,7 +458,9 @@ fn repack(
     fix_manifest: bool,
     mut edit: impl FnMut(&str, Vec<u8>) -> Vec<u8>,
 ) {
-    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(fs::File::open(src).unwrap()));
+    let mut ar = tar::Archive::new(flate2::read::MultiGzDecoder::new(
+        fs::File::open(src).unwrap(),
+    ));
     let mut items = Vec::new();
     let mut manifest: Option<serde_json::Value> = None;
     for e in ar.entries().unwrap() {

@@ -18,6 +18,7 @@
 mod error;
 mod extract;
 mod fsutil;
+mod gzip;
 mod manifest;
 pub(crate) mod scan;
 mod verify;

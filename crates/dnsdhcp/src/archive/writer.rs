@@ -14,6 +14,7 @@ use tempfile::TempPath;
 
 use super::error::{ArchiveError, IoContext};
 use super::fsutil::{partial_file, publish, write_file_atomically};
+use super::gzip::ParallelGz;
 use super::manifest::{
     ArchiveKind, FORMAT_VERSION, FileEntry, LeaseFileFacts, MANIFEST_NAME, Manifest, ZoneFacts,
 };
@@ -50,15 +51,15 @@ impl<W: Write> Write for Counting<W> {
     }
 }
 
-/// The compressed output: a gzip member that can be ended and a new one started, so that a
-/// prefix of the file is itself a complete gzip stream (see [`ArchiveWriter::end_prefix`]).
+/// The compressed output: a gzip member (compressed on every core) that can be ended and a new
+/// one started, so that a prefix of the file is itself a complete gzip stream (see
+/// [`ArchiveWriter::end_prefix`]).
 struct Sink {
-    gz: Option<GzEncoder<Counting<BufWriter<File>>>>,
-    level: Compression,
+    gz: Option<ParallelGz<Counting<BufWriter<File>>>>,
 }
 
 impl Sink {
-    fn gz(&mut self) -> io::Result<&mut GzEncoder<Counting<BufWriter<File>>>> {
+    fn gz(&mut self) -> io::Result<&mut ParallelGz<Counting<BufWriter<File>>>> {
         self.gz
             .as_mut()
             .ok_or_else(|| io::Error::other("gzip stream already failed"))
@@ -66,11 +67,12 @@ impl Sink {
 
     /// Finish the current gzip member and start another; returns the file offset between them.
     fn end_member(&mut self) -> io::Result<u64> {
-        let gz = self.gz.take().expect("gzip encoder present");
-        let inner = gz.finish()?;
-        let offset = inner.count;
-        self.gz = Some(GzEncoder::new(inner, self.level));
-        Ok(offset)
+        let gz = self.gz()?;
+        if let Err(e) = gz.end_member() {
+            self.gz = None;
+            return Err(e);
+        }
+        Ok(gz.get_ref().count)
     }
 
     fn finish(mut self) -> io::Result<File> {
@@ -202,14 +204,11 @@ impl ArchiveWriter {
             inner: BufWriter::with_capacity(256 << 10, file),
             count: 0,
         };
-        let gz = GzEncoder::new(counting, level);
+        let gz = ParallelGz::new(counting, level);
         Ok(ArchiveWriter {
             final_path,
             temp: Some(temp),
-            tar: Some(tar::Builder::new(Sink {
-                gz: Some(gz),
-                level,
-            })),
+            tar: Some(tar::Builder::new(Sink { gz: Some(gz) })),
             kind,
             source: source.into(),
             created: jiff::Timestamp::now(),
