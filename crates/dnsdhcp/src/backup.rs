@@ -157,6 +157,16 @@ pub fn stamped_path(dir: &Path, prefix: &str) -> PathBuf {
 /// `zones.tar.gz`. The zone files are written by Knot from memory, so they hold every change it
 /// accepted, dynamic updates included.
 pub fn backup_zones(target: &LocalTarget, out_dir: &Path) -> Result<ZonesBackup, BackupError> {
+    backup_zones_waiting(target, out_dir, ZONE_EVENTS_TIMEOUT)
+}
+
+/// [`backup_zones`], waiting at most `wait` for the zone events Knot's backup conflicts with
+/// (see [`ZONE_EVENTS_TIMEOUT`]); with zero, Knot is asked once, at once.
+pub fn backup_zones_waiting(
+    target: &LocalTarget,
+    out_dir: &Path,
+    wait: Duration,
+) -> Result<ZonesBackup, BackupError> {
     fs::create_dir_all(out_dir).map_err(io(out_dir))?;
     let out_dir = fs::canonicalize(out_dir).map_err(io(out_dir))?;
     let mut client = target.knot().map_err(knot("connect"))?;
@@ -176,7 +186,7 @@ pub fn backup_zones(target: &LocalTarget, out_dir: &Path) -> Result<ZonesBackup,
         .tempdir_in(&out_dir)
         .map_err(io(&out_dir))?;
     hand_to_knot(target, staging.path())?;
-    let backup_dir = run_zone_backup(&mut client, &zones, staging.path())?;
+    let backup_dir = run_zone_backup(&mut client, &zones, staging.path(), wait)?;
     drop(client);
 
     let full_path = stamped_path(&out_dir, &format!("knot-zones-{}", target.name));
@@ -249,16 +259,17 @@ pub const ZONE_EVENTS_TIMEOUT: Duration = Duration::from_secs(600);
 /// Runs Knot's blocking `zone-backup` of `zones` into `<staging>/backup-N`, first waiting until
 /// no zone event runs; when Knot still reports a conflict ("not enough space provided": a zone
 /// busy with its journal right after a large load), waits and tries again in a fresh directory,
-/// within [`ZONE_EVENTS_TIMEOUT`]. Returns the backup directory.
+/// within `wait`. Returns the backup directory.
 fn run_zone_backup<S: std::io::Read + std::io::Write>(
     client: &mut knot_ctl::Client<S>,
     zones: &[String],
     staging: &Path,
+    wait: Duration,
 ) -> Result<PathBuf, BackupError> {
     let start = Instant::now();
     let names: Vec<&str> = zones.iter().map(String::as_str).collect();
     for attempt in 1.. {
-        wait_for_zone_events(client, start)?;
+        wait_for_zone_events(client, start, wait)?;
         let backup_dir = staging.join(format!("backup-{attempt}"));
         let opts = BackupOptions {
             components: Components {
@@ -275,7 +286,7 @@ fn run_zone_backup<S: std::io::Read + std::io::Write>(
             Ok(()) => return Ok(backup_dir),
             Err(e)
                 if e.to_string().contains("not enough space provided")
-                    && start.elapsed() < ZONE_EVENTS_TIMEOUT =>
+                    && start.elapsed() < wait =>
             {
                 let _ = fs::remove_dir_all(&backup_dir);
                 std::thread::sleep(Duration::from_millis(500));
@@ -286,11 +297,12 @@ fn run_zone_backup<S: std::io::Read + std::io::Write>(
     unreachable!("the loop returns")
 }
 
-/// Waits until no zone has a running event, or [`ZONE_EVENTS_TIMEOUT`] after `start` (then the
-/// backup is tried anyway: Knot decides).
+/// Waits until no zone has a running event, or `wait` after `start` (then the backup is tried
+/// anyway: Knot decides).
 fn wait_for_zone_events<S: std::io::Read + std::io::Write>(
     client: &mut knot_ctl::Client<S>,
     start: Instant,
+    wait: Duration,
 ) -> Result<(), BackupError> {
     loop {
         let busy = client
@@ -298,7 +310,7 @@ fn wait_for_zone_events<S: std::io::Read + std::io::Write>(
             .map_err(knot("zone-status"))?
             .iter()
             .any(|s| s.events.iter().any(|e| e.value == "running"));
-        if !busy || start.elapsed() >= ZONE_EVENTS_TIMEOUT {
+        if !busy || start.elapsed() >= wait {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(100));

@@ -359,8 +359,9 @@ fn generic_wire(tokens: &[&str]) -> Result<Vec<u8>, String> {
 fn tokens_of(data: &str) -> Result<Vec<&str>, String> {
     let mut lexer = Lexer::new(data.as_bytes());
     let mut out = Vec::new();
-    while let Some(entry) = lexer.next_entry().map_err(|(_, m)| m)? {
-        out.extend(entry.tokens);
+    let mut tokens = Vec::new();
+    while lexer.next_entry(&mut tokens).map_err(|(_, m)| m)?.is_some() {
+        out.append(&mut tokens);
     }
     Ok(out)
 }
@@ -390,7 +391,7 @@ fn check_fields(fields: &[Field], tokens: &[&str]) -> Result<(), String> {
             F::U16 => need(is_uint(t, 0xffff), "a number 0..65535")?,
             F::U32 => need(is_uint(t, 0xffff_ffff), "a 32-bit number")?,
             F::Name => need(
-                parse_name(t, Some(&Name::root_bytes())).is_ok(),
+                plain_target(t, 1) || parse_name(t, Some(&Name::root_bytes())).is_ok(),
                 "a domain name",
             )?,
             F::Mnemonic => need(
@@ -584,12 +585,12 @@ fn ends_with_unescaped_dot(text: &str) -> bool {
     backslashes % 2 == 0
 }
 
-/// One entry of a zone file: its tokens, the line it starts on, whether the owner is left blank.
-struct RawEntry<'a> {
+/// Where one entry of a zone file is: the line it starts on, the bytes it spans, whether the
+/// owner is left blank. Its tokens go into a buffer the caller reuses.
+struct RawEntry {
     line: usize,
     span: std::ops::Range<usize>,
     blank_owner: bool,
-    tokens: Vec<&'a str>,
 }
 
 /// Splits zone-file text into entries (RFC 1035 section 5.1).
@@ -598,6 +599,10 @@ struct Lexer<'a> {
     pos: usize,
     line: usize,
     line_start: usize,
+    /// `data` is not the end of the file: an entry it ends inside is not returned; the lexer
+    /// stops before it (see [`Lexer::stalled`]).
+    partial: bool,
+    stalled: bool,
 }
 
 impl<'a> Lexer<'a> {
@@ -607,6 +612,18 @@ impl<'a> Lexer<'a> {
             pos: 0,
             line: 1,
             line_start: 0,
+            partial: false,
+            stalled: false,
+        }
+    }
+
+    /// A lexer of `data`, a piece of a file starting at the beginning of line `line`;
+    /// `partial` when more of the file follows.
+    fn piece(data: &'a [u8], line: usize, partial: bool) -> Self {
+        Lexer {
+            line,
+            partial,
+            ..Lexer::new(data)
         }
     }
 
@@ -614,13 +631,19 @@ impl<'a> Lexer<'a> {
         std::str::from_utf8(&self.data[from..to]).map_err(|_| (self.line, "not UTF-8 text".into()))
     }
 
-    /// The next entry, or the line and message of a syntax error.
-    fn next_entry(&mut self) -> Result<Option<RawEntry<'a>>, (usize, String)> {
+    /// The next entry, its tokens in `tokens` (cleared first), or the line and message of a
+    /// syntax error. In a partial piece, `None` with [`stalled`](Self::stalled) set means the
+    /// entry goes on in the next piece: the position is back at its start.
+    fn next_entry(
+        &mut self,
+        tokens: &mut Vec<&'a str>,
+    ) -> Result<Option<RawEntry>, (usize, String)> {
+        let resume = (self.pos, self.line, self.line_start);
+        tokens.clear();
         let mut entry = RawEntry {
             line: 0,
             span: 0..0,
             blank_owner: false,
-            tokens: Vec::new(),
         };
         let mut depth = 0u32;
         let d = self.data;
@@ -631,7 +654,7 @@ impl<'a> Lexer<'a> {
                     self.pos += 1;
                     self.line += 1;
                     self.line_start = self.pos;
-                    if depth == 0 && !entry.tokens.is_empty() {
+                    if depth == 0 && !tokens.is_empty() {
                         entry.span.end = self.pos;
                         return Ok(Some(entry));
                     }
@@ -661,6 +684,7 @@ impl<'a> Lexer<'a> {
                         self.pos += 1;
                         loop {
                             match d.get(self.pos) {
+                                None if self.partial => return Ok(self.stall(resume)),
                                 None => {
                                     return Err((start_line, "unterminated quoted string".into()));
                                 }
@@ -696,97 +720,84 @@ impl<'a> Lexer<'a> {
                             }
                         }
                     }
+                    if self.partial && self.pos >= d.len() {
+                        return Ok(self.stall(resume));
+                    }
                     self.pos = self.pos.min(d.len());
-                    if entry.tokens.is_empty() {
+                    if tokens.is_empty() {
                         entry.line = start_line;
                         entry.span.start = start;
                         entry.blank_owner = start != line_start;
                     }
-                    entry.tokens.push(self.text(start, self.pos)?);
+                    tokens.push(self.text(start, self.pos)?);
                 }
             }
+        }
+        // Mid-line at the end of a piece: the rest of the line (a comment, the entry, or the
+        // first token after a blank owner's indentation) is in the next one.
+        if self.partial && (depth > 0 || !tokens.is_empty() || self.pos > self.line_start) {
+            return Ok(self.stall(resume));
         }
         if depth > 0 {
             return Err((self.line, "unbalanced '('".into()));
         }
         entry.span.end = self.pos;
-        Ok((!entry.tokens.is_empty()).then_some(entry))
+        Ok((!tokens.is_empty()).then_some(entry))
+    }
+
+    /// Goes back to `resume` (position, line, line start) and says the entry is incomplete.
+    fn stall(&mut self, resume: (usize, usize, usize)) -> Option<RawEntry> {
+        (self.pos, self.line, self.line_start) = resume;
+        self.stalled = true;
+        None
     }
 }
 
-/// Reads the records of one zone file, checking each: owner inside the zone, class IN, TTL in
-/// range, rdata well-formed for its type.
-pub struct ZoneReader<'a> {
-    file: String,
-    lexer: Lexer<'a>,
+/// What the entries before a record set for it (RFC 1035 directives and TTL inheritance).
+struct Scope {
     apex: DName,
     origin: DName,
     default_ttl: Option<u32>,
     last_ttl: Option<u32>,
-    last_owner: Option<(&'a str, DName)>,
 }
 
-impl<'a> ZoneReader<'a> {
-    /// A reader of `data`, the zone file of `apex`; `file` labels errors.
-    pub fn new(file: &str, apex: &DName, data: &'a [u8]) -> Self {
-        ZoneReader {
-            file: file.to_owned(),
-            lexer: Lexer::new(data),
+/// A record's TTL, type token and rdata tokens, as [`Scope::head`] splits them.
+struct Head<'t, 's> {
+    ttl: u32,
+    type_token: &'s str,
+    rdata: &'t [&'s str],
+}
+
+impl Scope {
+    fn new(apex: &DName) -> Self {
+        Scope {
             apex: apex.clone(),
             origin: apex.clone(),
             default_ttl: None,
             last_ttl: None,
-            last_owner: None,
         }
     }
 
-    fn err(&self, line: usize, message: impl Into<String>) -> ZoneFileError {
-        ZoneFileError {
-            file: self.file.clone(),
-            line: (line > 0).then_some(line),
-            message: message.into(),
+    /// Applies `$ORIGIN` or `$TTL`; `$INCLUDE` and anything else are errors. Returns whether
+    /// the origin changed (names written before it no longer mean the same).
+    fn directive(&mut self, tokens: &[&str]) -> Result<bool, String> {
+        match (tokens[0].to_ascii_uppercase().as_str(), &tokens[1..]) {
+            ("$ORIGIN", [name]) => {
+                self.origin = parse_name(name, Some(&self.origin))?;
+                Ok(true)
+            }
+            ("$TTL", [ttl]) => {
+                self.default_ttl = Some(parse_ttl(ttl)?);
+                Ok(false)
+            }
+            ("$INCLUDE", [path, ..]) => Err(format!("$INCLUDE {path} is not allowed")),
+            (d, _) => Err(format!("unsupported or malformed directive {d}")),
         }
     }
 
-    /// The next record, `None` at the end of the file.
-    pub fn next_record(&mut self) -> Result<Option<ZoneRecord>, ZoneFileError> {
-        loop {
-            let entry = match self.lexer.next_entry() {
-                Ok(Some(e)) => e,
-                Ok(None) => return Ok(None),
-                Err((line, message)) => return Err(self.err(line, message)),
-            };
-            let line = entry.line;
-            match self.record(entry) {
-                Ok(Some(rec)) => return Ok(Some(rec)),
-                Ok(None) => {}
-                Err(message) => return Err(self.err(line, message)),
-            }
-        }
-    }
-
-    fn record(&mut self, entry: RawEntry<'a>) -> Result<Option<ZoneRecord>, String> {
-        let mut tokens = entry.tokens.as_slice();
-        if !entry.blank_owner && tokens[0].starts_with('$') {
-            return self.directive(tokens).map(|()| None);
-        }
-        let owner = if entry.blank_owner {
-            match &self.last_owner {
-                Some((_, name)) => name.clone(),
-                None => return Err("a record without owner before any owner".into()),
-            }
-        } else {
-            let tok = tokens[0];
-            tokens = &tokens[1..];
-            match &self.last_owner {
-                Some((t, name)) if *t == tok && tok != "@" => name.clone(),
-                _ => {
-                    let name = parse_name(tok, Some(&self.origin))?;
-                    self.last_owner = Some((tok, name.clone()));
-                    name
-                }
-            }
-        };
+    /// Splits the tokens after the owner into TTL (given, `$TTL` or the last one), class (IN
+    /// only), type and rdata.
+    fn head<'t, 's>(&mut self, mut tokens: &'t [&'s str]) -> Result<Head<'t, 's>, String> {
         let mut ttl = None;
         let mut class = None;
         for _ in 0..2 {
@@ -814,42 +825,460 @@ impl<'a> ZoneReader<'a> {
             None => return Err("no TTL and no $TTL before this record".into()),
         };
         let (&type_token, rdata) = tokens.split_first().ok_or("a record without a type")?;
-        if !owner.ends_with(&self.apex) {
-            return Err(format!(
-                "owner {} is outside the zone {}",
-                fqdn(&owner),
-                fqdn(&self.apex)
-            ));
+        Ok(Head {
+            ttl,
+            type_token,
+            rdata,
+        })
+    }
+
+    fn outside(&self, owner: &DName) -> String {
+        format!(
+            "owner {} is outside the zone {}",
+            fqdn(owner),
+            fqdn(&self.apex)
+        )
+    }
+}
+
+/// Reads the records of one zone file, checking each: owner inside the zone, class IN, TTL in
+/// range, rdata well-formed for its type.
+pub struct ZoneReader<'a> {
+    file: String,
+    lexer: Lexer<'a>,
+    scope: Scope,
+    tokens: Vec<&'a str>,
+    last_owner: Option<(&'a str, DName)>,
+}
+
+impl<'a> ZoneReader<'a> {
+    /// A reader of `data`, the zone file of `apex`; `file` labels errors.
+    pub fn new(file: &str, apex: &DName, data: &'a [u8]) -> Self {
+        ZoneReader {
+            file: file.to_owned(),
+            lexer: Lexer::new(data),
+            scope: Scope::new(apex),
+            tokens: Vec::new(),
+            last_owner: None,
         }
-        let data = rdata.join(" ");
-        let (rtype, data, key) = parse_rdata(&self.origin, type_token, &data)?;
+    }
+
+    fn err(&self, line: usize, message: impl Into<String>) -> ZoneFileError {
+        file_error(&self.file, line, message)
+    }
+
+    /// The next record, `None` at the end of the file.
+    pub fn next_record(&mut self) -> Result<Option<ZoneRecord>, ZoneFileError> {
+        let mut tokens = std::mem::take(&mut self.tokens);
+        let result = loop {
+            let entry = match self.lexer.next_entry(&mut tokens) {
+                Ok(Some(e)) => e,
+                Ok(None) => break Ok(None),
+                Err((line, message)) => break Err(self.err(line, message)),
+            };
+            match self.record(&entry, &tokens) {
+                Ok(Some(rec)) => break Ok(Some(rec)),
+                Ok(None) => {}
+                Err(message) => break Err(self.err(entry.line, message)),
+            }
+        };
+        self.tokens = tokens;
+        result
+    }
+
+    fn record(
+        &mut self,
+        entry: &RawEntry,
+        tokens: &[&'a str],
+    ) -> Result<Option<ZoneRecord>, String> {
+        let mut tokens = tokens;
+        if !entry.blank_owner && tokens[0].starts_with('$') {
+            if self.scope.directive(tokens)? {
+                self.last_owner = None;
+            }
+            return Ok(None);
+        }
+        let owner = if entry.blank_owner {
+            match &self.last_owner {
+                Some((_, name)) => name.clone(),
+                None => return Err("a record without owner before any owner".into()),
+            }
+        } else {
+            let tok = tokens[0];
+            tokens = &tokens[1..];
+            match &self.last_owner {
+                Some((t, name)) if *t == tok && tok != "@" => name.clone(),
+                _ => {
+                    let name = parse_name(tok, Some(&self.scope.origin))?;
+                    self.last_owner = Some((tok, name.clone()));
+                    name
+                }
+            }
+        };
+        let head = self.scope.head(tokens)?;
+        if !owner.ends_with(&self.scope.apex) {
+            return Err(self.scope.outside(&owner));
+        }
+        let data = head.rdata.join(" ");
+        let (rtype, data, key) = parse_rdata(&self.scope.origin, head.type_token, &data)?;
         Ok(Some(ZoneRecord {
             line: entry.line,
-            span: entry.span,
-            type_readable: type_token_readable(type_token),
+            span: entry.span.clone(),
+            type_readable: type_token_readable(head.type_token),
             owner,
-            ttl,
+            ttl: head.ttl,
             rtype,
             data,
             key,
         }))
     }
+}
 
-    fn directive(&mut self, tokens: &[&str]) -> Result<(), String> {
-        match (tokens[0].to_ascii_uppercase().as_str(), &tokens[1..]) {
-            ("$ORIGIN", [name]) => {
-                self.origin = parse_name(name, Some(&self.origin))?;
-                self.last_owner = None;
-                Ok(())
-            }
-            ("$TTL", [ttl]) => {
-                self.default_ttl = Some(parse_ttl(ttl)?);
-                Ok(())
-            }
-            ("$INCLUDE", [path, ..]) => Err(format!("$INCLUDE {path} is not allowed")),
-            (d, _) => Err(format!("unsupported or malformed directive {d}")),
+fn file_error(file: &str, line: usize, message: impl Into<String>) -> ZoneFileError {
+    ZoneFileError {
+        file: file.to_owned(),
+        line: (line > 0).then_some(line),
+        message: message.into(),
+    }
+}
+
+/// What [`ZoneChecker`] found in a zone file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneSummary {
+    /// The SOA serial (0 for a file without apex, see [`ZoneChecker::new`]).
+    pub serial: u32,
+    /// Every record, SOA included.
+    pub records: u64,
+    /// Lines of records Knot wrote but cannot read back by type name (`NULL \# 0`): such a
+    /// file cannot be loaded by Knot as it is.
+    pub unloadable: Vec<usize>,
+}
+
+/// Where a record's owner is relative to the zone apex.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Apex,
+    Below,
+    Outside,
+}
+
+/// Checks a zone file as it streams by, fed in pieces of any size, without building its
+/// records: the same checks as [`ZoneReader`] (owner inside the zone, class, TTL, rdata of any
+/// type in Knot's table), plus exactly one SOA, at the apex. Memory: the unfinished entry at
+/// the end of a piece. The common types (names in plain hostname characters, A, AAAA, TXT,
+/// MX, SRV, the field-checked types) are checked on the tokens as they lie in the piece; the
+/// rest go through [`parse_rdata`].
+pub struct ZoneChecker {
+    file: String,
+    scope: Scope,
+    apex_text: String,
+    /// Where the current origin is relative to the apex.
+    origin_place: Place,
+    last_owner: String,
+    last_place: Option<Place>,
+    with_soa: bool,
+    /// The start of an entry that goes on in the next piece.
+    pending: Vec<u8>,
+    /// Size `pending` must reach before it is lexed again (keeps a long entry linear).
+    retry_at: usize,
+    line: usize,
+    serial: Option<u32>,
+    records: u64,
+    unloadable: Vec<usize>,
+}
+
+impl ZoneChecker {
+    /// A checker of the zone file of `apex`; `file` labels errors. Without `with_soa` the file
+    /// must hold no SOA and no NS record (its apex comes from the target zone at restore time).
+    pub fn new(file: &str, apex: &DName, with_soa: bool) -> Self {
+        ZoneChecker {
+            file: file.to_owned(),
+            scope: Scope::new(apex),
+            apex_text: fqdn(apex),
+            origin_place: Place::Apex,
+            last_owner: String::new(),
+            last_place: None,
+            with_soa,
+            pending: Vec::new(),
+            retry_at: 0,
+            line: 1,
+            serial: None,
+            records: 0,
+            unloadable: Vec::new(),
         }
     }
+
+    /// Checks the next piece of the file.
+    pub fn feed(&mut self, piece: &[u8]) -> Result<(), ZoneFileError> {
+        if self.pending.is_empty() {
+            let used = self.run(piece, true)?;
+            self.keep(&piece[used..]);
+        } else {
+            self.pending.extend_from_slice(piece);
+            if self.pending.len() >= self.retry_at {
+                let mut pending = std::mem::take(&mut self.pending);
+                let used = self.run(&pending, true)?;
+                pending.drain(..used);
+                self.pending = pending;
+                self.retry_at = self.pending.len() * 2;
+            }
+        }
+        Ok(())
+    }
+
+    fn keep(&mut self, rest: &[u8]) {
+        self.pending.extend_from_slice(rest);
+        self.retry_at = rest.len() * 2;
+    }
+
+    /// Checks what is left and returns the summary: the file has ended.
+    pub fn finish(mut self) -> Result<ZoneSummary, ZoneFileError> {
+        let pending = std::mem::take(&mut self.pending);
+        self.run(&pending, false)?;
+        let serial = match self.serial {
+            Some(serial) => serial,
+            None if !self.with_soa => 0,
+            None => {
+                let apex = &self.apex_text;
+                return Err(file_error(
+                    &self.file,
+                    0,
+                    format!("no SOA record for {apex}"),
+                ));
+            }
+        };
+        Ok(ZoneSummary {
+            serial,
+            records: self.records,
+            unloadable: self.unloadable,
+        })
+    }
+
+    /// Checks the complete entries of `data`; returns how many bytes they span.
+    fn run(&mut self, data: &[u8], partial: bool) -> Result<usize, ZoneFileError> {
+        let mut lexer = Lexer::piece(data, self.line, partial);
+        let mut tokens = Vec::with_capacity(16);
+        loop {
+            match lexer.next_entry(&mut tokens) {
+                Ok(Some(e)) => self
+                    .entry(&e, &tokens)
+                    .map_err(|m| file_error(&self.file, e.line, m))?,
+                Ok(None) => break,
+                Err((line, m)) => return Err(file_error(&self.file, line, m)),
+            }
+        }
+        self.line = lexer.line;
+        Ok(lexer.pos)
+    }
+
+    fn entry(&mut self, entry: &RawEntry, tokens: &[&str]) -> Result<(), String> {
+        let mut tokens = tokens;
+        if !entry.blank_owner && tokens[0].starts_with('$') {
+            if self.scope.directive(tokens)? {
+                self.origin_place = self.place_of(&self.scope.origin);
+                self.last_place = None;
+            }
+            return Ok(());
+        }
+        let place = if entry.blank_owner {
+            self.last_place
+                .ok_or("a record without owner before any owner")?
+        } else {
+            let tok = tokens[0];
+            tokens = &tokens[1..];
+            match self.last_place {
+                Some(p) if self.last_owner == tok && tok != "@" => p,
+                _ => {
+                    let p = self.owner_place(tok)?;
+                    self.last_owner.clear();
+                    self.last_owner.push_str(tok);
+                    self.last_place = Some(p);
+                    p
+                }
+            }
+        };
+        let head = self.scope.head(tokens)?;
+        if place == Place::Outside {
+            let owner = parse_name(&self.last_owner, Some(&self.scope.origin))?;
+            return Err(self.scope.outside(&owner));
+        }
+        let (rtype, readable, soa) = self.check_rdata(head.type_token, head.rdata)?;
+        self.count(entry.line, place, rtype, readable, soa)
+    }
+
+    /// Counts one checked record: SOA (one, at the apex, its serial), NS, unloadable types.
+    fn count(
+        &mut self,
+        line: usize,
+        place: Place,
+        rtype: Rtype,
+        readable: bool,
+        soa: Option<String>,
+    ) -> Result<(), String> {
+        self.records += 1;
+        if !readable {
+            self.unloadable.push(line);
+        }
+        if !self.with_soa && (rtype == Rtype::SOA || rtype == Rtype::NS) {
+            return Err(format!(
+                "{rtype} record in a zone file whose SOA and NS come from the target zone"
+            ));
+        }
+        if let Some(data) = soa {
+            if place != Place::Apex {
+                let owner = parse_name(&self.last_owner, Some(&self.scope.origin))?;
+                return Err(format!(
+                    "SOA owner {} is not the zone apex {}",
+                    fqdn(&owner),
+                    self.apex_text
+                ));
+            }
+            if self.serial.is_some() {
+                return Err("more than one SOA record".into());
+            }
+            self.serial =
+                Some(soa_field(&data, 2).ok_or_else(|| "SOA record without a serial".to_owned())?);
+        }
+        Ok(())
+    }
+
+    fn place_of(&self, name: &DName) -> Place {
+        if *name == self.scope.apex {
+            Place::Apex
+        } else if name.ends_with(&self.scope.apex) {
+            Place::Below
+        } else {
+            Place::Outside
+        }
+    }
+
+    /// Where the owner token `tok` is, from its text when it is a plain name.
+    fn owner_place(&self, tok: &str) -> Result<Place, String> {
+        if tok == "@" {
+            return Ok(self.origin_place);
+        }
+        let origin_len = self.scope.origin.as_slice().len();
+        match plain_name(tok) {
+            Some(Plain::Relative(len)) if len + origin_len <= 255 => Ok(match self.origin_place {
+                Place::Outside => Place::Outside,
+                _ => Place::Below,
+            }),
+            Some(Plain::Absolute(len)) if len < 255 => {
+                let apex = self.apex_text.as_bytes();
+                let owner = tok.as_bytes();
+                Ok(if owner.eq_ignore_ascii_case(apex) {
+                    Place::Apex
+                } else if apex == b"."
+                    || (owner.len() > apex.len()
+                        && owner[owner.len() - apex.len() - 1] == b'.'
+                        && owner[owner.len() - apex.len()..].eq_ignore_ascii_case(apex))
+                {
+                    Place::Below
+                } else {
+                    Place::Outside
+                })
+            }
+            _ => Ok(self.place_of(&parse_name(tok, Some(&self.scope.origin))?)),
+        }
+    }
+
+    /// Checks rdata `rdata` of type `type_token`: the type, whether Knot reads the token back,
+    /// and for an SOA its rdata in presentation form.
+    fn check_rdata(
+        &self,
+        type_token: &str,
+        rdata: &[&str],
+    ) -> Result<(Rtype, bool, Option<String>), String> {
+        let known = KNOT_TYPES
+            .iter()
+            .find(|t| t.name.eq_ignore_ascii_case(type_token));
+        let readable = known.is_none_or(|t| t.knot_reads);
+        if let Some(t) = known
+            && rdata.first() != Some(&"\\#")
+            && t.code != 6
+        {
+            let origin_len = self.scope.origin.as_slice().len();
+            let fast = match (t.code, t.syntax, rdata) {
+                (1, _, [a]) => a.parse::<Ipv4Addr>().is_ok(),
+                (28, _, [a]) => a.parse::<Ipv6Addr>().is_ok(),
+                (16, _, [_, ..]) => rdata.iter().all(|s| plain_quoted(s)),
+                (2 | 5 | 12 | 39, _, [n]) => plain_target(n, origin_len),
+                (15, _, [p, n]) => is_uint(p, 0xffff) && plain_target(n, origin_len),
+                (33, _, [p, w, port, n]) => {
+                    [p, w, port].iter().all(|v| is_uint(v, 0xffff)) && plain_target(n, origin_len)
+                }
+                (_, Syntax::Fields(fields), _) => {
+                    check_fields(fields, rdata).map_err(|m| format!("{} rdata: {m}", t.name))?;
+                    true
+                }
+                (_, Syntax::Loc, _) => {
+                    check_loc(rdata)?;
+                    true
+                }
+                (_, Syntax::Apl, _) => {
+                    rdata.iter().try_for_each(|t| check_apl(t))?;
+                    true
+                }
+                _ => false,
+            };
+            if fast {
+                return Ok((Rtype::from_int(t.code), readable, None));
+            }
+        }
+        let (rtype, data, _) = parse_rdata(&self.scope.origin, type_token, &rdata.join(" "))?;
+        let soa = (rtype == Rtype::SOA).then_some(data);
+        Ok((rtype, readable, soa))
+    }
+}
+
+/// A name written in plain hostname characters (letters, digits, `-`, `_`, `*`, `/`), no
+/// escapes, labels of 1 to 63 octets: its wire length without the root label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Plain {
+    Relative(usize),
+    Absolute(usize),
+}
+
+fn plain_name(text: &str) -> Option<Plain> {
+    let (body, absolute) = match text.strip_suffix('.') {
+        Some(b) => (b, true),
+        None => (text, false),
+    };
+    let mut len = 0;
+    for label in body.split('.') {
+        if label.is_empty()
+            || label.len() > 63
+            || !label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'*' | b'/'))
+        {
+            return None;
+        }
+        len += label.len() + 1;
+    }
+    Some(if absolute {
+        Plain::Absolute(len)
+    } else {
+        Plain::Relative(len)
+    })
+}
+
+/// A plain name that is valid as rdata below an origin of wire length `origin_len`.
+fn plain_target(text: &str, origin_len: usize) -> bool {
+    match plain_name(text) {
+        Some(Plain::Absolute(len)) => len < 255,
+        Some(Plain::Relative(len)) => len + origin_len <= 255,
+        None => false,
+    }
+}
+
+/// A quoted character string of at most 255 octets without escapes or inner quotes.
+fn plain_quoted(t: &str) -> bool {
+    t.len() >= 2
+        && t.len() <= 257
+        && t.starts_with('"')
+        && t.ends_with('"')
+        && !t[1..t.len() - 1].contains(['"', '\\'])
 }
 
 /// A zone file ready for Knot to load: every record Knot wrote but cannot read back by type name
@@ -1052,6 +1481,83 @@ mod tests {
             let e = read_all("types.test", &text).unwrap_err();
             assert_eq!(e.line, Some(3), "{bad}: {e}");
             assert!(e.message.contains(what), "{bad}: {e}");
+        }
+    }
+
+    /// The checker's verdict on `text` fed in pieces of `size` bytes.
+    fn check_in_pieces(zone: &str, text: &str, size: usize) -> Result<ZoneSummary, ZoneFileError> {
+        let apex = parse_abs_name(zone).unwrap();
+        let mut c = ZoneChecker::new("z", &apex, true);
+        for piece in text.as_bytes().chunks(size.max(1)) {
+            c.feed(piece)?;
+        }
+        c.finish()
+    }
+
+    #[test]
+    fn checker_agrees_with_the_reader_in_pieces_of_any_size() {
+        let head = "$TTL 60\n@ SOA ns h 1 2 3 4 5\n";
+        let mut good = vec![
+            ("types.test", SOURCE.to_owned()),
+            ("types.test", KNOT_3_2.to_owned()),
+            (
+                "example.com",
+                "$ORIGIN example.com.\n$TTL 1h\n@ IN SOA ns h ( 7 ; serial\n 2 3 4 5 )\n  IN 300 NS ns\nns A 192.0.2.1\n\n; c\n   \n$ORIGIN sub.example.com.\nx TXT \"a;b\" \"c\\\"d\"\n  MX 10 Mail.Example.COM.\nWWW.sub.EXAMPLE.com. SRV 1 2 3 t\n*.w CNAME a.b\n0/25 PTR x.y.\n\\046x A 192.0.2.2".to_owned(),
+            ),
+        ];
+        for n in [".", "a\\000b.test", "UPPER.test"] {
+            let owner = if n == "." {
+                "x.".to_owned()
+            } else {
+                format!("x.{n}.")
+            };
+            good.push((
+                n,
+                format!("$TTL 60\n@ SOA ns. h. 1 2 3 4 5\n@ NS ns.\n{owner} A 192.0.2.1\n"),
+            ));
+        }
+        let mut bad = Vec::new();
+        for tail in [
+            "@ URI 10 \"x\"",
+            "@ EUI48 00-00-5e-00-53",
+            "www.other.test. A 192.0.2.1",
+            "www.other.test. A 192.0.2.999",
+            "x A 192.0.2.999",
+            "x AAAA 2001:db8::g",
+            "x TXT \"unterminated",
+            "x MX 70000 mail",
+            "x SRV 1 2 3",
+            "x CNAME a b",
+            "xtypes.test. A 192.0.2.1",
+            "x ) A 192.0.2.1",
+            "@ SOA ns h 2 2 3 4 5",
+            "y.types.test. SOA ns h 2 2 3 4 5",
+            &format!("{}.types.test. A 192.0.2.1", "a".repeat(64)),
+            &format!("{} A 192.0.2.1", vec!["b".repeat(60); 5].join(".")),
+        ] {
+            bad.push(format!("{head}x A 192.0.2.1\n{tail}\nz A 192.0.2.1\n"));
+        }
+        for (zone, text) in &good {
+            let records = read_all(zone, text).unwrap().len() as u64;
+            for size in [1, 2, 3, 7, 64, 4096, text.len()] {
+                let s = check_in_pieces(zone, text, size)
+                    .unwrap_or_else(|e| panic!("{zone} {size}: {e}"));
+                assert_eq!(s.records, records, "{zone} in pieces of {size}");
+            }
+        }
+        for text in &bad {
+            let Err(whole) = check_in_pieces("types.test", text, text.len()) else {
+                panic!("{text} is accepted")
+            };
+            assert_eq!(whole.line, Some(4), "{text}: {whole}");
+            if let Err(e) = read_all("types.test", text) {
+                assert_eq!(e.line, whole.line, "{text}: {e} vs {whole}");
+                assert_eq!(e.message, whole.message, "{text}");
+            }
+            for size in [1, 2, 5, 64] {
+                let e = check_in_pieces("types.test", text, size).unwrap_err();
+                assert_eq!(e, whole, "{text} in pieces of {size}");
+            }
         }
     }
 

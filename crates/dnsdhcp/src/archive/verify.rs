@@ -9,9 +9,9 @@ use kea_leases::csv::{Header, RowKey, check_row};
 use serde::Serialize;
 
 use super::error::ArchiveError;
-use super::manifest::{ArchiveKind, Manifest};
+use super::manifest::{ArchiveKind, Manifest, ZoneFacts};
 use super::scan::{self, Limits};
-use super::zone::zone_facts;
+use super::zone::{ZoneFileError, zone_checker};
 
 /// One thing wrong with an archive, tied to a member and line when possible.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -379,6 +379,42 @@ pub fn verify(archive: &Path, limits: &Limits) -> VerifyReport {
     report
 }
 
+/// Checks the zone file `data` of `z` as it streams out of the archive, piece by piece.
+fn check_zone_stream(
+    archive: &Path,
+    path: &str,
+    z: &ZoneFacts,
+    data: &mut dyn Read,
+) -> Result<Result<(u32, u64), ZoneFileError>, ArchiveError> {
+    let mut checker = match zone_checker(path, &z.name, !z.apex_from_target) {
+        Ok(c) => c,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut piece = vec![0u8; 256 << 10];
+    let mut failed = None;
+    loop {
+        let n = data
+            .read(&mut piece)
+            .map_err(|source| ArchiveError::Corrupt {
+                archive: archive.to_owned(),
+                source,
+            })?;
+        if n == 0 {
+            break;
+        }
+        // After a bad record the rest is still read: the archive's checksums cover it.
+        if failed.is_none()
+            && let Err(e) = checker.feed(&piece[..n])
+        {
+            failed = Some(e);
+        }
+    }
+    Ok(match failed {
+        Some(e) => Err(e),
+        None => checker.finish().map(|s| (s.serial, s.records)),
+    })
+}
+
 fn check_contents(
     archive: &Path,
     limits: &Limits,
@@ -399,24 +435,12 @@ fn check_contents(
     // Lease files are checked as they stream by (in archive order, which is load order).
     let mut lease_results = Vec::new();
     let mut zone_results = Vec::new();
-    let second = scan::scan(archive, limits, |path, size, _, data| {
+    let second = scan::scan(archive, limits, |path, _, _, data| {
         if let Some(l) = leases.get(path) {
             lease_results.push((*l, LeaseRowCheck::new(path).read_all(data, archive)));
-        } else if zones.contains_key(path) {
-            let mut buf = Vec::with_capacity(size as usize);
-            data.read_to_end(&mut buf)
-                .map_err(|source| ArchiveError::Corrupt {
-                    archive: archive.to_owned(),
-                    source,
-                })?;
-            if let Some(z) = zones.get(path) {
-                let facts = if z.apex_from_target {
-                    super::zone::zone_facts_without_apex(path, &z.name, &buf)
-                } else {
-                    zone_facts(path, &z.name, &buf)
-                };
-                zone_results.push((*z, facts));
-            }
+        } else if let Some(z) = zones.get(path) {
+            let facts = check_zone_stream(archive, path, z, data)?;
+            zone_results.push((*z, facts));
         }
         Ok(())
     });

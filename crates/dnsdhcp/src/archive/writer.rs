@@ -5,7 +5,7 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use flate2::Compression;
@@ -20,7 +20,7 @@ use super::manifest::{
 };
 use super::scan::{self, HashingReader, Limits, normalize_path};
 use super::verify::{LeaseRowCheck, LeaseSet, live};
-use super::zone::{ZoneFileError, normalize_zone_name, zone_facts};
+use super::zone::{ZoneFileError, normalize_zone_name, zone_checker};
 
 /// How [`ArchiveWriter::add_dir_all_with`] should record a file it finds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -377,18 +377,32 @@ impl ArchiveWriter {
         self.append(&path, header, &mut io::empty())
     }
 
-    /// Add the zone file `src` of zone `zone` as `member`. It is parsed with `domain` on a
-    /// background thread while the archive is being compressed; its SOA serial and record count
-    /// go into the manifest, and a parse error fails a later `add_zone_*` or [`finish`](Self::finish)
-    /// (the archive is then not published).
+    /// Add the zone file `src` of zone `zone` as `member`. It is checked
+    /// ([`ZoneChecker`](crate::zonefile::ZoneChecker)) on a background thread as it streams
+    /// into the archive, a few pieces at a time (the zone is never held whole); its SOA serial
+    /// and record count go into the manifest, and a bad record fails a later `add_zone_*` or
+    /// [`finish`](Self::finish) (the archive is then not published).
     pub fn add_zone_file(
         &mut self,
         member: &str,
         zone: &str,
         src: &Path,
     ) -> Result<(), ArchiveError> {
-        let (data, meta) = read_with_meta(src)?;
-        self.add_zone_data(member, zone, data, meta.mode(), meta.mtime().max(0) as u64)
+        let file = File::open(src).at(src)?;
+        let meta = file.metadata().at(src)?;
+        if !meta.is_file() {
+            return Err(ArchiveError::io(
+                src,
+                io::Error::other("not a regular file"),
+            ));
+        }
+        let source = ZoneSource {
+            size: meta.len(),
+            mode: meta.mode(),
+            mtime: meta.mtime().max(0) as u64,
+            path: Some(src),
+        };
+        self.add_zone_stream(member, zone, file, source, false)
     }
 
     /// Add in-memory zone-file `data` of zone `zone` as `member` (see [`add_zone_file`](Self::add_zone_file)).
@@ -399,7 +413,7 @@ impl ArchiveWriter {
         data: &[u8],
         mode: u32,
     ) -> Result<(), ArchiveError> {
-        self.add_zone_data(member, zone, data.to_vec(), mode, now())
+        self.add_zone_stream(member, zone, data, ZoneSource::bytes(data, mode), false)
     }
 
     /// Add in-memory zone-file `data` of zone `zone` that has no SOA and no NS records: a
@@ -411,49 +425,36 @@ impl ArchiveWriter {
         data: &[u8],
         mode: u32,
     ) -> Result<(), ArchiveError> {
-        self.add_zone_job(member, zone, data.to_vec(), mode, now(), true)
+        self.add_zone_stream(member, zone, data, ZoneSource::bytes(data, mode), true)
     }
 
-    fn add_zone_data(
+    /// Streams `reader` into the archive as `member` while a background thread checks it.
+    fn add_zone_stream(
         &mut self,
         member: &str,
         zone: &str,
-        data: Vec<u8>,
-        mode: u32,
-        mtime: u64,
-    ) -> Result<(), ArchiveError> {
-        self.add_zone_job(member, zone, data, mode, mtime, false)
-    }
-
-    fn add_zone_job(
-        &mut self,
-        member: &str,
-        zone: &str,
-        data: Vec<u8>,
-        mode: u32,
-        mtime: u64,
+        reader: impl Read,
+        source: ZoneSource<'_>,
         apex_from_target: bool,
     ) -> Result<(), ArchiveError> {
-        // Bound the parsing threads (and the zone data they hold) to the CPUs available.
+        // Bound the checking threads (and the pieces queued for them) to the CPUs available.
         let max = std::thread::available_parallelism().map_or(2, |n| n.get());
         while self.pending.len() >= max {
             self.join_oldest()?;
         }
         let path = self.claim(member)?;
-        let data = Arc::new(data);
-        let job = {
-            let (file, zone, data) = (path.clone(), zone.to_owned(), Arc::clone(&data));
-            std::thread::Builder::new()
-                .name("zone-parse".into())
-                .spawn(move || {
-                    if apex_from_target {
-                        super::zone::zone_facts_without_apex(&file, &zone, &data)
-                    } else {
-                        zone_facts(&file, &zone, &data)
-                    }
-                })
-                .map_err(|e| ArchiveError::io(&self.final_path, e))?
-        };
+        let mut checker = zone_checker(&path, zone, !apex_from_target)?;
+        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(ZONE_PIECES_QUEUED);
+        let job = std::thread::Builder::new()
+            .name("zone-check".into())
+            .spawn(move || {
+                // A bad record ends the thread; the sender then stops sending.
+                for piece in rx {
+                    checker.feed(&piece)?;
+                }
+                checker.finish().map(|s| (s.serial, s.records))
+            })
+            .map_err(|e| ArchiveError::io(&self.final_path, e))?;
         self.zones.push(ZoneSlot::Pending {
             name: normalize_zone_name(zone),
             file: path.clone(),
@@ -461,8 +462,23 @@ impl ArchiveWriter {
             job,
         });
         self.pending.push_back(self.zones.len() - 1);
-        self.add_claimed(path, data.len() as u64, mode, mtime, data.as_slice(), None)?;
-        Ok(())
+        let mut tee = Tee {
+            inner: reader,
+            tx: Some(tx),
+            piece: Vec::with_capacity(ZONE_PIECE),
+        };
+        let added = self.add_claimed(
+            path,
+            source.size,
+            source.mode,
+            source.mtime,
+            &mut tee,
+            source.path,
+        );
+        // The last piece, then the end of the stream for the checker.
+        tee.send();
+        drop(tee);
+        added.map(|_| ())
     }
 
     /// Wait for the oldest zone still parsing; a parse error poisons the writer.
@@ -852,12 +868,62 @@ impl<R: Read> Read for RowTee<R> {
     }
 }
 
-fn read_with_meta(src: &Path) -> Result<(Vec<u8>, fs::Metadata), ArchiveError> {
-    let mut file = File::open(src).at(src)?;
-    let meta = file.metadata().at(src)?;
-    let mut data = Vec::with_capacity(meta.len() as usize);
-    file.read_to_end(&mut data).at(src)?;
-    Ok((data, meta))
+/// Size of the pieces a zone file is checked in, and how many may wait for the checker.
+const ZONE_PIECE: usize = 256 << 10;
+const ZONE_PIECES_QUEUED: usize = 8;
+
+/// The tar header facts of a zone file being added, and its path on disk if it has one.
+struct ZoneSource<'a> {
+    size: u64,
+    mode: u32,
+    mtime: u64,
+    path: Option<&'a Path>,
+}
+
+impl ZoneSource<'_> {
+    fn bytes(data: &[u8], mode: u32) -> Self {
+        ZoneSource {
+            size: data.len() as u64,
+            mode,
+            mtime: now(),
+            path: None,
+        }
+    }
+}
+
+/// Passes what is read through it on, and sends a copy in [`ZONE_PIECE`]-sized pieces to a
+/// zone checker (until the checker hangs up).
+struct Tee<R> {
+    inner: R,
+    tx: Option<mpsc::SyncSender<Vec<u8>>>,
+    piece: Vec<u8>,
+}
+
+impl<R> Tee<R> {
+    fn send(&mut self) {
+        if self.piece.is_empty() {
+            return;
+        }
+        let piece = std::mem::replace(&mut self.piece, Vec::with_capacity(ZONE_PIECE));
+        if let Some(tx) = &self.tx
+            && tx.send(piece).is_err()
+        {
+            self.tx = None;
+        }
+    }
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if self.tx.is_some() {
+            self.piece.extend_from_slice(&buf[..n]);
+            if self.piece.len() >= ZONE_PIECE {
+                self.send();
+            }
+        }
+        Ok(n)
+    }
 }
 
 fn now() -> u64 {

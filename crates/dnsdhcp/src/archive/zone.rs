@@ -2,10 +2,8 @@
 
 use std::path::Path;
 
-use domain::base::Rtype;
-
-use crate::records::rr::{DName, fqdn, parse_abs_name};
-use crate::zonefile::ZoneReader;
+use crate::records::rr::{DName, parse_abs_name};
+use crate::zonefile::ZoneChecker;
 
 /// A zone file that does not parse or lacks a proper SOA; names the file and, when known, the line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,17 +33,7 @@ pub fn zone_facts(file: &str, zone: &str, data: &[u8]) -> Result<(u32, u64), Zon
     zone_summary(file, zone, data).map(|s| (s.serial, s.records))
 }
 
-/// What [`zone_summary`] found in a zone file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ZoneSummary {
-    /// The SOA serial.
-    pub serial: u32,
-    /// Every record, SOA included.
-    pub records: u64,
-    /// Lines of records Knot wrote but cannot read back by type name (`NULL \# 0`): such a
-    /// file cannot be loaded by Knot as it is.
-    pub unloadable: Vec<usize>,
-}
+pub use crate::zonefile::ZoneSummary;
 
 /// [`zone_facts`], also naming the records Knot could not load back from the file.
 pub fn zone_summary(file: &str, zone: &str, data: &[u8]) -> Result<ZoneSummary, ZoneFileError> {
@@ -69,68 +57,21 @@ fn summary_with(
     data: &[u8],
     with_soa: bool,
 ) -> Result<ZoneSummary, ZoneFileError> {
-    let err = |line: Option<usize>, message: String| ZoneFileError {
-        file: file.to_owned(),
-        line,
-        message,
-    };
+    let mut checker = zone_checker(file, zone, with_soa)?;
+    checker.feed(data)?;
+    checker.finish()
+}
+
+/// A [`ZoneChecker`] for the zone file of `zone` (`file` labels errors), to be fed as the file
+/// streams by; `with_soa` as in [`ZoneChecker::new`].
+pub fn zone_checker(file: &str, zone: &str, with_soa: bool) -> Result<ZoneChecker, ZoneFileError> {
     let apex = normalize_zone_name(zone);
-    let origin: DName =
-        parse_abs_name(&apex).map_err(|e| err(None, format!("invalid zone name {zone:?}: {e}")))?;
-    let mut reader = ZoneReader::new(file, &origin, data);
-    let mut records = 0u64;
-    let mut serial = None;
-    let mut unloadable = Vec::new();
-    while let Some(record) = reader.next_record()? {
-        records += 1;
-        if !record.knot_loads_by_name() {
-            unloadable.push(record.line);
-        }
-        if !with_soa && (record.rtype == Rtype::SOA || record.rtype == Rtype::NS) {
-            return Err(err(
-                Some(record.line),
-                format!(
-                    "{} record in a zone file whose SOA and NS come from the target zone",
-                    record.rtype
-                ),
-            ));
-        }
-        if record.rtype == Rtype::SOA {
-            if record.owner != origin {
-                return Err(err(
-                    Some(record.line),
-                    format!(
-                        "SOA owner {} is not the zone apex {apex}",
-                        fqdn(&record.owner)
-                    ),
-                ));
-            }
-            if serial.is_some() {
-                return Err(err(Some(record.line), "more than one SOA record".into()));
-            }
-            serial = Some(
-                record
-                    .data
-                    .split_whitespace()
-                    .nth(2)
-                    .and_then(|s| s.parse::<u32>().ok())
-                    .ok_or_else(|| err(Some(record.line), "SOA record without a serial".into()))?,
-            );
-        }
-    }
-    match serial {
-        None if !with_soa => Ok(ZoneSummary {
-            serial: 0,
-            records,
-            unloadable,
-        }),
-        Some(serial) => Ok(ZoneSummary {
-            serial,
-            records,
-            unloadable,
-        }),
-        None => Err(err(None, format!("no SOA record for {apex}"))),
-    }
+    let origin: DName = parse_abs_name(&apex).map_err(|e| ZoneFileError {
+        file: file.to_owned(),
+        line: None,
+        message: format!("invalid zone name {zone:?}: {e}"),
+    })?;
+    Ok(ZoneChecker::new(file, &origin, with_soa))
 }
 
 /// [`zone_facts`] for a file on disk; errors name the path.
