@@ -1,20 +1,23 @@
-//! `dnsdhcp backup zones` vs `knotc -b zone-backup` followed by `tar czf` of the same directory.
+//! `dnsdhcp backup zones --local` (the binary, as a user runs it) vs `knotc -b zone-backup`
+//! followed by `tar czf` of the same directory, against the same live knotd in the same run.
 //!
 //! One real knotd serves 10 zones with 1,000,000 records in total (`BENCH_RECORDS` changes the
-//! total), 10 % of them of types NLnet Labs `domain` cannot parse (URI, LOC, APL, SPF, ...). Both ways run in the same process against the same daemon, three times each,
-//! alternating; the medians and their ratio are printed. Target: dnsdhcp ≤ 1.0× the pair.
+//! total), 10 % of them of types NLnet Labs `domain` cannot parse (URI, LOC, APL, SPF, ...).
+//! Both ways run as child processes, three times each, alternating; the medians, their ratio
+//! (target: dnsdhcp ≤ 1.0× the pair), dnsdhcp's peak RSS (`wait4`) and the load average are
+//! printed. `DNSDHCP_TEST_DAEMONS=trixie` measures Knot 3.4.
 //!
 //! ```sh
 //! cargo bench -p dnsdhcp --bench backup_zones
 //! ```
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dnsdhcp::backup;
-use dnsdhcp::target::LocalTarget;
 use test_support::knot::KnotServer;
+use test_support::leasegen::{self, ChildRun};
 
+const DNSDHCP: &str = env!("CARGO_BIN_EXE_dnsdhcp");
 const ZONES: usize = 10;
 
 /// One record of each type NLnet Labs `domain` 0.12 cannot read in Knot's presentation form
@@ -76,6 +79,29 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+/// The 1-, 5- and 15-minute load averages.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// Runs `cmd` with its output captured, panicking with its stderr unless it exits 0.
+fn run(what: &str, cmd: &mut Command) -> ChildRun {
+    let err = tempfile::NamedTempFile::new().expect("temp file");
+    let r = leasegen::run_measured(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(err.reopen().expect("reopen"))),
+    );
+    assert!(
+        r.status.success(),
+        "{what} failed: {}",
+        std::fs::read_to_string(err.path()).unwrap_or_default()
+    );
+    r
+}
+
 fn main() {
     let total: usize = std::env::var("BENCH_RECORDS")
         .ok()
@@ -92,58 +118,78 @@ fn main() {
         .collect();
     let knot = KnotServer::start(&zones);
     drop(texts);
-    let target = LocalTarget {
-        knot_socket: knot.socket_path().to_owned(),
-        name: "bench".into(),
-        ..LocalTarget::default()
-    };
     let work = tempfile::tempdir().expect("tempdir");
 
     let mut ours = Vec::new();
+    let mut rss = Vec::new();
     let mut theirs = Vec::new();
     for round in 0..3 {
         let out = work.path().join(format!("dnsdhcp-{round}"));
-        let start = Instant::now();
-        let written = backup::backup_zones(&target, &out).expect("dnsdhcp backup zones");
-        ours.push(start.elapsed());
-        let size = std::fs::metadata(&written.full.path).unwrap().len();
+        let r = run(
+            "dnsdhcp backup zones",
+            Command::new(DNSDHCP)
+                .args(["backup", "zones", "--local", "--knot-socket"])
+                .arg(knot.socket_path())
+                .arg("--backup-dir")
+                .arg(&out),
+        );
+        ours.push(r.wall);
+        rss.push(r.peak_rss);
+        let size: u64 = std::fs::read_dir(&out)
+            .expect("backup dir")
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .map(|m| m.len())
+            .sum();
 
         let dir = work.path().join(format!("knotc-{round}"));
         let tarball = work.path().join(format!("knotc-{round}.tar.gz"));
         let start = Instant::now();
-        let backup_dir = dir.to_string_lossy().into_owned();
-        let out = knot.knotc(&["-b", "zone-backup", "+backupdir", &backup_dir, "+journal"]);
-        assert!(out.status.success(), "knotc zone-backup failed: {out:?}");
-        let status = Command::new("tar")
-            .arg("czf")
-            .arg(&tarball)
-            .arg("-C")
-            .arg(&dir)
-            .arg(".")
-            .status()
-            .expect("tar");
-        assert!(status.success());
+        run(
+            "knotc zone-backup",
+            knot.knotc_command()
+                .args(["-b", "zone-backup", "+backupdir"])
+                .arg(&dir)
+                .arg("+journal"),
+        );
+        run(
+            "tar czf",
+            Command::new("tar")
+                .arg("czf")
+                .arg(&tarball)
+                .arg("-C")
+                .arg(&dir)
+                .arg("."),
+        );
         theirs.push(start.elapsed());
-        let their_size = std::fs::metadata(&tarball).unwrap().len();
+        let their_size = std::fs::metadata(&tarball).expect("tarball").len();
         eprintln!(
-            "round {round}: dnsdhcp {:?} ({size} B + zones.tar.gz), knotc+tar {:?} ({their_size} B)",
-            ours[round], theirs[round]
+            "round {round}: dnsdhcp {:.3?} ({size} B, full archive + zones.tar.gz), peak RSS {:.1} MB; \
+             knotc+tar {:.3?} ({their_size} B); load {}",
+            ours[round],
+            rss[round] as f64 / f64::from(1 << 20),
+            theirs[round],
+            load()
         );
         std::fs::remove_dir_all(&dir).ok();
+        std::fs::remove_dir_all(&out).ok();
     }
     let (a, b) = (median(ours), median(theirs));
+    let peak = rss.iter().max().copied().unwrap_or(0);
     println!(
-        "backup zones, {ZONES} zones, {} records in total (median of 3):",
-        per_zone * ZONES
+        "backup zones, {ZONES} zones, {} records in total, {} (median of 3):",
+        per_zone * ZONES,
+        knot.knotd_version_line()
     );
     println!(
-        "  dnsdhcp backup zones (full archive + zones.tar.gz, manifest, verified zone facts): {a:.3?}"
+        "  dnsdhcp backup zones --local (full archive + zones.tar.gz, every record checked): {a:.3?}, peak RSS {:.1} MB",
+        peak as f64 / f64::from(1 << 20)
     );
     println!(
         "  knotc -b zone-backup + tar czf:                                                   {b:.3?}"
     );
     println!(
-        "  ratio dnsdhcp / (knotc + tar): {:.2}x (target <= 1.0x)",
-        a.as_secs_f64() / b.as_secs_f64()
+        "  ratio dnsdhcp / (knotc + tar): {:.2}x (target <= 1.0x); load average {}",
+        a.as_secs_f64() / b.as_secs_f64(),
+        load()
     );
 }
