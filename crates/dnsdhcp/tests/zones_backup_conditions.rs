@@ -5,6 +5,7 @@
 //! `cargo nextest run -p dnsdhcp --test zones_backup_conditions --run-ignored only`.
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use dnsdhcp::archive::{self, Limits};
 use dnsdhcp::backup::{self, BackupError};
@@ -106,37 +107,54 @@ fn a_backup_into_a_directory_without_room_is_refused_and_knotd_lives_needs_root(
     assert!(archive::verify(&zb.zones.path, &Limits::default()).ok);
 }
 
-/// Starts knotd with the chart's journal settings and `zones` zones of `records` records, and
-/// backs up as soon as the control socket answers (the zones still loading and journaling).
-fn backup_right_after_loading(zones: usize, records: usize) {
+/// Starts knotd with the chart's Knot settings (`journal-content: all`, zone files synced at
+/// once, `difference-no-serial`; `KnotServerBuilder::chart_settings`) and `zones` zones of
+/// `records` records, and backs up as soon as the control socket answers (the zones still
+/// loading and journaling), waiting at most `wait` for Knot's zone events. Returns the backup's
+/// wall time.
+fn backup_right_after_loading(zones: usize, records: usize, wait: Duration) -> Duration {
     let text = zone_text(records);
-    let mut b = KnotServer::builder()
-        .template_option("journal-content", "all")
-        .template_option("zonefile-load", "difference")
-        .template_option("zonefile-sync", "0")
-        .template_option("journal-max-usage", "1G")
-        .wait_for_zones(false);
+    let mut b = KnotServer::builder().chart_settings().wait_for_zones(false);
     let names: Vec<String> = (0..zones).map(|i| format!("z{i}.test")).collect();
     for n in &names {
         b = b.zone(n, &text);
     }
     let mut knot = b.start();
     let out = tempfile::tempdir().unwrap();
-    let zb = backup::backup_zones(&target(&knot), out.path()).expect("backup right after start");
-    let report = archive::verify(&zb.full.path, &Limits::default());
-    assert!(report.ok, "{:?}", report.problems);
-    assert_eq!(report.zones.len(), zones, "every zone is in the backup");
-    assert_eq!(report.records, (zones * records) as u64);
+    let start = Instant::now();
+    let zb = backup::backup_zones_waiting(&target(&knot), out.path(), wait).unwrap_or_else(|e| {
+        panic!(
+            "backup right after start ({}): {e:#}",
+            knot.knotd_version_line()
+        )
+    });
+    let took = start.elapsed();
+    for path in [&zb.full.path, &zb.zones.path] {
+        let report = archive::verify(path, &Limits::default());
+        assert!(report.ok, "{}: {:?}", path.display(), report.problems);
+        let mut got: Vec<&str> = report.zones.iter().map(|z| z.name.as_str()).collect();
+        got.sort();
+        let mut want: Vec<String> = names.iter().map(|n| format!("{n}.")).collect();
+        want.sort();
+        assert_eq!(got, want, "every zone is in {}", path.display());
+        assert_eq!(report.records, (zones * records) as u64);
+    }
     assert!(knot.is_running());
+    took
 }
 
 #[test]
 fn a_backup_right_after_loading_large_zones_waits_for_their_events() {
-    backup_right_after_loading(4, 50_000);
+    backup_right_after_loading(4, 50_000, backup::ZONE_EVENTS_TIMEOUT);
 }
 
+/// The set the failure was reported with: 10 zones of 100,000 records, where Knot refused the
+/// backup ("not enough space provided (zone z8.test.)") when asked at once
+/// (`backup_right_after_loading(10, 100_000, Duration::ZERO)`).
+// cargo nextest run -p dnsdhcp --test zones_backup_conditions --run-ignored only
 #[test]
 #[ignore = "1,000,000 records: minutes; run with --run-ignored only"]
 fn a_backup_right_after_loading_a_million_records_succeeds() {
-    backup_right_after_loading(10, 100_000);
+    let took = backup_right_after_loading(10, 100_000, backup::ZONE_EVENTS_TIMEOUT);
+    eprintln!("backup right after loading 10 x 100,000 records: {took:.1?}");
 }

@@ -113,6 +113,32 @@ impl KnotServerBuilder {
         self
     }
 
+    /// The chart's settings for every zone and the control socket, read from its
+    /// `values.yaml` (`knot.zonefileSync`, `zonefileLoad`, `journalContent`, `journalMaxUsage`,
+    /// `controlTimeout`), as `templates/configmap-knot.yaml` renders them into knot.conf.
+    pub fn chart_settings(self) -> Self {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/unified-dns-dhcp/values.yaml");
+        let text =
+            fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        let values: serde_json::Value = serde_saphyr::from_str(&text)
+            .unwrap_or_else(|e| panic!("parse {}: {e}", path.display()));
+        let knot = &values["knot"];
+        let value = |key: &str| match &knot[key] {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Number(n) => n.to_string(),
+            other => panic!("knot.{key} in {}: {other}", path.display()),
+        };
+        let timeout = value("controlTimeout")
+            .parse()
+            .expect("knot.controlTimeout is a number");
+        self.control_timeout(timeout)
+            .template_option("zonefile-sync", &value("zonefileSync"))
+            .template_option("zonefile-load", &value("zonefileLoad"))
+            .template_option("journal-content", &value("journalContent"))
+            .template_option("journal-max-usage", &value("journalMaxUsage"))
+    }
+
     /// Appends raw YAML to the generated `knot.conf` (new top-level sections only).
     pub fn extra_config(mut self, yaml: &str) -> Self {
         self.extra_config.push_str(yaml);
