@@ -98,7 +98,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
 }
 
 /// One archive a backup wrote.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Written {
     /// Where it is.
     pub path: PathBuf,
@@ -107,7 +107,7 @@ pub struct Written {
 }
 
 /// What a zone backup wrote: the full archive and the zones-only copy.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ZonesBackup {
     /// `knot-zones-<name>-<stamp>.tar.gz`: Knot's whole backup directory.
     pub full: Written,
@@ -116,7 +116,7 @@ pub struct ZonesBackup {
 }
 
 /// What a lease backup wrote.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct LeasesBackup {
     /// `kea-leases-<name>-<stamp>.tar.gz`.
     pub archive: Written,
@@ -126,6 +126,21 @@ pub struct LeasesBackup {
     pub skipped_rows: Vec<String>,
     /// How many attempts the snapshot needed (more than one: the lease files changed under it).
     pub snapshot_attempts: u32,
+}
+
+/// `backup --json`: what was written (and uploaded). The in-pod backup prints it; the
+/// Kubernetes target reads it back into this type.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct BackupReport {
+    /// The zone archives, if zones were backed up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zones: Option<ZonesBackup>,
+    /// The lease archives, if leases were backed up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leases: Option<LeasesBackup>,
+    /// The store entries, with `--to`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uploaded: Option<Vec<crate::store::Entry>>,
 }
 
 /// A UTC timestamp for archive names, e.g. `20261127T064500Z`.
@@ -160,12 +175,31 @@ pub fn backup_zones(target: &LocalTarget, out_dir: &Path) -> Result<ZonesBackup,
     backup_zones_waiting(target, out_dir, ZONE_EVENTS_TIMEOUT)
 }
 
+/// [`backup_zones`], recording `source` in the manifests (the Kubernetes target runs the
+/// backup in the pod and records `kubernetes:<context>/<namespace>/<statefulset>`).
+pub fn backup_zones_as(
+    target: &LocalTarget,
+    out_dir: &Path,
+    source: &str,
+) -> Result<ZonesBackup, BackupError> {
+    zones_backup(target, out_dir, ZONE_EVENTS_TIMEOUT, source)
+}
+
 /// [`backup_zones`], waiting at most `wait` for the zone events Knot's backup conflicts with
 /// (see [`ZONE_EVENTS_TIMEOUT`]); with zero, Knot is asked once, at once.
 pub fn backup_zones_waiting(
     target: &LocalTarget,
     out_dir: &Path,
     wait: Duration,
+) -> Result<ZonesBackup, BackupError> {
+    zones_backup(target, out_dir, wait, &target.source())
+}
+
+fn zones_backup(
+    target: &LocalTarget,
+    out_dir: &Path,
+    wait: Duration,
+    source: &str,
 ) -> Result<ZonesBackup, BackupError> {
     fs::create_dir_all(out_dir).map_err(io(out_dir))?;
     let out_dir = fs::canonicalize(out_dir).map_err(io(out_dir))?;
@@ -191,7 +225,7 @@ pub fn backup_zones_waiting(
 
     let full_path = stamped_path(&out_dir, &format!("knot-zones-{}", target.name));
     let zones_path = out_dir.join(ZONES_ARCHIVE);
-    let mut w = ArchiveWriter::create(&full_path, ArchiveKind::ZonesFull, target.source())?;
+    let mut w = ArchiveWriter::create(&full_path, ArchiveKind::ZonesFull, source)?;
     // Zone files first: they are the shared prefix that becomes zones.tar.gz by copying the
     // compressed bytes, not by compressing again.
     let zonefiles = backup_dir.join(ZONEFILES_DIR);
@@ -444,6 +478,15 @@ impl std::io::Read for ChunkReader {
 /// `kea-leases.tar.gz`. Memory: the compaction index (16 bytes per row read) and the lease
 /// addresses, never the rows themselves.
 pub fn backup_leases(target: &LocalTarget, out_dir: &Path) -> Result<LeasesBackup, BackupError> {
+    backup_leases_as(target, out_dir, &target.source())
+}
+
+/// [`backup_leases`], recording `source` in the manifests (see [`backup_zones_as`]).
+pub fn backup_leases_as(
+    target: &LocalTarget,
+    out_dir: &Path,
+    source: &str,
+) -> Result<LeasesBackup, BackupError> {
     let lease_file = &target.kea_lease_file;
     // No lease file at all is a wrong path, not an empty lease set: Kea always has one.
     if kea_leases::load::files_to_load(lease_file).is_empty() {
@@ -469,7 +512,7 @@ pub fn backup_leases(target: &LocalTarget, out_dir: &Path) -> Result<LeasesBacku
     let mut w = ArchiveWriter::create_with_level(
         &path,
         ArchiveKind::Leases,
-        target.source(),
+        source,
         flate2::Compression::fast(),
     )?;
     stream_compacted(&mut w, &member, &compacted).map_err(|e| match e {

@@ -148,6 +148,58 @@ impl Archives {
     }
 }
 
+impl Needs {
+    /// The part of these needs Knot's container checks (zones only).
+    pub fn zones_part(&self) -> Needs {
+        Needs {
+            zones: self.zones.clone(),
+            zone_bytes: self.zone_bytes,
+            ..Needs::default()
+        }
+    }
+
+    /// The part of these needs Kea's container checks (leases only).
+    pub fn leases_part(&self) -> Needs {
+        Needs {
+            leases: self.leases,
+            lease_bytes: self.lease_bytes,
+            ..Needs::default()
+        }
+    }
+
+    /// Whether nothing is needed (no check to run).
+    pub fn is_empty(&self) -> bool {
+        self.zones.is_empty() && !self.leases
+    }
+}
+
+/// The result of the target-side checks run inside a pod (`dnsdhcp pod preflight`): printed
+/// by the pod as JSON and read by the workstation into the same type.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TargetCheck {
+    /// Format version ([`crate::kube::inpod::FORMAT_VERSION`]).
+    pub version: u32,
+    /// Every problem found (empty: the target can take the restore).
+    pub problems: Vec<String>,
+    /// What the restore will clean up first (when there is no problem).
+    pub ready: TargetReady,
+}
+
+impl TargetCheck {
+    /// Runs [`check_target`] and keeps its outcome as data.
+    pub fn run(target: &LocalTarget, needs: &Needs, places: &Places) -> TargetCheck {
+        let (problems, ready) = match check_target(target, needs, places) {
+            Ok(ready) => (Vec::new(), ready),
+            Err(e) => (e.problems, TargetReady::default()),
+        };
+        TargetCheck {
+            version: crate::kube::inpod::FORMAT_VERSION,
+            problems,
+            ready,
+        }
+    }
+}
+
 /// Where the target keeps what a restore writes: the zones' staging directory (this host's
 /// temporary directory, or the pod's zones volume) and the lease file's directory.
 #[derive(Debug, Clone)]

@@ -120,9 +120,9 @@ pub enum RestoreError {
         not_restored: Vec<String>,
         /// The command that finishes the restore.
         finish: String,
-        /// Why it stopped.
+        /// Why it stopped (a local step's [`RestoreError`], or a Kubernetes step's error).
         #[source]
-        cause: Box<RestoreError>,
+        cause: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A file-system step failed.
     #[error("{}: {source}", path.display())]
@@ -154,7 +154,7 @@ pub fn verified(archive: &Path) -> Result<VerifyReport, RestoreError> {
 }
 
 /// One zone as restored.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RestoredZone {
     /// The zone (FQDN).
     pub zone: String,
@@ -168,13 +168,13 @@ pub struct RestoredZone {
 }
 
 /// What a zone restore did.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ZonesRestore {
     /// The archive restored.
     pub archive: PathBuf,
     /// `zone-restore` (full archive) or `transaction` (zones-only archive; large zones by
-    /// their zone file, see each zone's method).
-    pub method: &'static str,
+    /// their zone file, see each zone's method); `post-start` after a pod restart.
+    pub method: String,
     /// Every zone restored.
     pub zones: Vec<RestoredZone>,
 }
@@ -218,7 +218,7 @@ pub fn restore_zones_with(
 }
 
 /// Everything a `restore --local` did.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LocalRestore {
     /// Transactions an interrupted dnsdhcp had left open on the archived zones, aborted first.
     pub aborted: Vec<crate::txn::Aborted>,
@@ -226,6 +226,47 @@ pub struct LocalRestore {
     pub zones: Option<ZonesRestore>,
     /// The leases restored.
     pub leases: Option<LeasesRestore>,
+}
+
+impl LocalRestore {
+    /// The report `restore --json` prints, for a restore into `target` (its source name).
+    pub fn report(self, target: String) -> RestoreReport {
+        RestoreReport {
+            target,
+            aborted: self.aborted,
+            zones: self.zones,
+            leases: self.leases,
+            pod: None,
+        }
+    }
+}
+
+/// What a restore did, whatever the target: `restore --json` prints it (kind `restore`) in
+/// this one shape, and the Kubernetes target reads the in-pod `restore --local` back into it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RestoreReport {
+    /// Where: `local:<name>` or `kubernetes:<context>/<namespace>/<statefulset>`.
+    pub target: String,
+    /// Transactions an interrupted dnsdhcp had left open on the archived zones, aborted first.
+    pub aborted: Vec<crate::txn::Aborted>,
+    /// The zones restored (each with the serial it serves now).
+    pub zones: Option<ZonesRestore>,
+    /// The leases restored (with the count Kea holds now).
+    pub leases: Option<LeasesRestore>,
+    /// Kubernetes: the pod, and its replacement's uid when it was restarted (null with
+    /// `--local`).
+    pub pod: Option<PodRestore>,
+}
+
+/// The pod a Kubernetes restore went into.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PodRestore {
+    /// The pod.
+    pub name: String,
+    /// Its uid before.
+    pub old_uid: String,
+    /// The replacement's uid (null with `--live`: not restarted).
+    pub new_uid: Option<String>,
 }
 
 /// `restore --local`: the preflight ([`crate::preflight`]: archives verified and in the right
@@ -384,7 +425,7 @@ fn restore_zones_from(
             }
             Ok(ZonesRestore {
                 archive: archive.to_owned(),
-                method: "transaction",
+                method: "transaction".into(),
                 zones,
             })
         }
@@ -483,7 +524,7 @@ fn restore_full(
     }
     Ok(ZonesRestore {
         archive: archive.to_owned(),
-        method: "zone-restore",
+        method: "zone-restore".into(),
         zones: restored,
     })
 }
@@ -551,7 +592,7 @@ fn give_tree_to_knot(target: &LocalTarget, root: &Path) -> Result<(), RestoreErr
 }
 
 /// What a lease restore did.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LeasesRestore {
     /// The archive restored.
     pub archive: PathBuf,

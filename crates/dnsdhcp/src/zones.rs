@@ -169,7 +169,7 @@ pub struct RestoreOptions {
 }
 
 /// How a zone was put back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
     /// Nothing differed and the serial stays.
@@ -178,6 +178,8 @@ pub enum Method {
     Transaction,
     /// The zone file, loaded by Knot (`zone-restore` of a one-zone backup).
     ZoneFile,
+    /// Restored by the pod's post-start role after a restart (Kubernetes target).
+    PostStart,
 }
 
 /// Transactions larger than this many changed records, or changing an RRset of more records

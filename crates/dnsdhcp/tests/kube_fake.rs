@@ -19,6 +19,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 
+/// A hook called with the container and command line of each exec.
+pub type OnExec = Arc<dyn Fn(&str, &[String]) + Send + Sync>;
+
 /// What the fake does.
 pub struct FakeConfig {
     /// Namespace and pod it knows.
@@ -36,6 +39,9 @@ pub struct FakeConfig {
     pub frame: usize,
     /// Called (on a blocking thread) when the pod is deleted: simulate its restart.
     pub on_delete: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// Called (on a blocking thread) with the container and command line before each exec
+    /// runs: a daemon failing at a chosen step.
+    pub on_exec: Option<OnExec>,
 }
 
 impl FakeConfig {
@@ -49,6 +55,7 @@ impl FakeConfig {
             cut_after: None,
             frame: 64 << 10,
             on_delete: None,
+            on_exec: None,
         }
     }
 
@@ -352,6 +359,10 @@ async fn serve_exec(
         execs.lock().unwrap()[index].exit = Some(-1);
         return Ok(());
     };
+    if let Some(f) = config.on_exec.clone() {
+        let (c, cmd) = (container.clone(), command.clone());
+        tokio::task::spawn_blocking(move || f(&c, &cmd)).await?;
+    }
     if command.first().map(String::as_str) == Some("/dnsdhcp/bin/dnsdhcp") {
         command[0] = config.binary.to_string_lossy().into_owned();
     }

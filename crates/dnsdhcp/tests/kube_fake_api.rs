@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use dnsdhcp::archive::{self, Limits};
 use dnsdhcp::backup::{LEASES_ARCHIVE, ZONES_ARCHIVE};
-use dnsdhcp::kube::{Cluster, KubeError, KubeTarget, ProgressMode};
+use dnsdhcp::kube::{Cluster, KEA_CONTAINER, KNOT_CONTAINER, KubeError, KubeTarget, ProgressMode};
 use dnsdhcp::pod::{self, PostStartConfig};
 use dnsdhcp::target::LocalTarget;
 use kea_leases::ControlClient;
@@ -302,7 +302,9 @@ async fn fake_api_v4_live_restore_and_records_with_real_knotd_and_kea() {
     assert_eq!(r.leases_held, Some(7));
     assert_eq!(lease_count(&kea), 7);
     assert!(
-        r.live.contains_key("zones") && r.live.contains_key("leases"),
+        r.live
+            .as_ref()
+            .is_some_and(|l| l.zones.is_some() && l.leases.is_some()),
         "{:?}",
         r.live
     );
@@ -550,4 +552,229 @@ async fn fake_api_connection_cut_mid_upload_leaves_nothing_in_the_pod() {
         "left behind: {:?}",
         names(&pod_dir)
     );
+}
+
+/// A fake pod whose Knot container runs against `knot` and whose Kea container against `kea`
+/// (one container holding both when the chart execs into one).
+fn fake_pod(knot: &KnotServer, kea: &KeaServer) -> FakeConfig {
+    let config = FakeConfig::new(BIN);
+    if KNOT_CONTAINER == KEA_CONTAINER {
+        let mut env = knot_env(knot);
+        env.extend(kea_env(kea));
+        config.container(KNOT_CONTAINER, &env)
+    } else {
+        config
+            .container(KNOT_CONTAINER, &knot_env(knot))
+            .container(KEA_CONTAINER, &kea_env(kea))
+    }
+}
+
+/// Commands the fake ran whose arguments include every one of `words`.
+fn ran(fake: &FakeApi, words: &[&str]) -> usize {
+    fake.execs
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| words.iter().all(|w| e.command.iter().any(|a| a == w)))
+        .count()
+}
+
+const OTHER_ZONE: &str = "other.test";
+const OTHER_TEXT: &str = "$TTL 3600
+@       IN SOA ns1 hostmaster 3 3600 900 604800 300
+@       IN NS  ns1
+ns1     IN A   192.0.2.1
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_api_preflight_in_the_pod_refuses_a_zone_its_knotd_does_not_serve_and_changes_nothing()
+{
+    // The archives come from a host serving one zone more than the pod's knotd.
+    let source_knot = KnotServer::start(&[(ZONE, ZONE_TEXT), (OTHER_ZONE, OTHER_TEXT)]);
+    let knot = KnotServer::start(&[(ZONE, ZONE_TEXT)]);
+    let kea = KeaServer::start(KeaConfig::new());
+    add_leases(&kea, 5);
+    let out = tempfile::tempdir().unwrap();
+    let zb = dnsdhcp::backup::backup_zones(
+        &LocalTarget {
+            knot_socket: source_knot.socket_path().to_owned(),
+            ..LocalTarget::default()
+        },
+        out.path(),
+    )
+    .expect("zone backup");
+    let lb = dnsdhcp::backup::backup_leases(
+        &LocalTarget {
+            kea_lease_file: kea.lease_file(),
+            ..LocalTarget::default()
+        },
+        out.path(),
+    )
+    .expect("lease backup");
+    ControlClient::unix(kea.socket_path())
+        .lease4_wipe(None)
+        .unwrap();
+    knot.knotc_ok(&["zone-begin", ZONE]);
+    knot.knotc_ok(&["zone-set", ZONE, "marker", "60", "A", "198.51.100.7"]);
+    knot.knotc_ok(&["zone-commit", ZONE]);
+    let serial_before = serial(&knot);
+
+    let restarted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut config = fake_pod(&knot, &kea);
+    let flag = restarted.clone();
+    config.on_delete = Some(Arc::new(move || {
+        flag.store(true, std::sync::atomic::Ordering::SeqCst)
+    }));
+    let fake = FakeApi::start(config).await;
+    let c = cluster(&fake);
+
+    for (zones, live) in [(&zb.zones.path, false), (&zb.full.path, true)] {
+        let err = c
+            .restore(Some(zones), Some(&lb.latest.path), live)
+            .await
+            .expect_err("refused");
+        let KubeError::Preflight(p) = &err else {
+            panic!("expected a preflight refusal (live: {live}), got {err:?}");
+        };
+        assert_eq!(p.problems.len(), 1, "{:?}", p.problems);
+        assert!(
+            p.problems[0].contains(&format!("unified-dns-dhcp-0/{KNOT_CONTAINER}"))
+                && p.problems[0].contains("zone other.test")
+                && p.problems[0].contains("add it to Knot's configuration"),
+            "{:?}",
+            p.problems
+        );
+        assert!(err.to_string().contains("nothing was changed"), "{err}");
+    }
+    // Checked in the pod, then nothing: no upload, no restore, no restart.
+    assert_eq!(ran(&fake, &["pod", "preflight"]), 4);
+    assert_eq!(ran(&fake, &["receive-file"]), 0);
+    assert_eq!(ran(&fake, &["restore"]), 0);
+    assert!(!restarted.load(std::sync::atomic::Ordering::SeqCst));
+    assert!(
+        !fake
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| r.starts_with("DELETE"))
+    );
+    assert_eq!(serial(&knot), serial_before);
+    let read = knot.knotc_ok(&["zone-read", ZONE, "marker", "A"]);
+    assert!(read.contains("198.51.100.7"), "{read}");
+    assert_eq!(lease_count(&kea), 0, "no lease restored");
+    assert!(!knot.zones_dir().join(ZONES_ARCHIVE).exists());
+    assert!(
+        !kea.lease_file()
+            .parent()
+            .unwrap()
+            .join(LEASES_ARCHIVE)
+            .exists()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_api_live_restore_failing_at_the_leases_is_reported_incomplete_with_the_command_that_finishes_it()
+ {
+    let knot = KnotServer::start(&[(ZONE, ZONE_TEXT)]);
+    let kea = Arc::new(Mutex::new(KeaServer::start(KeaConfig::new())));
+    add_leases(&kea.lock().unwrap(), 4);
+    let mut config = fake_pod(&knot, &kea.lock().unwrap());
+    // Kea dies once the zones are restored, just as the leases' restore starts.
+    let k = kea.clone();
+    config.on_exec = Some(Arc::new(move |_, cmd| {
+        if cmd.iter().any(|a| a == "restore") && cmd.iter().any(|a| a == "--leases") {
+            k.lock().unwrap().stop();
+        }
+    }));
+    let fake = FakeApi::start(config).await;
+    let mut c = Cluster::new(
+        fake.client(),
+        &KubeTarget {
+            context: Some("test-ctx".into()),
+            namespace: "dns-dhcp".into(),
+            statefulset: "unified-dns-dhcp".into(),
+            name: None,
+        },
+    );
+    c.progress = ProgressMode::Quiet;
+    let out = tempfile::tempdir().unwrap();
+    let zb = c.backup_zones(out.path()).await.expect("zone backup");
+    let lb = c.backup_leases(out.path()).await.expect("lease backup");
+    // Archives made through Kubernetes record where they come from.
+    let source = "kubernetes:test-ctx/dns-dhcp/unified-dns-dhcp";
+    for w in [&zb.full, &zb.zones, &lb.archive, &lb.latest] {
+        assert_eq!(w.manifest.source, source, "{}", w.path.display());
+        let report = archive::verify(&w.path, &Limits::default());
+        assert_eq!(report.source.as_deref(), Some(source));
+    }
+    knot.knotc_ok(&["zone-begin", ZONE]);
+    knot.knotc_ok(&["zone-set", ZONE, "intruder", "60", "A", "198.51.100.1"]);
+    knot.knotc_ok(&["zone-commit", ZONE]);
+
+    let err = c
+        .restore(Some(&zb.zones.path), Some(&lb.latest.path), true)
+        .await
+        .expect_err("the leases cannot be restored");
+    let KubeError::Incomplete(inner) = &err else {
+        panic!("expected an incomplete restore, got {err:?}");
+    };
+    let dnsdhcp::restore::RestoreError::Incomplete {
+        restored,
+        not_restored,
+        finish,
+        ..
+    } = inner.as_ref()
+    else {
+        panic!("expected RestoreError::Incomplete, got {inner:?}");
+    };
+    assert_eq!(restored.len(), 1, "{restored:?}");
+    assert!(restored[0].starts_with("zone home.test"), "{restored:?}");
+    assert_eq!(
+        not_restored,
+        &vec![format!("leases from {}", lb.latest.path.display())]
+    );
+    assert_eq!(
+        finish,
+        &format!(
+            "dnsdhcp restore --live --leases {} -c test-ctx -n dns-dhcp -s unified-dns-dhcp",
+            lb.latest.path.display()
+        )
+    );
+    let text = err.to_string();
+    assert!(
+        text.starts_with("restore incomplete: ") && text.contains("Kea"),
+        "{text}"
+    );
+    // The zones are restored indeed: the intruder is gone.
+    let read = knot.knotc(&["zone-read", ZONE, "intruder", "A"]);
+    let read = String::from_utf8_lossy(&read.stdout);
+    assert!(!read.contains("198.51.100.1"), "{read}");
+    assert!(pod_tmp_dirs(&fake).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_api_an_in_pod_values_error_names_the_operators_file() {
+    let knot = KnotServer::start(&[(ZONE, ZONE_TEXT)]);
+    let fake =
+        FakeApi::start(FakeConfig::new(BIN).container(KNOT_CONTAINER, &knot_env(&knot))).await;
+    let c = cluster(&fake);
+    let dir = tempfile::tempdir().unwrap();
+    let values = dir.path().join("operator-values.yaml");
+    fs::write(
+        &values,
+        "zones:\n  - name: home.test\nstaticRecords:\n  - \"printer IN A not-an-address\"\n",
+    )
+    .unwrap();
+    let err = c
+        .records(std::slice::from_ref(&values), false, &[])
+        .await
+        .expect_err("bad values");
+    let KubeError::CommandFailed { stderr, .. } = &err else {
+        panic!("expected the in-pod command to fail, got {err:?}");
+    };
+    let text = err.to_string();
+    assert!(stderr.contains(&values.display().to_string()), "{stderr}");
+    assert!(!text.contains("/tmp/dnsdhcp-"), "{text}");
+    assert!(!text.contains("values-0.yaml"), "{text}");
 }

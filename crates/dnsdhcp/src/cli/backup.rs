@@ -46,6 +46,10 @@ pub struct BackupArgs {
     /// Print what was written as JSON.
     #[arg(long)]
     json: bool,
+    /// The source the manifests record (default: `local:<name>`; the Kubernetes target passes
+    /// `kubernetes:<context>/<namespace>/<statefulset>` to the backup it runs in the pod).
+    #[arg(long, hide = true)]
+    source: Option<String>,
     #[command(flatten)]
     upload: UploadArgs,
     #[command(flatten)]
@@ -84,31 +88,36 @@ pub fn run(mut a: BackupArgs, ctx: &mut Ctx) -> Result<ExitCode> {
         }
         _ => None,
     };
+    let source = |t: &dnsdhcp::target::LocalTarget| a.source.clone().unwrap_or_else(|| t.source());
     let mut to_upload = Vec::new();
-    let mut written = serde_json::Map::new();
+    let mut written = backup::BackupReport::default();
     if a.what.zones() {
         let z = match &on {
-            On::Local(t) => backup::backup_zones(t, &a.dir).map_err(anyhow::Error::from),
+            On::Local(t) => {
+                backup::backup_zones_as(t, &a.dir, &source(t)).map_err(anyhow::Error::from)
+            }
             On::Kube(c) => kube::block_on(c.backup_zones(&a.dir)).map_err(anyhow::Error::from),
         }
         .context("zone backup failed")?;
         if !a.json {
             ctx.out.zones_backup(&z);
         }
-        written.insert("zones".into(), serde_json::to_value(&z)?);
         to_upload.push(z.full.clone());
+        written.zones = Some(z);
     }
     if a.what.leases() {
         let l = match &on {
-            On::Local(t) => backup::backup_leases(t, &a.dir).map_err(anyhow::Error::from),
+            On::Local(t) => {
+                backup::backup_leases_as(t, &a.dir, &source(t)).map_err(anyhow::Error::from)
+            }
             On::Kube(c) => kube::block_on(c.backup_leases(&a.dir)).map_err(anyhow::Error::from),
         }
         .context("lease backup failed")?;
         if !a.json {
             ctx.out.leases_backup(&l);
         }
-        written.insert("leases".into(), serde_json::to_value(&l)?);
         to_upload.push(l.archive.clone());
+        written.leases = Some(l);
     }
     if let Some((store, recipients)) = &upload {
         let mut uploaded = Vec::new();
@@ -125,7 +134,7 @@ pub fn run(mut a: BackupArgs, ctx: &mut Ctx) -> Result<ExitCode> {
             }
             uploaded.push(e);
         }
-        written.insert("uploaded".into(), serde_json::to_value(&uploaded)?);
+        written.uploaded = Some(uploaded);
     }
     if a.json {
         ctx.out.report("backup", &written)?;

@@ -77,7 +77,7 @@ pub fn run(cmd: LeasesCommand, ctx: &mut Ctx) -> Result<ExitCode> {
             let count = restore::count_leases(&t)?;
             if json {
                 ctx.out
-                    .report("leases-count", &serde_json::json!({ "count": count }))?;
+                    .report("leases-count", &kube::inpod::LeasesCount { count })?;
             } else {
                 ctx.out.line(count.to_string());
             }

@@ -197,7 +197,7 @@ pub const EXIT_USAGE: u8 = 64;
 /// Exit code of `records plan --exit-code` when the plan has changes.
 pub const EXIT_CHANGES: u8 = 2;
 /// Format version of every JSON document (`"version"`).
-pub const JSON_VERSION: u32 = 1;
+pub const JSON_VERSION: u32 = dnsdhcp::kube::inpod::FORMAT_VERSION;
 
 /// Ends the process for a clap error: help and version as clap does (exit 0), a usage error
 /// with its message and [`EXIT_USAGE`].

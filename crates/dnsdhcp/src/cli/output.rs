@@ -4,12 +4,17 @@ use std::io::{IsTerminal, Write};
 
 use dnsdhcp::archive::VerifyReport;
 use dnsdhcp::backup::{LeasesBackup, Written, ZonesBackup};
+use dnsdhcp::kube::inpod::Report;
 use dnsdhcp::legacy::ImportReport;
 use dnsdhcp::records::{self, Plan};
 use dnsdhcp::restore::{LeasesRestore, ZonesRestore};
 
 /// `value` as a JSON object with `kind` and `version` (see [`Out::report`]).
 pub fn envelope<T: serde::Serialize>(kind: &str, value: &T) -> anyhow::Result<serde_json::Value> {
+    if let Ok(doc) = serde_json::to_value(Report::new(kind, value)) {
+        return Ok(doc);
+    }
+    // Not a struct or map: a list, under `items`.
     let mut doc = serde_json::Map::new();
     doc.insert("kind".into(), kind.into());
     doc.insert("version".into(), super::JSON_VERSION.into());

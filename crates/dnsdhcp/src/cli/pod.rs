@@ -10,7 +10,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use dnsdhcp::records::ApplyOptions;
 use dnsdhcp::target::{self, LocalTarget};
-use dnsdhcp::{kube, pod, probe};
+use dnsdhcp::{kube, pod, preflight, probe};
 
 use super::Ctx;
 
@@ -67,6 +67,33 @@ pub enum PodCommand {
     /// Read exactly SIZE bytes from stdin into DEST: a temporary file, digest checked, fsynced,
     /// renamed; removed on short input (used by the Kubernetes target to copy files in).
     ReceiveFile(ReceiveFileArgs),
+    /// Check this container's daemons can take a restore (the daemon half of the restore
+    /// preflight): reads what the restore needs as JSON of exactly --needs-size bytes from
+    /// stdin, prints the result as JSON; changes nothing (used by the Kubernetes target).
+    #[command(hide = true)]
+    Preflight(PreflightArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PreflightArgs {
+    /// Bytes of JSON to read from stdin.
+    #[arg(long)]
+    needs_size: u64,
+    /// Where the zone archive is staged and extracted (default: the zones volume).
+    #[arg(long)]
+    stage_dir: Option<PathBuf>,
+    /// The zones volume.
+    #[arg(long, env = "DNSDHCP_ZONES_DIR", default_value = "/var/lib/knot/zones")]
+    zones_dir: PathBuf,
+    /// Knot's control socket.
+    #[arg(long, env = "DNSDHCP_KNOT_SOCKET", default_value = target::DEFAULT_KNOT_SOCKET)]
+    knot_socket: PathBuf,
+    /// Kea DHCPv4's control socket.
+    #[arg(long, env = "DNSDHCP_KEA_SOCKET", default_value = target::DEFAULT_KEA_SOCKET)]
+    kea_socket: PathBuf,
+    /// Kea's memfile lease file.
+    #[arg(long, env = "DNSDHCP_KEA_LEASE_FILE", default_value = target::DEFAULT_KEA_LEASE_FILE)]
+    kea_lease_file: PathBuf,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,7 +236,30 @@ pub fn run(cmd: PodCommand, ctx: &mut Ctx) -> Result<ExitCode> {
                     .join(&a.dest),
             };
             kube::inpod::receive_file(&dest, a.size, &a.sha256, &mut kube::inpod::raw_stdin()?)?;
-            out.json_line(&serde_json::json!({ "path": dest, "size": a.size }))?;
+            out.json_line(&kube::inpod::Received {
+                version: kube::inpod::FORMAT_VERSION,
+                path: dest.display().to_string(),
+                size: a.size,
+            })?;
+        }
+        PodCommand::Preflight(a) => {
+            let needs: preflight::Needs = kube::inpod::read_json(
+                &mut kube::inpod::raw_stdin()?,
+                a.needs_size,
+            )
+            .map_err(|e| {
+                anyhow::anyhow!("pod preflight: reading what the restore needs from stdin: {e}")
+            })?;
+            let target = LocalTarget {
+                knot_socket: a.knot_socket,
+                kea_socket: a.kea_socket,
+                kea_lease_file: a.kea_lease_file,
+                ..LocalTarget::default()
+            };
+            let places = preflight::Places {
+                zones_dir: a.stage_dir.unwrap_or(a.zones_dir),
+            };
+            out.json_line(&preflight::TargetCheck::run(&target, &needs, &places))?;
         }
         PodCommand::CopyBinary { dest } => {
             pod::copy_binary(&dest)?;

@@ -177,17 +177,17 @@ fn local(a: &RestoreArgs, t: &LocalTarget, ctx: &mut Ctx) -> Result<ExitCode> {
     };
     let r = restore::restore_local(t, a.zones.as_deref(), a.leases.as_deref(), &opts)?;
     if a.json {
-        ctx.out.report("restore", &r)?;
-    } else {
-        for aborted in &r.aborted {
-            ctx.out.line(aborted.to_string());
-        }
-        if let Some(z) = &r.zones {
-            ctx.out.zones_restore(z);
-        }
-        if let Some(l) = &r.leases {
-            ctx.out.leases_restore(l);
-        }
+        ctx.out.report("restore", &r.report(t.source()))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for aborted in &r.aborted {
+        ctx.out.line(aborted.to_string());
+    }
+    if let Some(z) = &r.zones {
+        ctx.out.zones_restore(z);
+    }
+    if let Some(l) = &r.leases {
+        ctx.out.leases_restore(l);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -201,7 +201,7 @@ fn in_cluster(a: &RestoreArgs, c: &Cluster, ctx: &mut Ctx) -> Result<ExitCode> {
     ))
     .context("restore failed")?;
     if a.json {
-        ctx.out.report("restore", &r)?;
+        ctx.out.report("restore", &r.report())?;
     } else {
         for line in r.summary() {
             ctx.out.line(line);

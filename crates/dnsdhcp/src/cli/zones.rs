@@ -39,7 +39,8 @@ pub fn run(cmd: ZonesCommand, ctx: &mut Ctx) -> Result<ExitCode> {
     };
     let zones = kube::inpod::zones_status(&t).context("zone-status")?;
     if a.json {
-        ctx.out.report("zones-status", &zones)?;
+        ctx.out
+            .report("zones-status", &kube::inpod::ZonesStatus { items: zones })?;
     } else {
         for z in zones {
             let serial = z

@@ -115,6 +115,10 @@ pub enum KubeError {
     /// After a restore, the pod does not serve what was restored.
     #[error("restore not confirmed: {0}")]
     NotConfirmed(String),
+    /// The restore stopped part-way: what is restored, what is not, and how to finish (a
+    /// [`crate::restore::RestoreError::Incomplete`], as a local restore reports it).
+    #[error(transparent)]
+    Incomplete(Box<crate::restore::RestoreError>),
     /// A check before the first change failed; nothing was changed.
     #[error(transparent)]
     Preflight(#[from] crate::preflight::PreflightError),
@@ -164,6 +168,38 @@ pub enum KubeError {
         #[source]
         source: Box<kube::Error>,
     },
+}
+
+impl KubeError {
+    /// This error with every pod-side path in `names` (pod path, operator's path) replaced by
+    /// the operator's file it is a copy of: in-pod errors name the files the operator gave.
+    pub fn naming(self, names: &[(String, String)]) -> KubeError {
+        let map = |text: String| {
+            names
+                .iter()
+                .fold(text, |t, (remote, local)| t.replace(remote.as_str(), local))
+        };
+        match self {
+            KubeError::CommandFailed {
+                pod,
+                container,
+                command,
+                code,
+                stderr,
+            } => KubeError::CommandFailed {
+                pod,
+                container,
+                command: map(command),
+                code,
+                stderr: map(stderr),
+            },
+            KubeError::Protocol { command, detail } => KubeError::Protocol {
+                command: map(command),
+                detail: map(detail),
+            },
+            other => other,
+        }
+    }
 }
 
 fn stderr_suffix(stderr: &str) -> String {

@@ -10,12 +10,116 @@ use sha2::{Digest, Sha256};
 
 use crate::target::LocalTarget;
 
+/// Format version of every JSON document dnsdhcp prints (`"version"`), the results the in-pod
+/// commands print for the workstation among them (both sides share the types; a result of
+/// another version is refused).
+pub const FORMAT_VERSION: u32 = 1;
+
+/// A JSON report as `--json` prints it: `kind` (which command's report), the format
+/// `version`, and the report's own fields. The pod prints it, the workstation parses it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Report<T> {
+    /// Which command's report.
+    pub kind: String,
+    /// [`FORMAT_VERSION`].
+    pub version: u32,
+    /// The report's fields.
+    #[serde(flatten)]
+    pub body: T,
+}
+
+impl<T> Report<T> {
+    /// `body` as a report of `kind` in this format version.
+    pub fn new(kind: &str, body: T) -> Report<T> {
+        Report {
+            kind: kind.to_owned(),
+            version: FORMAT_VERSION,
+            body,
+        }
+    }
+}
+
+/// `zones status --json`: every zone Knot serves and its serial.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ZonesStatus {
+    /// The zones.
+    pub items: Vec<ZoneServing>,
+}
+
+/// `leases count --json`: how many leases Kea holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LeasesCount {
+    /// The number.
+    pub count: u64,
+}
+
+/// Parses the report of `kind` an in-pod `command` printed (see [`parse_result`]).
+pub fn parse_report<T: serde::de::DeserializeOwned>(
+    stdout: &[u8],
+    command: &str,
+    kind: &str,
+) -> Result<T, super::KubeError> {
+    let r: Report<T> = parse_result(stdout, command, |r: &Report<T>| r.version)?;
+    if r.kind == kind {
+        Ok(r.body)
+    } else {
+        Err(super::KubeError::Protocol {
+            command: command.to_owned(),
+            detail: format!("a {:?} report where {kind:?} was expected", r.kind),
+        })
+    }
+}
+
+/// Parses the result an in-pod `command` printed on stdout as `T`, whose format version
+/// `version_of` reads: output that is not a `T`, or of another format version, is refused.
+pub fn parse_result<T: serde::de::DeserializeOwned>(
+    stdout: &[u8],
+    command: &str,
+    version_of: impl Fn(&T) -> u32,
+) -> Result<T, super::KubeError> {
+    let bad = |detail: String| super::KubeError::Protocol {
+        command: command.to_owned(),
+        detail,
+    };
+    let value: T = serde_json::from_slice(stdout).map_err(|e| {
+        bad(format!(
+            "{e}: {}",
+            String::from_utf8_lossy(&stdout[..stdout.len().min(4096)])
+        ))
+    })?;
+    match version_of(&value) {
+        FORMAT_VERSION => Ok(value),
+        v => Err(bad(format!(
+            "format version {v}, this dnsdhcp reads version {FORMAT_VERSION}"
+        ))),
+    }
+}
+
+/// Reads exactly `size` bytes of JSON from `input` (the workstation announces the length, so
+/// the end of input never needs signalling) and parses them as `T`.
+pub fn read_json<T: serde::de::DeserializeOwned>(
+    input: &mut impl Read,
+    size: u64,
+) -> io::Result<T> {
+    let mut buf = Vec::new();
+    input.take(size).read_to_end(&mut buf)?;
+    if (buf.len() as u64) < size {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("input ended after {} of {size} bytes", buf.len()),
+        ));
+    }
+    serde_json::from_slice(&buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
 /// Chunk size of the in-pod copies.
 const CHUNK: usize = 256 << 10;
 
 /// What `send-file` sent; written as the last line of its stderr so the receiver can check it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SentFile {
+    /// [`FORMAT_VERSION`].
+    pub version: u32,
     /// Bytes sent.
     pub size: u64,
     /// Lower-case hex SHA-256 of them.
@@ -46,21 +150,42 @@ pub fn send_file(path: &Path, out: &mut impl Write, err: &mut impl Write) -> io:
     }
     out.flush()?;
     let sent = SentFile {
+        version: FORMAT_VERSION,
         size,
         sha256: hex::encode(hasher.finalize()),
     };
-    let line = serde_json::json!({ SENT_KEY: &sent });
+    let line = serde_json::to_string(&SentTrailer { sent: sent.clone() })?;
     writeln!(err, "{line}")?;
     err.flush()?;
     Ok(sent)
 }
 
+/// The last line `send-file` writes to stderr: `{"dnsdhcp-sent": {..}}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SentTrailer {
+    /// What was sent.
+    #[serde(rename = "dnsdhcp-sent")]
+    pub sent: SentFile,
+}
+
 /// Finds the `send-file` trailer in a captured stderr.
 pub fn parse_sent(stderr: &str) -> Option<SentFile> {
     stderr.lines().rev().find_map(|l| {
-        let v: serde_json::Value = serde_json::from_str(l.trim()).ok()?;
-        serde_json::from_value(v.get(SENT_KEY)?.clone()).ok()
+        serde_json::from_str::<SentTrailer>(l.trim())
+            .ok()
+            .map(|t| t.sent)
     })
+}
+
+/// What `receive-file` wrote, printed as one JSON line on its stdout.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Received {
+    /// [`FORMAT_VERSION`].
+    pub version: u32,
+    /// Where the file is now.
+    pub path: String,
+    /// Its size.
+    pub size: u64,
 }
 
 /// Why `receive-file` failed. The destination is unchanged and no temporary file remains.

@@ -42,8 +42,12 @@ pub use inpod::ZoneServing;
 pub use pods::{check_container, containers, is_ready, uid};
 pub use progress::ProgressMode;
 
-use crate::archive::{self, ArchiveKind, Limits, Manifest, VerifyReport};
-use crate::backup::{LEASES_ARCHIVE, LeasesBackup, Written, ZONES_ARCHIVE, ZonesBackup};
+use crate::archive::{self, ArchiveKind, Limits, VerifyReport};
+use crate::backup::{
+    BackupReport, LEASES_ARCHIVE, LeasesBackup, Written, ZONES_ARCHIVE, ZonesBackup,
+};
+use crate::restore::{LeasesRestore, PodRestore, RestoreReport, RestoredZone, ZonesRestore};
+use crate::zones::Method;
 use error::{Req, io_at};
 use exec::{ExecLimits, Place};
 use transfer::{Check, RemoteDest};
@@ -121,6 +125,11 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
 pub struct Cluster {
     client: Client,
     pods: Api<Pod>,
+    /// Kubeconfig context (None: the current one).
+    pub context: Option<String>,
+    /// What archives made through this connection record as their source:
+    /// `kubernetes:<context>/<namespace>/<statefulset>`.
+    pub source: String,
     /// Namespace.
     pub namespace: String,
     /// StatefulSet.
@@ -146,11 +155,15 @@ pub struct ZoneConfirmed {
     pub archived: u32,
     /// Serial served by the new pod.
     pub serving: u32,
+    /// Records in the archived zone file.
+    pub records: u64,
 }
 
 /// What a restore into the pod did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct KubeRestore {
+    /// `kubernetes:<context>/<namespace>/<statefulset>`.
+    pub target: String,
     /// The pod.
     pub pod: String,
     /// Its uid before.
@@ -163,11 +176,75 @@ pub struct KubeRestore {
     pub leases_archived: Option<u64>,
     /// Leases Kea holds afterwards.
     pub leases_held: Option<u64>,
-    /// With `--live`: the JSON the in-pod `restore --local` printed, per container.
-    pub live: serde_json::Map<String, serde_json::Value>,
+    /// The zone archive, as the operator named it.
+    pub zones_archive: Option<PathBuf>,
+    /// The lease archive, as the operator named it.
+    pub leases_archive: Option<PathBuf>,
+    /// Transactions an interrupted dnsdhcp left open on the archived zones (aborted by the
+    /// restore in the pod before its first change).
+    pub aborted: Vec<crate::txn::Aborted>,
+    /// With `--live`: what the in-pod `restore --local` runs reported (zones from Knot's
+    /// container, leases from Kea's).
+    pub live: Option<RestoreReport>,
 }
 
 impl KubeRestore {
+    /// The report `restore --json` prints: the same shape as a `--local` restore's, each zone
+    /// with the serial the pod serves now, each archive named as the operator gave it.
+    pub fn report(&self) -> RestoreReport {
+        let live = self.live.as_ref();
+        let zones = self.zones_archive.as_ref().map(|archive| {
+            let serving = |zone: &str| {
+                self.zones
+                    .iter()
+                    .find(|c| c.zone.eq_ignore_ascii_case(zone))
+                    .map(|c| c.serving)
+            };
+            match live.and_then(|l| l.zones.clone()) {
+                Some(mut z) => {
+                    z.archive = archive.clone();
+                    for r in &mut z.zones {
+                        r.serial = serving(&r.zone).unwrap_or(r.serial);
+                    }
+                    z
+                }
+                None => ZonesRestore {
+                    archive: archive.clone(),
+                    method: "post-start".into(),
+                    zones: self
+                        .zones
+                        .iter()
+                        .map(|c| RestoredZone {
+                            zone: c.zone.clone(),
+                            serial: c.serving,
+                            records: c.records,
+                            method: Method::PostStart,
+                        })
+                        .collect(),
+                },
+            }
+        });
+        let leases = match (&self.leases_archive, self.leases_archived, self.leases_held) {
+            (Some(archive), Some(archived), Some(held)) => Some(LeasesRestore {
+                archive: archive.clone(),
+                archived,
+                held,
+            }),
+            _ => None,
+        };
+        RestoreReport {
+            target: self.target.clone(),
+            aborted: live.map_or_else(|| self.aborted.clone(), |l| l.aborted.clone()),
+            zones,
+            leases,
+            pod: Some(PodRestore {
+                name: self.pod.clone(),
+                old_uid: self.old_uid.clone(),
+                new_uid: self.new_uid.clone(),
+            }),
+        }
+    }
+
     /// Human-readable lines.
     pub fn summary(&self) -> Vec<String> {
         let mut lines = Vec::new();
@@ -207,6 +284,97 @@ fn no_config() -> KubeError {
             ))
         }
     }
+}
+
+/// A restore's archives, ready: converted when written the original chart's way (no
+/// manifest; the pod receives project archives), then checked by the preflight's archive half
+/// (every archive verified in full and of its slot's kind; the daemons' half runs in the
+/// pod). The conversions live in a scratch directory removed on drop.
+struct Prepared {
+    zones: Option<(PathBuf, Option<crate::legacy::Converted>)>,
+    leases: Option<(PathBuf, Option<crate::legacy::Converted>)>,
+    archives: crate::preflight::Archives,
+    _scratch: tempfile::TempDir,
+}
+
+impl Prepared {
+    /// Converts and checks, on the blocking pool (reading and hashing whole archives).
+    async fn new(zones: Option<&Path>, leases: Option<&Path>) -> Result<Prepared, KubeError> {
+        let (z, l) = (zones.map(Path::to_owned), leases.map(Path::to_owned));
+        transfer::blocking(&std::env::temp_dir(), move || {
+            let scratch = tempfile::tempdir().map_err(io_at(std::env::temp_dir()))?;
+            let convert = |p: PathBuf| {
+                let c = crate::legacy::convert_if_legacy(&p, scratch.path()).map_err(|e| {
+                    KubeError::Verify {
+                        path: p.clone(),
+                        problems: vec![e.to_string()],
+                    }
+                })?;
+                Ok::<_, KubeError>((p, c))
+            };
+            let zones = z.map(convert).transpose()?;
+            let leases = l.map(convert).transpose()?;
+            let archives = crate::preflight::check_archives(
+                zones.as_ref().map(effective),
+                leases.as_ref().map(effective),
+            )?;
+            Ok(Prepared {
+                zones,
+                leases,
+                archives,
+                _scratch: scratch,
+            })
+        })
+        .await
+    }
+
+    fn zones(&self) -> Option<&Path> {
+        self.zones.as_ref().map(effective)
+    }
+
+    fn leases(&self) -> Option<&Path> {
+        self.leases.as_ref().map(effective)
+    }
+}
+
+/// The archive to use: the converted one, if any, else the one given.
+fn effective((given, converted): &(PathBuf, Option<crate::legacy::Converted>)) -> &Path {
+    converted.as_ref().map_or(given.as_path(), |c| c.path())
+}
+
+/// The in-pod backup's report lacks the section asked for.
+fn no_section(what: &str) -> KubeError {
+    KubeError::Protocol {
+        command: format!("dnsdhcp backup {what} --json"),
+        detail: format!("the report has no `{what}` section"),
+    }
+}
+
+/// `out` with every pod-side path in `names` replaced by the operator's file it stands for.
+fn name_back(out: &[u8], names: &[(String, String)]) -> Vec<u8> {
+    match std::str::from_utf8(out) {
+        Ok(text)
+            if names
+                .iter()
+                .any(|(remote, _)| text.contains(remote.as_str())) =>
+        {
+            let mut text = text.to_owned();
+            for (remote, local) in names {
+                text = text.replace(remote.as_str(), local);
+            }
+            text.into_bytes()
+        }
+        _ => out.to_vec(),
+    }
+}
+
+/// The context's name: the one given, else the kubeconfig's current one, else `in-cluster`
+/// (no kubeconfig: the service account's configuration).
+fn context_name(given: Option<&str>) -> String {
+    given
+        .map(str::to_owned)
+        .or_else(|| Kubeconfig::read().ok()?.current_context)
+        .unwrap_or_else(|| "in-cluster".into())
 }
 
 fn random_suffix() -> String {
@@ -270,6 +438,13 @@ impl Cluster {
         Cluster {
             client,
             pods,
+            context: target.context.clone(),
+            source: format!(
+                "kubernetes:{}/{}/{}",
+                context_name(target.context.as_deref()),
+                target.namespace,
+                target.statefulset
+            ),
             namespace: target.namespace.clone(),
             statefulset: target.statefulset.clone(),
             pod: format!("{}-0", target.statefulset),
@@ -410,16 +585,17 @@ impl Cluster {
         }
     }
 
-    async fn run_json(
+    /// Runs `dnsdhcp ARGS` (ending in `--json`) in `container` and parses its report of
+    /// `kind` into the type the pod printed it from.
+    async fn run_report<T: serde::de::DeserializeOwned>(
         &self,
         container: &str,
-        args: &[String],
-    ) -> Result<serde_json::Value, KubeError> {
-        let out = self.run(container, args).await?;
-        serde_json::from_slice(&out).map_err(|e| KubeError::Protocol {
-            command: format!("dnsdhcp {}", args.join(" ")),
-            detail: format!("not JSON: {e}: {}", String::from_utf8_lossy(&out)),
-        })
+        args: &[&str],
+        kind: &str,
+    ) -> Result<T, KubeError> {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let out = self.run(container, &args).await?;
+        inpod::parse_report(&out, &format!("dnsdhcp {}", args.join(" ")), kind)
     }
 
     /// Removes a temporary directory in the container (best effort).
@@ -513,74 +689,68 @@ impl Cluster {
 
     /// Backs up the zones: Knot's backup in `knot-auth`, both archives streamed into `out_dir`.
     pub async fn backup_zones(&self, out_dir: &Path) -> Result<ZonesBackup, KubeError> {
-        let (_, [full, zones]) = self
-            .backup_in(KNOT_CONTAINER, "zones", ["full", "zones"], out_dir)
-            .await?;
-        Ok(ZonesBackup { full, zones })
+        let report = self.backup_in(KNOT_CONTAINER, "zones", out_dir).await?;
+        report.zones.ok_or_else(|| no_section("zones"))
     }
 
     /// Backs up the leases: a snapshot in `kea-dhcp4`, both archives streamed into `out_dir`.
     pub async fn backup_leases(&self, out_dir: &Path) -> Result<LeasesBackup, KubeError> {
-        let (l, [archive, latest]) = self
-            .backup_in(KEA_CONTAINER, "leases", ["archive", "latest"], out_dir)
-            .await?;
-        let skipped_rows = serde_json::from_value(l["skipped_rows"].clone()).unwrap_or_default();
-        let snapshot_attempts = l["snapshot_attempts"].as_u64().unwrap_or(1) as u32;
-        Ok(LeasesBackup {
-            archive,
-            latest,
-            skipped_rows,
-            snapshot_attempts,
-        })
+        let report = self.backup_in(KEA_CONTAINER, "leases", out_dir).await?;
+        report.leases.ok_or_else(|| no_section("leases"))
     }
 
     /// Runs `backup WHAT --local` in `container` into a fresh directory under the pod's /tmp,
-    /// streams the two archives its JSON report names under `archives` into `out_dir`, and
-    /// removes the remote directory whatever happened. Returns the report's `WHAT` section.
+    /// streams every archive its report names into `out_dir`, and removes the remote directory
+    /// whatever happened. Returns the report, naming the local archives.
     async fn backup_in(
         &self,
         container: &str,
         what: &str,
-        archives: [&str; 2],
         out_dir: &Path,
-    ) -> Result<(serde_json::Value, [Written; 2]), KubeError> {
+    ) -> Result<BackupReport, KubeError> {
         self.pod(&[container]).await?;
         let remote = format!("{POD_TMP}/dnsdhcp-{}", random_suffix());
-        let r = self
-            .backup_via(container, what, archives, &remote, out_dir)
-            .await;
+        let r = async {
+            self.progress.step(format!(
+                "backing up {what} in {}/{} ({container})",
+                self.namespace, self.pod
+            ));
+            let args = self.backup_args(what, &remote);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let mut report: BackupReport = self.run_report(container, &args, "backup").await?;
+            // Stream the archives out while the remote directory exists.
+            if let Some(z) = report.zones.take() {
+                report.zones = Some(ZonesBackup {
+                    full: self.fetch_written(container, &z.full, out_dir).await?,
+                    zones: self.fetch_written(container, &z.zones, out_dir).await?,
+                });
+            }
+            if let Some(l) = report.leases.take() {
+                report.leases = Some(LeasesBackup {
+                    archive: self.fetch_written(container, &l.archive, out_dir).await?,
+                    latest: self.fetch_written(container, &l.latest, out_dir).await?,
+                    ..l
+                });
+            }
+            Ok(report)
+        }
+        .await;
         self.remove_remote(container, &remote).await;
         r
     }
 
-    async fn backup_via(
-        &self,
-        container: &str,
-        what: &str,
-        archives: [&str; 2],
-        remote: &str,
-        out_dir: &Path,
-    ) -> Result<(serde_json::Value, [Written; 2]), KubeError> {
-        self.progress.step(format!(
-            "backing up {what} in {}/{} ({container})",
-            self.namespace, self.pod
-        ));
-        let mut v = self
-            .run_json(container, &self.backup_args(what, remote))
-            .await?;
-        let section = v[what].take();
-        let first = self
-            .fetch_written(container, &section[archives[0]], out_dir)
-            .await?;
-        let second = self
-            .fetch_written(container, &section[archives[1]], out_dir)
-            .await?;
-        Ok((section, [first, second]))
-    }
-
     fn backup_args(&self, what: &str, remote: &str) -> Vec<String> {
         [
-            "backup", what, "--local", "-b", remote, "--json", "--name", &self.name,
+            "backup",
+            what,
+            "--local",
+            "-b",
+            remote,
+            "--json",
+            "--name",
+            &self.name,
+            "--source",
+            &self.source,
         ]
         .map(String::from)
         .to_vec()
@@ -590,28 +760,26 @@ impl Cluster {
     async fn fetch_written(
         &self,
         container: &str,
-        v: &serde_json::Value,
+        remote: &Written,
         out_dir: &Path,
     ) -> Result<Written, KubeError> {
-        let bad = |detail: &str| KubeError::Protocol {
-            command: "dnsdhcp backup --json".into(),
-            detail: format!("{detail}: {v}"),
-        };
-        let remote = v["path"].as_str().ok_or_else(|| bad("no archive path"))?;
-        let manifest: Manifest =
-            serde_json::from_value(v["manifest"].clone()).map_err(|_| bad("no manifest"))?;
-        let name = Path::new(remote)
+        let name = remote
+            .path
             .file_name()
             .filter(|n| !n.is_empty() && *n != "." && *n != "..")
-            .ok_or_else(|| bad("archive path has no file name"))?;
+            .ok_or_else(|| KubeError::Protocol {
+                command: "dnsdhcp backup --json".into(),
+                detail: format!("archive path {} has no file name", remote.path.display()),
+            })?;
         let local = out_dir.join(name);
-        self.download_archive(container, remote, &local).await?;
+        let remote_path = remote.path.to_string_lossy();
+        self.download_archive(container, &remote_path, &local)
+            .await?;
         Ok(Written {
             path: local,
-            manifest,
+            manifest: remote.manifest.clone(),
         })
     }
-
     /// Restores archives into the pod: verified here, streamed into the volumes, pod deleted
     /// and awaited, result confirmed from inside. With `live`, restored into the running
     /// daemons instead (no restart).
@@ -633,29 +801,13 @@ impl Cluster {
         live: bool,
         keep_serial: bool,
     ) -> Result<KubeRestore, KubeError> {
-        // Archives written the original chart's way (no manifest) are checked and converted
-        // here; the pod receives project archives.
-        let scratch = tempfile::tempdir().map_err(io_at(std::env::temp_dir()))?;
-        let legacy = |p: &Path| {
-            crate::legacy::convert_if_legacy(p, scratch.path()).map_err(|e| KubeError::Verify {
-                path: p.to_owned(),
-                problems: vec![e.to_string()],
-            })
-        };
-        let zones_converted = zones.map(legacy).transpose()?.flatten();
-        let leases_converted = leases.map(legacy).transpose()?.flatten();
-        let zones = zones_converted.as_ref().map(|c| c.path()).or(zones);
-        let leases = leases_converted.as_ref().map(|c| c.path()).or(leases);
-        // The preflight's archive half, off the async runtime: every archive verified in full
-        // and of its slot's kind before anything changes (the daemons' half runs in the pod).
-        let (zp, lp) = (zones.map(Path::to_owned), leases.map(Path::to_owned));
-        let archives = tokio::task::spawn_blocking(move || {
-            crate::preflight::check_archives(zp.as_deref(), lp.as_deref())
-        })
-        .await
-        .map_err(|e| io_at(std::env::temp_dir())(std::io::Error::other(e)))??;
-        let zones_report = archives.zones.map(|s| s.report);
-        let leases_report = archives.leases.map(|s| s.report);
+        let (given_zones, given_leases) = (zones, leases);
+        let prepared = Prepared::new(zones, leases).await?;
+        let (zones, leases) = (prepared.zones(), prepared.leases());
+        let archives = &prepared.archives;
+        let needs = archives.needs();
+        let zones_report = archives.zones.as_ref().map(|s| &s.report);
+        let leases_report = archives.leases.as_ref().map(|s| &s.report);
         let mut wanted = Vec::new();
         if zones.is_some() {
             wanted.push(KNOT_CONTAINER);
@@ -664,74 +816,238 @@ impl Cluster {
             wanted.push(KEA_CONTAINER);
         }
         let pod = self.pod(&wanted).await?;
+        // The preflight's daemon half, in the containers, before the first change.
+        let aborted = self.check_target(&needs, live).await?;
         let old_uid = uid(&pod).unwrap_or_default().to_owned();
         let mut result = KubeRestore {
+            target: self.source.clone(),
             pod: self.pod.clone(),
             old_uid: old_uid.clone(),
             new_uid: None,
             zones: Vec::new(),
             leases_archived: leases_report.as_ref().map(|r| r.lease_count),
             leases_held: None,
-            live: serde_json::Map::new(),
+            zones_archive: given_zones.map(Path::to_owned),
+            leases_archive: given_leases.map(Path::to_owned),
+            aborted,
+            live: None,
         };
         if live {
-            self.restore_live(zones, leases, keep_serial, &mut result)
+            let originals = [given_zones, given_leases];
+            self.restore_live([zones, leases], originals, keep_serial, &mut result)
                 .await?;
         } else {
-            self.restore_by_restart(zones, zones_report.as_ref(), leases, &old_uid, &mut result)
+            self.restore_by_restart(zones, zones_report, leases, &old_uid, &mut result)
                 .await?;
         }
-        if let Some(r) = &zones_report {
+        if let Some(r) = zones_report {
             result.zones = self.confirm_zones(r).await?;
         }
-        if let Some(r) = &leases_report {
+        if let Some(r) = leases_report {
             result.leases_held = Some(self.confirm_leases(r.lease_count).await?);
         }
+        // Removing the scratch directory is file-system work too.
+        transfer::blocking(&std::env::temp_dir(), move || {
+            drop(prepared);
+            Ok(())
+        })
+        .await?;
         Ok(result)
     }
 
+    /// `restore --local` in each container concerned, zones first. Leases failing after the
+    /// zones were restored is [`KubeError::Incomplete`]: what is restored, what is not, and the
+    /// command that finishes the job.
     async fn restore_live(
         &self,
-        zones: Option<&Path>,
-        leases: Option<&Path>,
+        archives: [Option<&Path>; 2],
+        originals: [Option<&Path>; 2],
         keep_serial: bool,
         result: &mut KubeRestore,
     ) -> Result<(), KubeError> {
-        for (container, local, flag) in [
-            (KNOT_CONTAINER, zones, "--zones"),
-            (KEA_CONTAINER, leases, "--leases"),
-        ] {
+        let steps = [
+            (KNOT_CONTAINER, archives[0], originals[0], "--zones"),
+            (KEA_CONTAINER, archives[1], originals[1], "--leases"),
+        ];
+        for (container, local, original, flag) in steps {
             let Some(local) = local else { continue };
-            let remote_dir = format!("{POD_TMP}/dnsdhcp-{}", random_suffix());
-            let name = local
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "archive.tar.gz".into());
-            let remote = format!("{remote_dir}/{name}");
-            let r = async {
-                self.upload(container, local, &RemoteDest::Path(remote.clone()))
-                    .await?;
-                self.progress
-                    .step(format!("restoring {name} live in {}/{container}", self.pod));
-                let mut args = vec!["restore", "--local", flag, &remote, "--json"];
-                if keep_serial && flag == "--zones" {
-                    args.push("--keep-serial");
-                }
-                self.run_json(
-                    container,
-                    &args.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-                )
+            let r = match self
+                .restore_live_one(container, local, flag, keep_serial)
                 .await
+            {
+                Ok(r) => r,
+                Err(cause) if result.live.is_none() => return Err(cause),
+                Err(cause) => {
+                    return Err(self.live_incomplete(
+                        result,
+                        original.unwrap_or(local),
+                        flag,
+                        cause,
+                    ));
+                }
+            };
+            match &mut result.live {
+                None => result.live = Some(r),
+                Some(done) => {
+                    done.aborted.extend(r.aborted);
+                    done.zones = done.zones.take().or(r.zones);
+                    done.leases = done.leases.take().or(r.leases);
+                }
             }
-            .await;
-            self.remove_remote(container, &remote_dir).await;
-            let v = r?;
-            let key = flag.trim_start_matches('-');
-            result
-                .live
-                .insert(key.to_owned(), v.get(key).cloned().unwrap_or(v));
         }
         Ok(())
+    }
+
+    /// A live restore that stopped after the zones: the zones are in place, `flag`'s archive
+    /// is not.
+    fn live_incomplete(
+        &self,
+        result: &KubeRestore,
+        original: &Path,
+        flag: &str,
+        cause: KubeError,
+    ) -> KubeError {
+        let restored = result
+            .live
+            .iter()
+            .flat_map(|l| &l.zones)
+            .flat_map(|z| &z.zones)
+            .map(|z| format!("zone {}", z.zone))
+            .collect();
+        let what = flag.trim_start_matches('-');
+        KubeError::Incomplete(Box::new(crate::restore::RestoreError::Incomplete {
+            restored,
+            not_restored: vec![format!("{what} from {}", original.display())],
+            finish: format!(
+                "dnsdhcp restore --live {flag} {} {}",
+                original.display(),
+                self.target_flags()
+            ),
+            cause: Box::new(cause),
+        }))
+    }
+
+    /// The flags naming this StatefulSet (`-c CTX -n NS -s STS`).
+    pub fn target_flags(&self) -> String {
+        let ctx = self
+            .context
+            .as_deref()
+            .map(|c| format!("-c {c} "))
+            .unwrap_or_default();
+        format!("{ctx}-n {} -s {}", self.namespace, self.statefulset)
+    }
+
+    /// Streams one archive into the container's `/tmp` and runs `restore --local` on it there;
+    /// returns the in-pod report.
+    async fn restore_live_one(
+        &self,
+        container: &str,
+        local: &Path,
+        flag: &str,
+        keep_serial: bool,
+    ) -> Result<RestoreReport, KubeError> {
+        let remote_dir = format!("{POD_TMP}/dnsdhcp-{}", random_suffix());
+        let name = local
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "archive.tar.gz".into());
+        let remote = format!("{remote_dir}/{name}");
+        let r = async {
+            self.upload(container, local, &RemoteDest::Path(remote.clone()))
+                .await?;
+            self.progress
+                .step(format!("restoring {name} live in {}/{container}", self.pod));
+            let mut args = vec!["restore", "--local", flag, &remote, "--json"];
+            if keep_serial && flag == "--zones" {
+                args.push("--keep-serial");
+            }
+            self.run_report(container, &args, "restore").await
+        }
+        .await;
+        self.remove_remote(container, &remote_dir).await;
+        r.map_err(|e| e.naming(&[(remote, local.display().to_string())]))
+    }
+
+    /// The preflight's daemon half, run in each container concerned (`dnsdhcp pod
+    /// preflight`): Knot answering with every archived zone configured and no transaction in
+    /// the way, Kea answering, room where the archives are staged. Every container's
+    /// problems are collected; any is a [`KubeError::Preflight`] and nothing is changed.
+    pub async fn check_target(
+        &self,
+        needs: &crate::preflight::Needs,
+        live: bool,
+    ) -> Result<Vec<crate::txn::Aborted>, KubeError> {
+        let mut problems = Vec::new();
+        let mut abandoned = Vec::new();
+        for (container, part) in [
+            (KNOT_CONTAINER, needs.zones_part()),
+            (KEA_CONTAINER, needs.leases_part()),
+        ] {
+            if part.is_empty() {
+                continue;
+            }
+            let check = self.preflight_in(container, &part, live).await?;
+            problems.extend(
+                check
+                    .problems
+                    .into_iter()
+                    .map(|p| format!("in {}/{container}: {p}", self.pod)),
+            );
+            abandoned.extend(check.ready.abandoned);
+        }
+        if problems.is_empty() {
+            Ok(abandoned)
+        } else {
+            Err(crate::preflight::PreflightError { problems }.into())
+        }
+    }
+
+    /// Runs `dnsdhcp pod preflight` in `container` on `needs` (sent on stdin).
+    async fn preflight_in(
+        &self,
+        container: &str,
+        needs: &crate::preflight::Needs,
+        live: bool,
+    ) -> Result<crate::preflight::TargetCheck, KubeError> {
+        let json = serde_json::to_vec(needs).map_err(|e| KubeError::Protocol {
+            command: "dnsdhcp pod preflight".into(),
+            detail: e.to_string(),
+        })?;
+        let mut command = vec![
+            self.binary.clone(),
+            "pod".into(),
+            "preflight".into(),
+            "--needs-size".into(),
+            json.len().to_string(),
+        ];
+        if live {
+            // `restore --local` in the pod stages in its temporary directory.
+            command.extend(["--stage-dir".into(), POD_TMP.into()]);
+        }
+        self.progress.step(format!(
+            "checking {}/{container} can take the restore",
+            self.pod
+        ));
+        let mut out = Vec::new();
+        let mut input: &[u8] = &json;
+        exec::exec(
+            &self.place(container),
+            &command,
+            Some(exec::Stdin {
+                reader: &mut input,
+                len: json.len() as u64,
+            }),
+            &mut out,
+            None,
+            self.limits(),
+            "`dnsdhcp pod preflight`",
+        )
+        .await?;
+        inpod::parse_result(
+            &out,
+            "dnsdhcp pod preflight",
+            |c: &crate::preflight::TargetCheck| c.version,
+        )
     }
 
     async fn restore_by_restart(
@@ -744,27 +1060,27 @@ impl Cluster {
     ) -> Result<(), KubeError> {
         // The pod's post-start role restores zones.tar.gz (zone files only): a full Knot backup
         // is reduced to its zone files here.
-        let scratch = tempfile::tempdir().map_err(io_at(std::env::temp_dir()))?;
-        let zones_file = match (zones, zones_report) {
+        let (scratch, zones_file) = match (zones, zones_report) {
             (Some(p), Some(r)) if r.kind == Some(ArchiveKind::ZonesFull) => {
-                let out = scratch.path().join(ZONES_ARCHIVE);
-                let (src, dst) = (p.to_owned(), out.clone());
-                tokio::task::spawn_blocking(move || -> Result<(), KubeError> {
+                let src = p.to_owned();
+                let (scratch, out) = transfer::blocking(p, move || {
+                    let scratch = tempfile::tempdir().map_err(io_at(std::env::temp_dir()))?;
+                    let out = scratch.path().join(ZONES_ARCHIVE);
                     archive::filter_archive(
                         &src,
-                        &dst,
+                        &out,
                         ArchiveKind::Zones,
                         &Limits::default(),
                         |m| m.starts_with(crate::backup::ZONEFILES_DIR),
                     )?;
-                    verified(&dst).map(drop)
+                    verified(&out)?;
+                    Ok((scratch, out))
                 })
-                .await
-                .map_err(|e| io_at(&out)(std::io::Error::other(e)))??;
-                Some(out)
+                .await?;
+                (Some(scratch), Some(out))
             }
-            (Some(p), _) => Some(p.to_owned()),
-            _ => None,
+            (Some(p), _) => (None, Some(p.to_owned())),
+            _ => (None, None),
         };
         let mut staged: Vec<(&str, String)> = Vec::new();
         let staging = async {
@@ -815,6 +1131,12 @@ impl Cluster {
                 self.remove_remote(container, path).await;
             }
         }
+        let scratch_dir = std::env::temp_dir();
+        transfer::blocking(&scratch_dir, move || {
+            drop(scratch);
+            Ok(())
+        })
+        .await?;
         let pod = deleted?;
         result.new_uid = uid(&pod).map(str::to_owned);
         Ok(())
@@ -825,22 +1147,14 @@ impl Cluster {
     async fn confirm_zones(&self, report: &VerifyReport) -> Result<Vec<ZoneConfirmed>, KubeError> {
         let start = std::time::Instant::now();
         loop {
-            let mut doc = self
-                .run_json(
+            let served = self
+                .run_report::<inpod::ZonesStatus>(
                     KNOT_CONTAINER,
-                    &["zones", "status", "--local", "--json"].map(String::from),
+                    &["zones", "status", "--local", "--json"],
+                    "zones-status",
                 )
-                .await?;
-            // The report's list is under `items` (a bare list from dnsdhcp before 0.2).
-            let list = match doc.get_mut("items") {
-                Some(items) => items.take(),
-                None => doc,
-            };
-            let served: Vec<ZoneServing> =
-                serde_json::from_value(list).map_err(|e| KubeError::Protocol {
-                    command: "dnsdhcp zones status".into(),
-                    detail: e.to_string(),
-                })?;
+                .await?
+                .items;
             let mut confirmed = Vec::new();
             let mut wrong = Vec::new();
             for z in &report.zones {
@@ -861,6 +1175,7 @@ impl Cluster {
                             zone: z.name.clone(),
                             archived: z.serial,
                             serving: s,
+                            records: z.records,
                         })
                     }
                     other => wrong.push(format!(
@@ -894,18 +1209,15 @@ impl Cluster {
     async fn confirm_leases(&self, archived: u64) -> Result<u64, KubeError> {
         let start = std::time::Instant::now();
         loop {
-            let out = self
-                .run(
+            let held = self
+                .run_report::<inpod::LeasesCount>(
                     KEA_CONTAINER,
-                    &["leases", "count", "--local"].map(String::from),
+                    &["leases", "count", "--local", "--json"],
+                    "leases-count",
                 )
-                .await?;
-            let text = String::from_utf8_lossy(&out);
-            let held: u64 = text.trim().parse().map_err(|_| KubeError::Protocol {
-                command: "dnsdhcp leases count".into(),
-                detail: format!("not a number: {text:?}"),
-            })?;
-            if held == archived {
+                .await?
+                .count;
+            if held >= archived {
                 self.progress
                     .step(format!("confirmed: Kea holds the {held} archived lease(s)"));
                 return Ok(held);
@@ -931,16 +1243,26 @@ impl Cluster {
     ) -> Result<(i32, Vec<u8>), KubeError> {
         self.pod(&[KNOT_CONTAINER]).await?;
         let remote_dir = format!("{POD_TMP}/dnsdhcp-{}", random_suffix());
+        // The pod's copies, and the operator's files they stand for.
+        let names: Vec<(String, String)> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                (
+                    format!("{remote_dir}/values-{i}.yaml"),
+                    v.display().to_string(),
+                )
+            })
+            .collect();
         let r = async {
             let mut args: Vec<String> = vec![
                 "records".into(),
                 if apply { "apply" } else { "plan" }.into(),
                 "--local".into(),
             ];
-            for (i, v) in values.iter().enumerate() {
-                let remote = format!("{remote_dir}/values-{i}.yaml");
-                self.upload_file(KNOT_CONTAINER, v, &remote).await?;
-                args.extend(["-f".into(), remote]);
+            for (v, (remote, _)) in values.iter().zip(&names) {
+                self.upload_file(KNOT_CONTAINER, v, remote).await?;
+                args.extend(["-f".into(), remote.clone()]);
             }
             args.extend(extra.iter().cloned());
             // `records plan --exit-code` exits 2 when the plan has changes.
@@ -948,6 +1270,9 @@ impl Cluster {
         }
         .await;
         self.remove_remote(KNOT_CONTAINER, &remote_dir).await;
-        r
+        match r {
+            Ok((code, out)) => Ok((code, name_back(&out, &names))),
+            Err(e) => Err(e.naming(&names)),
+        }
     }
 }

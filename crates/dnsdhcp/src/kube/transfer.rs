@@ -8,11 +8,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWrite;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::error::{KubeError, io_at};
 use super::exec::{ExecLimits, Place, Stdin, exec};
-use super::inpod::parse_sent;
+use super::inpod::{FORMAT_VERSION, Received, parse_result, parse_sent};
 use super::progress::{ProgressMode, human};
 use crate::archive::{self, Limits};
 
@@ -73,18 +73,24 @@ pub(crate) async fn download(
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&dir).map_err(io_at(&dir))?;
     let name = local
         .file_name()
         .unwrap_or_default()
         .to_string_lossy()
         .into_owned();
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}.partial-"))
-        .permissions(Permissions::from_mode(0o600))
-        .tempfile_in(&dir)
-        .map_err(io_at(&dir))?;
-    let file = tmp.as_file().try_clone().map_err(io_at(tmp.path()))?;
+    // File-system steps run off the async runtime.
+    let d = dir.clone();
+    let (tmp, file) = blocking(&dir, move || {
+        std::fs::create_dir_all(&d).map_err(io_at(&d))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}.partial-"))
+            .permissions(Permissions::from_mode(0o600))
+            .tempfile_in(&d)
+            .map_err(io_at(&d))?;
+        let file = tmp.as_file().try_clone().map_err(io_at(tmp.path()))?;
+        Ok((tmp, file))
+    })
+    .await?;
     let mut sink = Hashing {
         inner: tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(file)),
         hasher: Sha256::new(),
@@ -111,11 +117,14 @@ pub(crate) async fn download(
         &format!("download of {remote}"),
     )
     .await?;
-    let sent = parse_sent(&out.stderr).ok_or_else(|| KubeError::Protocol {
-        command: command.join(" "),
-        detail: "no size/digest line on stderr (is the dnsdhcp in the pod older than this one?)"
-            .into(),
-    })?;
+    let sent = parse_sent(&out.stderr)
+        .filter(|s| s.version == FORMAT_VERSION)
+        .ok_or_else(|| KubeError::Protocol {
+            command: command.join(" "),
+            detail: format!(
+                "no size/digest line of format version {FORMAT_VERSION} on stderr (is the dnsdhcp in the pod another version?)"
+            ),
+        })?;
     let got = hex::encode(sink.hasher.finalize_reset());
     if sent.size != sink.bytes || !sent.sha256.eq_ignore_ascii_case(&got) {
         return Err(KubeError::ConnectionLost {
@@ -129,8 +138,10 @@ pub(crate) async fn download(
         });
     }
     transfer.finish();
-    let tmp_path = tmp.path().to_owned();
-    let tmp = tokio::task::spawn_blocking(move || -> Result<_, KubeError> {
+    sink.inner.flush().await.map_err(io_at(tmp.path()))?;
+    drop(sink);
+    let local_path = local.to_owned();
+    blocking(local, move || {
         tmp.as_file().sync_all().map_err(io_at(tmp.path()))?;
         if check == Check::Archive {
             let report = archive::verify(tmp.path(), &Limits::default());
@@ -141,15 +152,25 @@ pub(crate) async fn download(
                 });
             }
         }
-        Ok(tmp)
+        tmp.persist(&local_path)
+            .map_err(|e| io_at(&local_path)(e.error))?;
+        std::fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_at(&dir))
     })
-    .await
-    .map_err(|e| io_at(&tmp_path)(std::io::Error::other(e)))??;
-    tmp.persist(local).map_err(|e| io_at(local)(e.error))?;
-    std::fs::File::open(&dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_at(&dir))?;
+    .await?;
     Ok(sent.size)
+}
+
+/// Runs blocking file-system work `f` (about `path`) on tokio's blocking pool, off the async
+/// runtime's worker threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    path: &Path,
+    f: impl FnOnce() -> Result<T, KubeError> + Send + 'static,
+) -> Result<T, KubeError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| io_at(path)(std::io::Error::other(e)))?
 }
 
 /// Size and SHA-256 of a local file.
@@ -202,9 +223,7 @@ pub(crate) async fn upload(
     progress: ProgressMode,
 ) -> Result<(u64, String), KubeError> {
     let path = local.to_owned();
-    let (size, sha) = tokio::task::spawn_blocking(move || digest_file(&path))
-        .await
-        .map_err(|e| io_at(local)(std::io::Error::other(e)))??;
+    let (size, sha) = blocking(local, move || digest_file(&path)).await?;
     let mut command = vec![
         binary.to_owned(),
         "pod".into(),
@@ -246,15 +265,13 @@ pub(crate) async fn upload(
     )
     .await?;
     transfer.finish();
-    let remote = serde_json::from_slice::<serde_json::Value>(&out)
-        .ok()
-        .and_then(|v| v["path"].as_str().map(str::to_owned))
-        .ok_or_else(|| KubeError::Protocol {
+    let received: Received =
+        parse_result(&out, "dnsdhcp pod receive-file", |r: &Received| r.version)?;
+    if received.size != size {
+        return Err(KubeError::Protocol {
             command: command.join(" "),
-            detail: format!(
-                "expected {{\"path\":..}}, got {:?}",
-                String::from_utf8_lossy(&out)
-            ),
-        })?;
-    Ok((size, remote))
+            detail: format!("received {} bytes of {size}", received.size),
+        });
+    }
+    Ok((size, received.path))
 }
