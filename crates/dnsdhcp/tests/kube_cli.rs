@@ -152,8 +152,10 @@ async fn cli_archives_through_the_fake_api_server_record_their_kubernetes_source
         "home.test",
         "$TTL 3600\n@ IN SOA ns1 hostmaster 42 3600 900 604800 300\n@ IN NS ns1\nns1 IN A 192.0.2.1\n",
     )]);
-    let kea = KeaServer::start(KeaConfig::new());
-    let client = ControlClient::unix(kea.socket_path());
+    let kea = std::sync::Arc::new(std::sync::Mutex::new(KeaServer::start(KeaConfig::new())));
+    let kea_socket = kea.lock().unwrap().socket_path().to_owned();
+    let lease_file = kea.lock().unwrap().lease_file();
+    let client = ControlClient::unix(&kea_socket);
     for i in 1..=3 {
         let args = format!(
             r#"{{"ip-address": "10.77.1.{i}", "hw-address": "02:00:00:00:02:{i:02x}", "valid-lft": 4000}}"#
@@ -168,14 +170,8 @@ async fn cli_archives_through_the_fake_api_server_record_their_kubernetes_source
         ("DNSDHCP_ZONES_DIR", knot.zones_dir().display().to_string()),
     ];
     let kea_env = vec![
-        (
-            "DNSDHCP_KEA_SOCKET",
-            kea.socket_path().display().to_string(),
-        ),
-        (
-            "DNSDHCP_KEA_LEASE_FILE",
-            kea.lease_file().display().to_string(),
-        ),
+        ("DNSDHCP_KEA_SOCKET", kea_socket.display().to_string()),
+        ("DNSDHCP_KEA_LEASE_FILE", lease_file.display().to_string()),
     ];
     let config = if dnsdhcp::kube::KNOT_CONTAINER == dnsdhcp::kube::KEA_CONTAINER {
         let env: Vec<_> = knot_env.iter().chain(&kea_env).cloned().collect();
@@ -185,6 +181,18 @@ async fn cli_archives_through_the_fake_api_server_record_their_kubernetes_source
             .container(dnsdhcp::kube::KNOT_CONTAINER, &knot_env)
             .container(dnsdhcp::kube::KEA_CONTAINER, &kea_env)
     };
+    // Once armed, Kea dies as a live restore of the leases starts.
+    let armed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (a, k) = (armed.clone(), kea.clone());
+    let mut config = config;
+    config.on_exec = Some(std::sync::Arc::new(move |_, cmd| {
+        if a.load(std::sync::atomic::Ordering::SeqCst)
+            && cmd.iter().any(|x| x == "restore")
+            && cmd.iter().any(|x| x == "--leases")
+        {
+            k.lock().unwrap().stop();
+        }
+    }));
     let fake = FakeApi::start(config).await;
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");
@@ -233,8 +241,8 @@ async fn cli_archives_through_the_fake_api_server_record_their_kubernetes_source
     assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
     let kube: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
     let knot_socket = knot.socket_path().display().to_string();
-    let kea_socket = kea.socket_path().display().to_string();
-    let lease_file = kea.lease_file().display().to_string();
+    let kea_socket = kea_socket.display().to_string();
+    let lease_file = lease_file.display().to_string();
     let (code, stdout, stderr) = dnsdhcp(
         &kc,
         &[
@@ -280,4 +288,32 @@ async fn cli_archives_through_the_fake_api_server_record_their_kubernetes_source
     assert!(local["pod"].is_null(), "{local}");
     assert_eq!(kube["leases"]["held"], 3);
     assert_eq!(local["leases"]["held"], 3);
+
+    // A live restore that stops after the zones: the JSON error object says what is restored,
+    // what is not, and the command that finishes it.
+    armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (code, stdout, stderr) = dnsdhcp(
+        &kc,
+        &[
+            "restore", "--live", "--zones", z, "--leases", l, "-c", "fake", "--json",
+        ],
+    )
+    .await;
+    assert_eq!(code, 1, "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stderr.contains("restore incomplete"), "{stderr}");
+    let e: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(e["kind"], "error");
+    let inc = &e["incomplete"];
+    assert!(
+        inc["restored"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("zone home.test"),
+        "{e}"
+    );
+    assert_eq!(inc["not_restored"][0], format!("leases from {l}"), "{e}");
+    assert_eq!(
+        inc["finish"],
+        format!("dnsdhcp restore --live --leases {l} -c fake -n dns-dhcp -s unified-dns-dhcp")
+    );
 }

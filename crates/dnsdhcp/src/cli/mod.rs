@@ -227,15 +227,30 @@ pub fn report_error(e: &anyhow::Error, ctx: &mut Ctx) -> ExitCode {
         eprintln!("hint: {h}");
     }
     if ctx.given.on_command_line("json") {
-        let doc = serde_json::json!({
-            "kind": "error",
-            "version": JSON_VERSION,
-            "error": message,
-            "hint": hint,
-        });
+        let doc = kube::inpod::Report::new(
+            "error",
+            kube::inpod::ErrorReport {
+                error: message,
+                hint,
+                incomplete: incomplete(e),
+            },
+        );
         let _ = ctx.out.json(&doc);
     }
     ExitCode::FAILURE
+}
+
+/// The parts of a restore that stopped part-way, if that is what failed.
+fn incomplete(e: &anyhow::Error) -> Option<kube::inpod::Incomplete> {
+    e.chain().find_map(|c| {
+        if let Some(r) = c.downcast_ref::<dnsdhcp::restore::RestoreError>() {
+            return kube::inpod::Incomplete::of(r);
+        }
+        match c.downcast_ref::<kube::KubeError>() {
+            Some(kube::KubeError::Incomplete(r)) => kube::inpod::Incomplete::of(r),
+            _ => None,
+        }
+    })
 }
 
 /// The error and its causes, each printed once (a cause whose text the message already holds

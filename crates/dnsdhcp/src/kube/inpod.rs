@@ -39,6 +39,49 @@ impl<T> Report<T> {
     }
 }
 
+/// The JSON error object a command prints on stdout with `--json` when it fails (kind
+/// `error`); the Kubernetes target reads an in-pod restore's back to report it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ErrorReport {
+    /// The message, each cause once.
+    pub error: String,
+    /// What to do, where the fix is always the same.
+    pub hint: Option<String>,
+    /// A restore that stopped part-way: what is in place, what is not, how to finish.
+    pub incomplete: Option<Incomplete>,
+}
+
+/// What a restore that stopped part-way left (see
+/// [`crate::restore::RestoreError::Incomplete`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Incomplete {
+    /// What is restored.
+    pub restored: Vec<String>,
+    /// What is not.
+    pub not_restored: Vec<String>,
+    /// The command that finishes the restore.
+    pub finish: String,
+}
+
+impl Incomplete {
+    /// The parts of an incomplete-restore error, if `e` is one.
+    pub fn of(e: &crate::restore::RestoreError) -> Option<Incomplete> {
+        match e {
+            crate::restore::RestoreError::Incomplete {
+                restored,
+                not_restored,
+                finish,
+                ..
+            } => Some(Incomplete {
+                restored: restored.clone(),
+                not_restored: not_restored.clone(),
+                finish: finish.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// `zones status --json`: every zone Knot serves and its serial.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ZonesStatus {

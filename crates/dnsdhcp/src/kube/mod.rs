@@ -557,6 +557,23 @@ impl Cluster {
         args: &[String],
         accepted: &[i32],
     ) -> Result<(i32, Vec<u8>), KubeError> {
+        let (r, out) = self.run_capture(container, args).await;
+        match r {
+            Ok(()) => Ok((0, out)),
+            Err(KubeError::CommandFailed { code, .. }) if accepted.contains(&code) => {
+                Ok((code, out))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs `dnsdhcp ARGS` in `container`; returns how it ended and its stdout, which a
+    /// failed command may have written too (its JSON error object).
+    async fn run_capture(
+        &self,
+        container: &str,
+        args: &[String],
+    ) -> (Result<(), KubeError>, Vec<u8>) {
         let mut command = vec![self.binary.clone()];
         command.extend(args.iter().cloned());
         let mut out = Vec::new();
@@ -576,13 +593,7 @@ impl Cluster {
             &format!("`dnsdhcp {}`", args.join(" ")),
         )
         .await;
-        match r {
-            Ok(_) => Ok((0, out)),
-            Err(KubeError::CommandFailed { code, .. }) if accepted.contains(&code) => {
-                Ok((code, out))
-            }
-            Err(e) => Err(e),
-        }
+        (r.map(drop), out)
     }
 
     /// Runs `dnsdhcp ARGS` (ending in `--json`) in `container` and parses its report of
@@ -869,21 +880,22 @@ impl Cluster {
             (KNOT_CONTAINER, archives[0], originals[0], "--zones"),
             (KEA_CONTAINER, archives[1], originals[1], "--leases"),
         ];
-        for (container, local, original, flag) in steps {
+        for (container, local, _, flag) in steps {
             let Some(local) = local else { continue };
             let r = match self
                 .restore_live_one(container, local, flag, keep_serial)
                 .await
             {
                 Ok(r) => r,
-                Err(cause) if result.live.is_none() => return Err(cause),
-                Err(cause) => {
-                    return Err(self.live_incomplete(
-                        result,
-                        original.unwrap_or(local),
-                        flag,
-                        cause,
-                    ));
+                Err((cause, None)) if result.live.is_none() => return Err(cause),
+                Err((cause, partial)) => {
+                    // This step and every later one are still to do.
+                    let todo: Vec<(&str, &Path)> = steps
+                        .iter()
+                        .skip_while(|s| s.3 != flag)
+                        .filter_map(|s| Some((s.3, s.2.or(s.1)?)))
+                        .collect();
+                    return Err(self.live_incomplete(result, &todo, partial, cause));
                 }
             };
             match &mut result.live {
@@ -898,29 +910,46 @@ impl Cluster {
         Ok(())
     }
 
-    /// A live restore that stopped after the zones: the zones are in place, `flag`'s archive
-    /// is not.
+    /// A live restore that stopped part-way: what earlier steps restored, what the failed
+    /// step restored before it stopped (`partial`, as the pod reported it), what is still to
+    /// do (`todo`: the failed step and every later one, as flag and the operator's archive),
+    /// and the command that finishes the job (rerunning a zone restore leaves the zones that
+    /// already match alone).
     fn live_incomplete(
         &self,
         result: &KubeRestore,
-        original: &Path,
-        flag: &str,
+        todo: &[(&str, &Path)],
+        partial: Option<inpod::Incomplete>,
         cause: KubeError,
     ) -> KubeError {
-        let restored = result
+        let mut restored: Vec<String> = result
             .live
             .iter()
             .flat_map(|l| &l.zones)
             .flat_map(|z| &z.zones)
             .map(|z| format!("zone {}", z.zone))
             .collect();
-        let what = flag.trim_start_matches('-');
+        let mut not_restored = Vec::new();
+        for (i, (flag, archive)) in todo.iter().enumerate() {
+            let what = flag.trim_start_matches('-');
+            match (&partial, i) {
+                (Some(p), 0) => {
+                    restored.extend(p.restored.iter().cloned());
+                    not_restored.extend(p.not_restored.iter().cloned());
+                }
+                _ => not_restored.push(format!("{what} from {}", archive.display())),
+            }
+        }
+        let archives: Vec<String> = todo
+            .iter()
+            .map(|(flag, archive)| format!("{flag} {}", archive.display()))
+            .collect();
         KubeError::Incomplete(Box::new(crate::restore::RestoreError::Incomplete {
             restored,
-            not_restored: vec![format!("{what} from {}", original.display())],
+            not_restored,
             finish: format!(
-                "dnsdhcp restore --live {flag} {} {}",
-                original.display(),
+                "dnsdhcp restore --live {} {}",
+                archives.join(" "),
                 self.target_flags()
             ),
             cause: Box::new(cause),
@@ -945,7 +974,7 @@ impl Cluster {
         local: &Path,
         flag: &str,
         keep_serial: bool,
-    ) -> Result<RestoreReport, KubeError> {
+    ) -> Result<RestoreReport, (KubeError, Option<inpod::Incomplete>)> {
         let remote_dir = format!("{POD_TMP}/dnsdhcp-{}", random_suffix());
         let name = local
             .file_name()
@@ -954,18 +983,42 @@ impl Cluster {
         let remote = format!("{remote_dir}/{name}");
         let r = async {
             self.upload(container, local, &RemoteDest::Path(remote.clone()))
-                .await?;
+                .await
+                .map_err(|e| (e, None))?;
             self.progress
                 .step(format!("restoring {name} live in {}/{container}", self.pod));
             let mut args = vec!["restore", "--local", flag, &remote, "--json"];
             if keep_serial && flag == "--zones" {
                 args.push("--keep-serial");
             }
-            self.run_report(container, &args, "restore").await
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            let command = format!("dnsdhcp {}", args.join(" "));
+            let (r, out) = self.run_capture(container, &args).await;
+            match r {
+                Ok(()) => inpod::parse_report(&out, &command, "restore").map_err(|e| (e, None)),
+                // Its JSON error object says whether it stopped part-way.
+                Err(e @ KubeError::CommandFailed { .. }) => {
+                    let report = inpod::parse_report::<inpod::ErrorReport>(&out, &command, "error");
+                    Err((e, report.ok().and_then(|r| r.incomplete)))
+                }
+                Err(e) => Err((e, None)),
+            }
         }
         .await;
         self.remove_remote(container, &remote_dir).await;
-        r.map_err(|e| e.naming(&[(remote, local.display().to_string())]))
+        let names = [(remote, local.display().to_string())];
+        r.map_err(|(e, partial)| {
+            let partial = partial.map(|p| inpod::Incomplete {
+                restored: p.restored,
+                not_restored: p
+                    .not_restored
+                    .iter()
+                    .map(|s| String::from_utf8_lossy(&name_back(s.as_bytes(), &names)).into())
+                    .collect(),
+                finish: p.finish,
+            });
+            (e.naming(&names), partial)
+        })
     }
 
     /// The preflight's daemon half, run in each container concerned (`dnsdhcp pod
