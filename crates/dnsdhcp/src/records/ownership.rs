@@ -87,33 +87,61 @@ pub fn encode<'a>(
     zone: &str,
     owned: impl IntoIterator<Item = &'a RrsetKey>,
 ) -> BTreeMap<RrsetKey, Rrset> {
-    let mut pairs: Vec<(&str, Rtype)> = owned
+    encode_indexed(zone, owned).0
+}
+
+/// One ownership TXT record's wire rdata with the positions (in the order given to
+/// [`encode_indexed`]) of the keys it lists; `ids` is `None` when the listing is cut short.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    /// The record's canonical wire rdata.
+    pub wire: Vec<u8>,
+    /// Positions of the listed keys, unless a string had to be cut at 255 bytes.
+    pub ids: Option<Vec<u32>>,
+}
+
+/// [`encode`], also telling which keys each TXT record lists: a served record equal to one of
+/// these lists exactly those keys, so it needs no decoding.
+pub fn encode_indexed<'a>(
+    zone: &str,
+    owned: impl IntoIterator<Item = &'a RrsetKey>,
+) -> (BTreeMap<RrsetKey, Rrset>, Vec<Listing>) {
+    let mut pairs: Vec<(&str, Rtype, u32)> = owned
         .into_iter()
-        .map(|k| (k.owner.as_str(), k.rtype))
+        .enumerate()
+        .map(|(i, k)| (k.owner.as_str(), k.rtype, i as u32))
         .collect();
     // Usually sorted already (the keys of a BTreeMap): then this is one linear pass.
     pairs.sort_unstable();
-    pairs.dedup();
-    // shard * BUCKETS + bucket -> (wire, text) of that TXT record, owners in sorted order.
-    let mut buckets: Vec<(Vec<u8>, String)> = vec![(Vec::new(), String::new()); SHARDS * BUCKETS];
+    pairs.dedup_by(|a, b| (a.0, a.1) == (b.0, b.1));
+    // shard * BUCKETS + bucket -> that TXT record (wire, text), owners in sorted order.
+    let mut buckets: Vec<(Vec<u8>, String, Option<Vec<u32>>)> =
+        vec![(Vec::new(), String::new(), Some(Vec::new())); SHARDS * BUCKETS];
     let mut types = String::new();
     for group in pairs.chunk_by(|a, b| a.0 == b.0) {
         let owner = group[0].0;
         let h = fnv1a(owner);
         types.clear();
-        for (_, t) in group {
+        for (_, t, _) in group {
             if !types.is_empty() {
                 types.push(' ');
             }
             let _ = write!(types, "{t}");
         }
         let slot = (h & 0xf) as usize * BUCKETS + ((h >> 4) & 0x3f) as usize;
-        let (wire, text) = &mut buckets[slot];
-        push_string(wire, text, relative(owner, zone));
+        let (wire, text, ids) = &mut buckets[slot];
+        let rel = relative(owner, zone);
+        push_string(wire, text, rel);
         push_string(wire, text, &types);
+        if rel.len() > 255 || types.len() > 255 {
+            *ids = None;
+        } else if let Some(ids) = ids {
+            ids.extend(group.iter().map(|p| p.2));
+        }
     }
     let mut out: BTreeMap<RrsetKey, Rrset> = BTreeMap::new();
-    for (slot, (wire, text)) in buckets.into_iter().enumerate() {
+    let mut listings = Vec::new();
+    for (slot, (wire, text, ids)) in buckets.into_iter().enumerate() {
         if wire.is_empty() {
             continue;
         }
@@ -124,9 +152,10 @@ pub fn encode<'a>(
         out.entry(key)
             .or_insert_with(|| Rrset::new(OWNERSHIP_TTL))
             .rdata
-            .insert(wire, text);
+            .insert_ref(&wire, &text);
+        listings.push(Listing { wire, ids });
     }
-    out
+    (out, listings)
 }
 
 /// The owned (owner, type) pairs recorded in one ownership TXT record's canonical wire rdata.

@@ -354,7 +354,14 @@ pub fn plan_zone_records(
     let mut index: FxHashMap<&RrsetKey, usize> = FxHashMap::default();
     index.reserve(desired.rrsets.len());
     index.extend(desired.rrsets.keys().enumerate().map(|(i, k)| (k, i)));
-    let cur = read_current(&zone, &index, current)?;
+    // Ownership: exactly the desired keys. A served ownership record equal to a wanted one
+    // lists exactly the keys the wanted one lists.
+    let (want_own, listings) = ownership::encode_indexed(&zone, desired.rrsets.keys());
+    let listed: FxHashMap<&[u8], &[u32]> = listings
+        .iter()
+        .filter_map(|l| Some((l.wire.as_slice(), l.ids.as_deref()?)))
+        .collect();
+    let cur = read_current(&zone, &index, &listed, current)?;
 
     let mut changes: Vec<RrsetChange> = Vec::new();
     let mut affected_records = 0;
@@ -385,8 +392,6 @@ pub fn plan_zone_records(
         .chain(cur.released.values().flatten().map(|set| set.rdata.len()))
         .sum();
 
-    // Ownership: exactly the desired keys.
-    let want_own = ownership::encode(&zone, desired.rrsets.keys());
     let mut ownership_changes = Vec::new();
     let own_keys: BTreeSet<&RrsetKey> = want_own.keys().chain(cur.ownership.keys()).collect();
     for key in own_keys {
@@ -433,6 +438,7 @@ struct CurrentZone {
 fn read_current(
     zone: &str,
     declared: &FxHashMap<&RrsetKey, usize>,
+    listed: &FxHashMap<&[u8], &[u32]>,
     current: &mut impl ZoneRecords,
 ) -> Result<CurrentZone, RecordsError> {
     let mut cur = CurrentZone {
@@ -460,12 +466,18 @@ fn read_current(
         key.rtype = rtype;
         if rtype == Rtype::TXT && is_ownership_owner(&key.owner, zone) {
             canonical(zone, &key, &r, &mut wire)?;
-            ownership::decode_each(zone, &wire, |k| match declared.get(k) {
-                Some(&i) => cur.owned[i] = true,
-                None => {
-                    cur.released.insert(k.clone(), None);
+            if let Some(ids) = listed.get(wire.as_slice()) {
+                for &i in *ids {
+                    cur.owned[i as usize] = true;
                 }
-            });
+            } else {
+                ownership::decode_each(zone, &wire, |k| match declared.get(k) {
+                    Some(&i) => cur.owned[i] = true,
+                    None => {
+                        cur.released.insert(k.clone(), None);
+                    }
+                });
+            }
             cur.ownership
                 .entry(key.clone())
                 .or_insert_with(|| Rrset::new(r.ttl))

@@ -14,8 +14,16 @@ pub fn reverse_name(addr: IpAddr) -> DName {
     };
     match addr {
         IpAddr::V4(v4) => {
-            for o in v4.octets().iter().rev() {
-                label(o.to_string().as_bytes());
+            for &o in v4.octets().iter().rev() {
+                let digits = [b'0' + o / 100, b'0' + o / 10 % 10, b'0' + o % 10];
+                let skip = if o >= 100 {
+                    0
+                } else if o >= 10 {
+                    1
+                } else {
+                    2
+                };
+                label(&digits[skip..]);
             }
             label(b"in-addr");
         }

@@ -35,6 +35,9 @@ pub struct ParsedRr {
 /// `name` as text with its trailing dot (`.` for the root).
 pub fn fqdn(name: &impl ToName) -> String {
     use std::fmt::Write as _;
+    if let Some(text) = name.as_flat_slice().and_then(plain_fqdn) {
+        return text;
+    }
     let mut s = String::with_capacity(name.compose_len() as usize + 1);
     for label in name.iter_labels() {
         if label.is_root() {
@@ -59,6 +62,33 @@ pub fn fqdn(name: &impl ToName) -> String {
         s.push('.');
     }
     s
+}
+
+/// The text of an absolute name's wire form when every label is plain (letters, digits, `-`,
+/// `_`, `*`: printed as themselves); `None` otherwise.
+fn plain_fqdn(wire: &[u8]) -> Option<String> {
+    if wire == [0] {
+        return Some(".".to_owned());
+    }
+    let mut s = String::with_capacity(wire.len());
+    let mut i = 0;
+    while i < wire.len() {
+        let n = usize::from(wire[i]);
+        if n == 0 {
+            return (i + 1 == wire.len()).then_some(s);
+        }
+        let label = wire.get(i + 1..i + 1 + n)?;
+        if !label
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'*'))
+        {
+            return None;
+        }
+        s.push_str(std::str::from_utf8(label).ok()?);
+        s.push('.');
+        i += 1 + n;
+    }
+    None
 }
 
 /// Parses an absolute or relative name; a name without a trailing dot is taken as absolute.

@@ -249,6 +249,12 @@ pub fn validate(values: &Values) -> Result<Desired, RecordsError> {
     // PTRs below need stays in `items`. Hash maps while grouping, sorted once at the end.
     let mut groups: Vec<FxHashMap<RrsetKey, DesiredRrset>> =
         zones.iter().map(|_| FxHashMap::default()).collect();
+    if zones.len() <= 2 {
+        // The common shape (one forward and at most one reverse zone): room for every record.
+        for g in &mut groups {
+            g.reserve(items.len());
+        }
+    }
     // Where each CNAME RRset was first declared (for the checks below); explicit PTR RRsets.
     let mut cname_pos: BTreeMap<(usize, RrsetKey), Pos> = BTreeMap::new();
     let mut explicit_ptrs: BTreeSet<(usize, RrsetKey)> = BTreeSet::new();
@@ -333,14 +339,10 @@ pub fn validate(values: &Values) -> Result<Desired, RecordsError> {
         zones: zones
             .iter()
             .zip(groups)
-            .map(|(z, group)| {
-                let mut sorted: Vec<(RrsetKey, DesiredRrset)> = group.into_iter().collect();
-                sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-                DesiredZone {
-                    name: z.name.clone(),
-                    rrsets: BTreeMap::from_iter(sorted),
-                    files: files.clone(),
-                }
+            .map(|(z, group)| DesiredZone {
+                name: z.name.clone(),
+                rrsets: sorted_rrsets(group),
+                files: files.clone(),
             })
             .collect(),
         notes,
@@ -371,6 +373,43 @@ pub fn validate(values: &Values) -> Result<Desired, RecordsError> {
         }
     }
     finish(diags, desired)
+}
+
+/// The grouped RRsets of one zone as a sorted map. Sorted by reference (the first eight bytes of
+/// the owner, then the whole key) and built in one pass: moving the large entries around and
+/// reaching each owner's text for every comparison cost more than the rest of validation.
+fn sorted_rrsets(group: FxHashMap<RrsetKey, DesiredRrset>) -> BTreeMap<RrsetKey, DesiredRrset> {
+    let mut all: Vec<(RrsetKey, DesiredRrset)> = group.into_iter().collect();
+    let mut order: Vec<(u64, u32)> = all
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| {
+            let mut prefix = [0u8; 8];
+            let owner = k.owner.as_bytes();
+            let n = owner.len().min(8);
+            prefix[..n].copy_from_slice(&owner[..n]);
+            (u64::from_be_bytes(prefix), i as u32)
+        })
+        .collect();
+    order.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| all[a.1 as usize].0.cmp(&all[b.1 as usize].0))
+    });
+    // Position j takes the entry at order[j]: each cycle of the permutation by swaps.
+    let mut done = vec![false; all.len()];
+    for i in 0..all.len() {
+        let mut cur = i;
+        while !done[cur] {
+            done[cur] = true;
+            let next = order[cur].1 as usize;
+            if next == i {
+                break;
+            }
+            all.swap(cur, next);
+            cur = next;
+        }
+    }
+    BTreeMap::from_iter(all)
 }
 
 /// The address of an A or AAAA record's wire rdata.
