@@ -12,6 +12,7 @@ use super::plan::{
     CurrentRecord, CurrentRef, Plan, RrsetChange, SafetyLimit, ZonePlan, ZoneRecords,
     check_conflicts, plan_zone_records,
 };
+use super::rr::{fqdn, parse_abs_name};
 use super::validate::{check_zones_exist, validate};
 use super::values::Values;
 
@@ -104,22 +105,46 @@ impl<S: Read + Write> ZoneRecords for KnotRecords<'_, S> {
 }
 
 /// Validates `values`, checks their zones exist on the server, and plans every zone against
-/// what Knot serves now (each zone streamed from `zone-read` into its plan). Returns the
-/// desired state too (for callers that want its notes).
-pub fn plan_from_knot<S: Read + Write>(
+/// what Knot serves now. Returns the desired state too (for callers that want its notes).
+///
+/// A second thread reads the zones the values name into compact buffers while this one
+/// validates, so that Knot producing `zone-read` and validation overlap. A validation
+/// error still comes first, before anything about the server.
+pub fn plan_from_knot<S: Read + Write + Send>(
     client: &mut Client<S>,
     values: &Values,
 ) -> Result<(Desired, Plan), RecordsError> {
-    let desired = validate(values)?;
-    let zones = server_zones(client)?;
+    let (desired, read) = std::thread::scope(|scope| {
+        let reading = scope.spawn(|| prefetch_zones(client, values));
+        let desired = validate(values);
+        let read = reading
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (desired, read)
+    });
+    let desired = desired?;
+    let (zones, mut buffered) = read?;
     check_zones_exist(values, &zones)?;
     let mut plans = Vec::with_capacity(desired.zones.len());
     for z in &desired.zones {
-        let context = format!("zone-read {}", z.fqdn());
-        let stream = client
-            .zone_read(&z.fqdn(), None, None)
-            .map_err(knot(&context))?;
-        plans.push(plan_zone_records(z, &mut KnotRecords { stream, context })?);
+        let name = z.fqdn();
+        let context = format!("zone-read {name}");
+        let plan = match buffered
+            .iter()
+            .position(|b| b.zone.eq_ignore_ascii_case(&name))
+        {
+            Some(i) => {
+                let mut records = buffered.swap_remove(i).into_records(context);
+                plan_zone_records(z, &mut records)?
+            }
+            None => {
+                let stream = client
+                    .zone_read(&name, None, None)
+                    .map_err(knot(&context))?;
+                plan_zone_records(z, &mut KnotRecords { stream, context })?
+            }
+        };
+        plans.push(plan);
     }
     let plan = Plan {
         zones: plans,
@@ -129,9 +154,114 @@ pub fn plan_from_knot<S: Read + Write>(
     Ok((desired, plan))
 }
 
+/// The server's zones, and the records of each zone of `values` it serves (read whole).
+fn prefetch_zones<S: Read + Write + Send>(
+    client: &mut Client<S>,
+    values: &Values,
+) -> Result<(Vec<String>, Vec<BufferedZone>), RecordsError> {
+    let zones = server_zones(client)?;
+    let mut buffered: Vec<BufferedZone> = Vec::new();
+    for z in &values.zones {
+        let Ok(name) = parse_abs_name(&z.name) else {
+            continue;
+        };
+        let name = fqdn(&name);
+        let served = zones.iter().any(|s| {
+            s.trim_end_matches('.')
+                .eq_ignore_ascii_case(name.trim_end_matches('.'))
+        });
+        if !served || buffered.iter().any(|b| b.zone.eq_ignore_ascii_case(&name)) {
+            continue;
+        }
+        let stream = client
+            .zone_read(&name, None, None)
+            .map_err(knot(format!("zone-read {name}")))?;
+        buffered.push(BufferedZone::read(name, stream));
+    }
+    Ok((zones, buffered))
+}
+
+/// One zone's `zone-read` reply kept compactly: per record its TTL, the lengths of owner, type
+/// and rdata (little endian), then their bytes. A server error ends the records.
+struct BufferedZone {
+    zone: String,
+    bytes: Vec<u8>,
+    error: Option<knot_ctl::Error>,
+}
+
+impl BufferedZone {
+    fn read<S: Read + Write>(zone: String, mut stream: RecordStream<'_, S>) -> Self {
+        let mut bytes = Vec::new();
+        let mut error = None;
+        while let Some(r) = stream.next_ref() {
+            match r {
+                Ok(r) => {
+                    bytes.extend_from_slice(&r.ttl.unwrap_or(0).to_le_bytes());
+                    for part in [r.owner, r.rtype, r.data] {
+                        // Items are at most 65535 bytes (their length is a u16 on the wire).
+                        bytes.extend_from_slice(&(part.len() as u16).to_le_bytes());
+                    }
+                    for part in [r.owner, r.rtype, r.data] {
+                        bytes.extend_from_slice(part.as_bytes());
+                    }
+                }
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        BufferedZone { zone, bytes, error }
+    }
+
+    fn into_records(self, context: String) -> BufferedRecords {
+        BufferedRecords {
+            zone: self,
+            pos: 0,
+            context,
+        }
+    }
+}
+
+/// [`ZoneRecords`] over a [`BufferedZone`].
+struct BufferedRecords {
+    zone: BufferedZone,
+    pos: usize,
+    context: String,
+}
+
+impl ZoneRecords for BufferedRecords {
+    fn next_record(&mut self) -> Option<Result<CurrentRef<'_>, RecordsError>> {
+        let b = &self.zone.bytes;
+        if self.pos >= b.len() {
+            return self.zone.error.take().map(|source| {
+                Err(RecordsError::Knot {
+                    context: self.context.clone(),
+                    source,
+                })
+            });
+        }
+        let at = |i: usize| usize::from(u16::from_le_bytes([b[i], b[i + 1]]));
+        let p = self.pos;
+        let ttl = u32::from_le_bytes([b[p], b[p + 1], b[p + 2], b[p + 3]]);
+        let (lo, lt, ld) = (at(p + 4), at(p + 6), at(p + 8));
+        let start = p + 10;
+        self.pos = start + lo + lt + ld;
+        // Written from `str`s, so each part is valid UTF-8.
+        let text =
+            |from: usize, len: usize| std::str::from_utf8(&b[from..from + len]).unwrap_or("");
+        Some(Ok(CurrentRef {
+            owner: text(start, lo),
+            ttl,
+            rtype: text(start + lo, lt),
+            data: text(start + lo + lt, ld),
+        }))
+    }
+}
+
 /// The whole path: validate, plan, check, apply. Nothing is sent when validation fails, a
 /// zone conflicts, or the safety limit is exceeded (without `force`).
-pub fn apply<S: Read + Write>(
+pub fn apply<S: Read + Write + Send>(
     client: &mut Client<S>,
     values: &Values,
     opts: &ApplyOptions,
