@@ -224,6 +224,19 @@ async fn fake_api_v5_backup_all_then_restore_by_simulated_pod_restart_with_real_
     );
     assert_eq!(r.leases_archived, Some(12));
     assert_eq!(r.leases_held, Some(12));
+    // `restore --json`'s report: the same shape as a local restore's.
+    let report = r.report();
+    let zones = report.zones.as_ref().expect("zones in the report");
+    assert_eq!(zones.archive, zb.zones.path);
+    assert_eq!(zones.method, "post-start");
+    assert_eq!(zones.zones[0].serial, r.zones[0].serving);
+    assert_eq!(zones.zones[0].method, dnsdhcp::zones::Method::PostStart);
+    let leases = report.leases.as_ref().expect("leases in the report");
+    assert_eq!((leases.archived, leases.held), (12, 12));
+    assert_eq!(leases.archive, lb.latest.path);
+    let pod = report.pod.as_ref().expect("the pod in the report");
+    assert_eq!(pod.new_uid, r.new_uid);
+    assert_eq!(pod.old_uid, uid_before);
     assert_eq!(serial(&knot), Some(r.zones[0].serving));
     assert_eq!(lease_count(&kea.lock().unwrap()), 12);
     // Consumed by the roles; nothing staged remains.
