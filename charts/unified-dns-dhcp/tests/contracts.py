@@ -110,7 +110,8 @@ def main():
     # knot-auth last: its postStart hook holds back every container after it (DNS and DHCP
     # must not wait on each other).
     backup = values.get("backup", {}).get("enabled", False)
-    want = (["kea-dhcp-ddns"] if ddns else []) + ["kea-dhcp4"] + (["resolver"] if resolver else []) + (["backup"] if backup else []) + ["knot-auth"]
+    # The backup container is always there: the Kubernetes target's in-pod work runs in it.
+    want = (["kea-dhcp-ddns"] if ddns else []) + ["kea-dhcp4"] + (["resolver"] if resolver else []) + ["backup", "knot-auth"]
     if [c["name"] for c in pod["containers"]] != want:
         err(f"containers: {[c['name'] for c in pod['containers']]}, want {want}")
     expect_cmd = {
@@ -120,7 +121,11 @@ def main():
         "knot-auth": ["knotd", "-c", "/config/knot.conf"],
         "kea-dhcp4": ["kea-dhcp4", "-c", "/etc/kea/kea-dhcp4.json"],
         "kea-dhcp-ddns": ["kea-dhcp-ddns", "-c", "/etc/kea/kea-dhcp-ddns.json"],
-        "backup": ["/usr/local/bin/dnsdhcp", "agent", "--local"],
+        "backup": ["/usr/local/bin/dnsdhcp", "agent", "--local"] + (
+            ["--to", values["backup"]["to"]]
+            + [a for r in values["backup"].get("recipients", []) for a in ("--recipient", r)]
+            + (["--require-encryption"] if values["backup"].get("requireEncryption") else [])
+            if backup else []),
     }
     for name, cmd in expect_cmd.items():
         if name in allc:
@@ -338,19 +343,23 @@ def main():
             err(f"{c['name']}: may run as root")
         if "resources" not in c:
             err(f"{c['name']}: no resources")
-    # The backup container: the daemons' sockets and volumes at their paths, Knot's backup
-    # written inside the zones volume (which knotd sees at the same path), its own memory limit.
+    # The backup container: the daemons' sockets and volumes at their paths, the binary where the
+    # Kubernetes target execs it, /tmp shared with knot-auth (Knot writes backups and reads
+    # restores there at the same path), Knot's scheduled backup written inside the zones volume
+    # (which knotd sees at the same path), its own memory limit.
+    b = ctrs.get("backup", {})
+    mounts = {m["mountPath"]: m["name"] for m in b.get("volumeMounts", [])}
+    for path, vol in [("/var/lib/knot", "zones"), ("/run/knot", "knot-run"), ("/var/lib/kea", "leases"), ("/run/kea", "kea-run"), ("/dnsdhcp/bin", "dnsdhcp-bin"), ("/tmp", "tmp-knot")]:
+        if mounts.get(path) != vol:
+            err(f"backup: {path} must be the {vol} volume, got {mounts.get(path)}")
+    benv = {e["name"]: e.get("value") for e in b.get("env", [])}
+    for name in ("DNSDHCP_BACKUP_TO", "DNSDHCP_BACKUP_RECIPIENTS", "DNSDHCP_REQUIRE_ENCRYPTION"):
+        if name in benv:
+            err(f"backup: {name} in the environment would make commands exec'd there upload")
     if backup:
-        b = ctrs["backup"]
-        mounts = {m["mountPath"]: m["name"] for m in b.get("volumeMounts", [])}
-        for path, vol in [("/var/lib/knot", "zones"), ("/run/knot", "knot-run"), ("/var/lib/kea", "leases"), ("/run/kea", "kea-run")]:
-            if mounts.get(path) != vol:
-                err(f"backup: {path} must be the {vol} volume, got {mounts.get(path)}")
-        benv = {e["name"]: e.get("value") for e in b.get("env", [])}
         if not (benv.get("DNSDHCP_AGENT_SCRATCH") or "").startswith("/var/lib/knot/"):
             err("backup: DNSDHCP_AGENT_SCRATCH must be inside the zones volume (knotd writes there)")
-        if benv.get("DNSDHCP_BACKUP_TO") != values["backup"]["to"]:
-            err("backup: DNSDHCP_BACKUP_TO is not backup.to")
+    if b:
         if not b.get("resources", {}).get("limits", {}).get("memory"):
             err("backup: no memory limit of its own")
         if b.get("livenessProbe", {}).get("httpGet", {}).get("path") != "/healthz":

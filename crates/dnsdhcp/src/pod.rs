@@ -55,6 +55,19 @@ fn io_at(path: &Path) -> impl FnOnce(io::Error) -> PodError + '_ {
     }
 }
 
+/// Gives `path` the owner of its directory when running as root: an archive received into a
+/// volume by the tool's own container (root) must be readable by the daemon's container that
+/// restores it at the next start (`knot-auth` runs as Knot's user).
+pub fn own_like_parent(path: &Path) -> Result<(), PodError> {
+    use std::os::unix::fs::MetadataExt;
+    if crate::backup::effective_uid() != 0 {
+        return Ok(());
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let meta = fs::metadata(dir).map_err(io_at(dir))?;
+    std::os::unix::fs::chown(path, Some(meta.uid()), Some(meta.gid())).map_err(io_at(path))
+}
+
 /// Copies the running binary to `dest` (mode 0755), atomically.
 pub fn copy_binary(dest: &Path) -> Result<(), PodError> {
     let exe = std::env::current_exe().map_err(io_at(Path::new("/proc/self/exe")))?;

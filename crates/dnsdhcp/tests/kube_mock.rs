@@ -360,3 +360,44 @@ async fn unknown_context_lists_the_known_ones() {
     .await;
     assert!(ok.is_ok(), "{:?}", ok.err());
 }
+
+/// The in-pod work of Knot and Kea runs in the chart's `backup` container when the pod has it
+/// (learnt from the look at the pod every command starts with), in the daemons' containers
+/// otherwise (a release before it).
+#[tokio::test]
+async fn mock_in_pod_work_execs_in_the_backup_container_when_the_pod_has_it() {
+    for (containers, knot_work, kea_work) in [
+        (vec!["kea-dhcp4", "backup", "knot-auth"], "backup", "backup"),
+        (vec!["kea-dhcp4", "knot-auth"], "knot-auth", "kea-dhcp4"),
+    ] {
+        let (c, mut h) = cluster();
+        let names: Vec<String> = containers.iter().map(|s| s.to_string()).collect();
+        let server = tokio::spawn(async move {
+            let (req, send) = next(&mut h).await;
+            assert_eq!((req.method(), req.uri().path()), (&Method::GET, POD_PATH));
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            send.send_response(pod("u1", true, &refs));
+            let (req, send) = next(&mut h).await;
+            assert_eq!(req.uri().path(), format!("{POD_PATH}/exec"));
+            let q = req.uri().query().unwrap().to_owned();
+            send.send_response(status(
+                403,
+                "Forbidden",
+                "pods \"unified-dns-dhcp-0\" is forbidden: User \"bob\" cannot create resource \"pods/exec\"",
+            ));
+            q
+        });
+        c.pod(&["knot-auth", "kea-dhcp4"]).await.unwrap();
+        let err = c
+            .run("kea-dhcp4", &["leases".into(), "count".into()])
+            .await
+            .unwrap_err();
+        let q = server.await.unwrap();
+        assert!(matches!(err, KubeError::Forbidden { .. }), "{err:?}");
+        assert!(q.contains(&format!("container={kea_work}")), "{q}");
+        assert!(q.contains("command=%2Fdnsdhcp%2Fbin%2Fdnsdhcp"), "{q}");
+        assert_eq!(c.container_for("knot-auth"), knot_work);
+        assert_eq!(c.container_for("kea-dhcp4"), kea_work);
+        assert_eq!(c.container_for("kea-dhcp-ddns"), "kea-dhcp-ddns");
+    }
+}

@@ -4,6 +4,9 @@
 //! few seconds and `keepLast: 2`, backups of both kinds appear in the store, `/metrics` counts
 //! them, and retention removes the oldest. The store is `file://` on the zones volume (the pod
 //! has its own network namespace, so a server on the host's 127.0.0.1 is out of its reach).
+//! Without `backup.enabled` the container is there all the same, serving /healthz only, and
+//! carries the in-pod work the Kubernetes target execs there: a backup of both kinds and live
+//! restores, with Knot reading and writing through the paths the containers share.
 //! Needs root (namespaces, mounts).
 
 use std::collections::BTreeSet;
@@ -39,8 +42,12 @@ backup:
 "#;
 
 fn render(dir: &Path) -> String {
+    render_values(dir, VALUES)
+}
+
+fn render_values(dir: &Path, values: &str) -> String {
     let f = dir.join("values.yaml");
-    fs::write(&f, VALUES).unwrap();
+    fs::write(&f, values).unwrap();
     let mut sets = vec![
         "postStart.timeoutSeconds=30",
         "terminationGracePeriodSeconds=5",
@@ -201,5 +208,96 @@ fn pod_runner_agent_backs_up_on_schedule_shows_metrics_and_prunes_the_oldest() {
         .status()
         .expect("curl");
     assert!(health.success(), "GET /healthz failed");
+    pod.check_alive().unwrap();
+}
+
+/// `GET path` on the agent's port inside the pod: the status code curl saw.
+fn http_code(pod: &PodRunner, path: &str) -> String {
+    let out = pod
+        .pod_net_cmd(CURL)
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+        ])
+        .arg(format!("http://127.0.0.1:9464{path}"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn pod_runner_backup_container_without_a_schedule_serves_healthz_and_carries_the_in_pod_work() {
+    test_support::pod::require_root();
+    assert!(
+        Path::new(CURL).exists(),
+        "{CURL} not found: install the Debian package curl"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let values = "zones:\n  - name: home.arpa\nstaticRecords:\n  - \"router IN A 192.168.1.1\"\n";
+    let rendered = render_values(dir.path(), values);
+    let mut pod = PodRunner::new(
+        &rendered,
+        HostBinaries::for_daemons(Daemons::from_env(), BIN),
+        PodNetwork::default(),
+    );
+    pod.start().unwrap();
+    assert_eq!(http_code(&pod, "/healthz"), "200");
+    let log = pod.logs("backup");
+    assert!(log.contains("serving /healthz"), "backup container:\n{log}");
+
+    // What `dnsdhcp backup all -c ... -n ... -s ...` runs there: both kinds in one container.
+    let tool = "/dnsdhcp/bin/dnsdhcp";
+    let out = pod
+        .exec_ok(
+            "backup",
+            &[
+                tool,
+                "backup",
+                "all",
+                "--local",
+                "-b",
+                "/tmp/dnsdhcp-t",
+                "--json",
+                "--name",
+                "t",
+            ],
+        )
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let full = report["zones"]["full"]["path"].as_str().unwrap().to_owned();
+    let leases = report["leases"]["archive"]["path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // /tmp is knot-auth's tmp-knot: the archives are there for knot-auth too.
+    assert!(full.starts_with("/tmp/dnsdhcp-t/"), "{full}");
+    assert!(
+        pod.empty_dir("tmp-knot")
+            .join(full.trim_start_matches("/tmp/"))
+            .is_file()
+    );
+
+    // Live restores (`restore --live`), Knot reading the staged backup through /tmp.
+    let out = pod
+        .exec_ok(
+            "backup",
+            &[tool, "restore", "--local", "--zones", &full, "--json"],
+        )
+        .unwrap();
+    assert!(out.contains("home.arpa"), "{out}");
+    pod.exec_ok("backup", &[tool, "restore", "--local", "--leases", &leases])
+        .unwrap();
+    let status = pod
+        .exec_ok("backup", &[tool, "zones", "status", "--local", "--json"])
+        .unwrap();
+    assert!(status.contains("home.arpa"), "{status}");
+    // The exec'd commands do not upload: the container's environment names no store.
+    assert!(!out.contains("uploaded"), "{out}");
     pod.check_alive().unwrap();
 }

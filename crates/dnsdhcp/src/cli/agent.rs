@@ -21,9 +21,11 @@ use super::target::TargetArgs;
 #[derive(Args, Debug)]
 pub struct AgentArgs {
     /// When to back up: a cron expression, five fields (minute hour day month weekday) or six
-    /// with seconds first; UTC.
+    /// with seconds first; UTC. Without it and without --to the agent only serves /healthz
+    /// (the chart's container when scheduled backups are off: the Kubernetes target runs its
+    /// in-pod work there).
     #[arg(long, env = "DNSDHCP_BACKUP_SCHEDULE", value_name = "CRON")]
-    schedule: String,
+    schedule: Option<String>,
     /// What to back up.
     #[arg(long, value_enum, env = "DNSDHCP_BACKUP_WHAT", default_value = "all")]
     what: What,
@@ -66,19 +68,32 @@ pub fn run(a: AgentArgs, ctx: &mut Ctx) -> Result<ExitCode> {
             )
             .into());
     };
-    let Some(url) = &a.upload.to else {
-        return Err(ctx
-            .given
-            .usage_error(
-                ErrorKind::MissingRequiredArgument,
-                "give --to URL (or DNSDHCP_BACKUP_TO)",
-            )
-            .into());
+    let (schedule, url) = match (&a.schedule, &a.upload.to) {
+        (Some(s), Some(u)) => (s, u),
+        (None, None) => return idle(&a.listen),
+        (None, Some(_)) => {
+            return Err(ctx
+                .given
+                .usage_error(
+                    ErrorKind::MissingRequiredArgument,
+                    "give --schedule CRON (or DNSDHCP_BACKUP_SCHEDULE) with --to",
+                )
+                .into());
+        }
+        (Some(_), None) => {
+            return Err(ctx
+                .given
+                .usage_error(
+                    ErrorKind::MissingRequiredArgument,
+                    "give --to URL (or DNSDHCP_BACKUP_TO)",
+                )
+                .into());
+        }
     };
     let policy = a.retention.policy();
     let cfg = Arc::new(AgentConfig {
         target,
-        schedule: Schedule::parse(&a.schedule)?,
+        schedule: Schedule::parse(schedule)?,
         zones: a.what.zones(),
         leases: a.what.leases(),
         store: backups::open(url)?,
@@ -102,6 +117,21 @@ pub fn run(a: AgentArgs, ctx: &mut Ctx) -> Result<ExitCode> {
             agent::run_once(&cfg, &metrics, &log).await;
         }
         agent::run(cfg, metrics, log).await;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::FAILURE)
+}
+
+/// No schedule and no store: serve /healthz (and empty /metrics) until stopped, so that the
+/// container is there for the in-pod work of the Kubernetes target.
+fn idle(listen: &str) -> Result<ExitCode> {
+    kube::block_on(async {
+        let listener = agent::listen(listen).await?;
+        eprintln!(
+            "dnsdhcp agent: no schedule and no store (--schedule, --to): serving /healthz on http://{} only",
+            listener.local_addr()?
+        );
+        agent::serve(listener, Arc::new(Metrics::default())).await;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::FAILURE)

@@ -226,6 +226,7 @@ pub fn run(cmd: PodCommand, ctx: &mut Ctx) -> Result<ExitCode> {
             kube::inpod::send_file(&path, &mut stdout, &mut std::io::stderr())?;
         }
         PodCommand::ReceiveFile(a) => {
+            let into_volume = a.into.is_some();
             let dest = match a.into {
                 None => a.dest,
                 Some(ReceiveInto::ZonesDir) => a.zones_dir.join(&a.dest),
@@ -236,6 +237,9 @@ pub fn run(cmd: PodCommand, ctx: &mut Ctx) -> Result<ExitCode> {
                     .join(&a.dest),
             };
             kube::inpod::receive_file(&dest, a.size, &a.sha256, &mut kube::inpod::raw_stdin()?)?;
+            if into_volume {
+                pod::own_like_parent(&dest)?;
+            }
             out.json_line(&kube::inpod::Received {
                 version: kube::inpod::FORMAT_VERSION,
                 path: dest.display().to_string(),

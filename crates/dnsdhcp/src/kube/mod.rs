@@ -1,8 +1,9 @@
 //! The Kubernetes target: the same operations as `--local`, run inside the StatefulSet's pod.
 //!
 //! Nothing here re-implements a backup or a restore. The pod already holds this binary
-//! (`/dnsdhcp/bin/dnsdhcp`, mounted in `knot-auth` and `kea-dhcp4`), so each operation execs
-//! the `--local` command in the right container and moves bytes over the exec streams:
+//! (`/dnsdhcp/bin/dnsdhcp`, mounted in `backup`, `knot-auth` and `kea-dhcp4`), so each operation
+//! execs the `--local` command in the right container ([`WORK_CONTAINER`] when the pod has it)
+//! and moves bytes over the exec streams:
 //!
 //! * backup: `dnsdhcp backup zones|leases --local -b /tmp/dnsdhcp-XXXX --json --name STS` in
 //!   the container, then every archive out with `dnsdhcp pod send-file` into a hidden temporary
@@ -56,6 +57,10 @@ use transfer::{Check, RemoteDest};
 pub const KNOT_CONTAINER: &str = "knot-auth";
 /// The container running Kea DHCPv4.
 pub const KEA_CONTAINER: &str = "kea-dhcp4";
+/// The chart's container for the tool's own work (`dnsdhcp agent`; both volumes and both
+/// control sockets mounted, its own memory limit): the in-pod work of Knot and Kea runs there
+/// when the pod has it, in `knot-auth` and `kea-dhcp4` otherwise (releases before it).
+pub const WORK_CONTAINER: &str = "backup";
 /// Where the chart mounts this binary in both containers.
 pub const POD_BINARY: &str = "/dnsdhcp/bin/dnsdhcp";
 /// The pods' scratch directory (an emptyDir in both containers).
@@ -144,6 +149,8 @@ pub struct Cluster {
     pub timeouts: Timeouts,
     /// How progress is shown.
     pub progress: ProgressMode,
+    /// Whether the pod has [`WORK_CONTAINER`], learnt from the first look at the pod.
+    has_work_container: std::sync::OnceLock<bool>,
 }
 
 /// A zone after a restore: archived and served serials.
@@ -455,6 +462,31 @@ impl Cluster {
             binary: POD_BINARY.into(),
             timeouts: Timeouts::default(),
             progress: ProgressMode::Auto,
+            has_work_container: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The container that does the in-pod work of `daemon` (`knot-auth` or `kea-dhcp4`):
+    /// [`WORK_CONTAINER`] when the pod has it.
+    pub fn container_for<'a>(&self, daemon: &'a str) -> &'a str {
+        let daemon_work = daemon == KNOT_CONTAINER || daemon == KEA_CONTAINER;
+        if daemon_work && self.has_work_container.get() == Some(&true) {
+            WORK_CONTAINER
+        } else {
+            daemon
+        }
+    }
+
+    /// Notes from the pod whether it has [`WORK_CONTAINER`] (once; a pod without it gets a
+    /// one-line note, since its daemons' containers share their memory limit with the work).
+    fn learn_containers(&self, pod: &Pod) {
+        let has = containers(pod).iter().any(|c| c == WORK_CONTAINER);
+        if self.has_work_container.set(has).is_ok() && !has {
+            self.progress.step(format!(
+                "note: pod {} has no {WORK_CONTAINER} container (a release before it): the work \
+                 runs in {KNOT_CONTAINER} and {KEA_CONTAINER}",
+                self.pod
+            ));
         }
     }
 
@@ -479,7 +511,7 @@ impl Cluster {
             namespace: &self.namespace,
             pod: &self.pod,
             statefulset: &self.statefulset,
-            container,
+            container: self.container_for(container),
         }
     }
 
@@ -500,8 +532,9 @@ impl Cluster {
                 pod: self.pod.clone(),
                 statefulset: self.statefulset.clone(),
             })?;
+        self.learn_containers(&pod);
         for c in containers {
-            check_container(&pod, c)?;
+            check_container(&pod, self.container_for(c))?;
         }
         Ok(pod)
     }
@@ -625,7 +658,8 @@ impl Cluster {
         .await
         {
             self.progress.step(format!(
-                "warning: could not remove {dir} in {container}: {e}"
+                "warning: could not remove {dir} in {}: {e}",
+                self.container_for(container)
             ));
         }
     }
@@ -723,8 +757,10 @@ impl Cluster {
         let remote = format!("{POD_TMP}/dnsdhcp-{}", random_suffix());
         let r = async {
             self.progress.step(format!(
-                "backing up {what} in {}/{} ({container})",
-                self.namespace, self.pod
+                "backing up {what} in {}/{} ({})",
+                self.namespace,
+                self.pod,
+                self.container_for(container)
             ));
             let args = self.backup_args(what, &remote);
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -985,8 +1021,11 @@ impl Cluster {
             self.upload(container, local, &RemoteDest::Path(remote.clone()))
                 .await
                 .map_err(|e| (e, None))?;
-            self.progress
-                .step(format!("restoring {name} live in {}/{container}", self.pod));
+            self.progress.step(format!(
+                "restoring {name} live in {}/{}",
+                self.pod,
+                self.container_for(container)
+            ));
             let mut args = vec!["restore", "--local", flag, &remote, "--json"];
             if keep_serial && flag == "--zones" {
                 args.push("--keep-serial");
@@ -1044,7 +1083,7 @@ impl Cluster {
                 check
                     .problems
                     .into_iter()
-                    .map(|p| format!("in {}/{container}: {p}", self.pod)),
+                    .map(|p| format!("in {}/{}: {p}", self.pod, self.container_for(container))),
             );
             abandoned.extend(check.ready.abandoned);
         }
@@ -1078,8 +1117,9 @@ impl Cluster {
             command.extend(["--stage-dir".into(), POD_TMP.into()]);
         }
         self.progress.step(format!(
-            "checking {}/{container} can take the restore",
-            self.pod
+            "checking {}/{} can take the restore",
+            self.pod,
+            self.container_for(container)
         ));
         let mut out = Vec::new();
         let mut input: &[u8] = &json;
