@@ -791,3 +791,42 @@ async fn fake_api_an_in_pod_values_error_names_the_operators_file() {
     assert!(!text.contains("/tmp/dnsdhcp-"), "{text}");
     assert!(!text.contains("values-0.yaml"), "{text}");
 }
+
+/// A pod with the chart's `backup` container: every exec of a backup and a live restore (and
+/// the version handshake) goes there, none into Knot's or Kea's container.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_api_backup_and_live_restore_exec_only_in_the_backup_container() {
+    let knot = KnotServer::start(&[(ZONE, ZONE_TEXT)]);
+    let kea = KeaServer::start(KeaConfig::new());
+    add_leases(&kea, 5);
+    let mut both = knot_env(&knot);
+    both.extend(kea_env(&kea));
+    let config = FakeConfig::new(BIN)
+        .container(KEA_CONTAINER, &kea_env(&kea))
+        .container(dnsdhcp::kube::WORK_CONTAINER, &both)
+        .container(KNOT_CONTAINER, &knot_env(&knot));
+    let fake = FakeApi::start(config).await;
+    let c = cluster(&fake);
+    c.check_version().await.expect("version handshake");
+    let out = tempfile::tempdir().unwrap();
+    let zb = c.backup_zones(out.path()).await.expect("zone backup");
+    let lb = c.backup_leases(out.path()).await.expect("lease backup");
+    ControlClient::unix(kea.socket_path())
+        .lease4_wipe(None)
+        .unwrap();
+    let r = c
+        .restore(Some(&zb.full.path), Some(&lb.latest.path), true)
+        .await
+        .expect("live restore");
+    assert_eq!(r.leases_held, Some(5));
+    assert_eq!(lease_count(&kea), 5);
+    fake.wait_execs_done(10).await;
+    let execs = fake.execs.lock().unwrap();
+    assert!(execs.len() >= 6, "{} execs", execs.len());
+    let elsewhere: Vec<_> = execs
+        .iter()
+        .filter(|e| e.container != dnsdhcp::kube::WORK_CONTAINER)
+        .map(|e| format!("{}: {}", e.container, e.command.join(" ")))
+        .collect();
+    assert!(elsewhere.is_empty(), "ran outside backup: {elsewhere:#?}");
+}
