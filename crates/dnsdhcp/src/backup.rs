@@ -3,7 +3,10 @@
 //! Each backup writes a timestamped archive and replaces the fixed-name archive the restore path
 //! consumes (`zones.tar.gz`, `kea-leases.tar.gz`). Both are written under a temporary name and
 //! renamed into place when complete, so a crash never leaves a partial file under a final name
-//! and never damages the previous archive.
+//! and never damages the previous archive. A fixed-name archive is only replaced when the new
+//! backup's counts are plausible against it ([`ShrinkGuard`]).
+
+mod shrink;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -18,6 +21,7 @@ use crate::knot_storage::{self, human};
 use crate::target::LocalTarget;
 
 pub use crate::archive::{member_of_zone, zone_of_member};
+pub use shrink::{Counts, DEFAULT_SHRINK_LIMIT, ShrinkGuard, ShrinkRefused};
 
 /// The zones-only archive the post-start role and `restore --zones` consume.
 pub const ZONES_ARCHIVE: &str = "zones.tar.gz";
@@ -74,6 +78,10 @@ pub enum BackupError {
     /// Writing an archive failed.
     #[error(transparent)]
     Archive(#[from] ArchiveError),
+    /// The fixed-name archive was kept: the new backup's counts dropped too far against it.
+    /// The timestamped archive was written.
+    #[error(transparent)]
+    Shrink(#[from] Box<ShrinkRefused>),
     /// A file-system operation failed.
     #[error("{}: {source}", path.display())]
     Io {
@@ -182,7 +190,18 @@ pub fn backup_zones_as(
     out_dir: &Path,
     source: &str,
 ) -> Result<ZonesBackup, BackupError> {
-    zones_backup(target, out_dir, ZONE_EVENTS_TIMEOUT, source)
+    backup_zones_with(target, out_dir, source, &ShrinkGuard::default())
+}
+
+/// [`backup_zones_as`], replacing `zones.tar.gz` only when `guard` accepts the new counts
+/// against it; otherwise [`BackupError::Shrink`], with the timestamped archive written.
+pub fn backup_zones_with(
+    target: &LocalTarget,
+    out_dir: &Path,
+    source: &str,
+    guard: &ShrinkGuard,
+) -> Result<ZonesBackup, BackupError> {
+    zones_backup(target, out_dir, ZONE_EVENTS_TIMEOUT, source, guard)
 }
 
 /// [`backup_zones`], waiting at most `wait` for the zone events Knot's backup conflicts with
@@ -192,7 +211,13 @@ pub fn backup_zones_waiting(
     out_dir: &Path,
     wait: Duration,
 ) -> Result<ZonesBackup, BackupError> {
-    zones_backup(target, out_dir, wait, &target.source())
+    zones_backup(
+        target,
+        out_dir,
+        wait,
+        &target.source(),
+        &ShrinkGuard::default(),
+    )
 }
 
 fn zones_backup(
@@ -200,6 +225,7 @@ fn zones_backup(
     out_dir: &Path,
     wait: Duration,
     source: &str,
+    guard: &ShrinkGuard,
 ) -> Result<ZonesBackup, BackupError> {
     fs::create_dir_all(out_dir).map_err(io(out_dir))?;
     let out_dir = fs::canonicalize(out_dir).map_err(io(out_dir))?;
@@ -226,16 +252,48 @@ fn zones_backup(
     let full_path = stamped_path(&out_dir, &format!("knot-zones-{}", target.name));
     let zones_path = out_dir.join(ZONES_ARCHIVE);
     let mut w = ArchiveWriter::create(&full_path, ArchiveKind::ZonesFull, source)?;
-    // Zone files first: they are the shared prefix that becomes zones.tar.gz by copying the
-    // compressed bytes, not by compressing again.
+    write_backup_dir(&mut w, &backup_dir)?;
+    // The zones-only copy goes under a temporary name until the guard accepts it.
+    let candidate = candidate_path(&zones_path).map_err(io(&out_dir))?;
+    let (full_manifest, zones_manifest) =
+        w.finish_with_prefix_copy(&candidate, ArchiveKind::Zones)?;
+    drop(staging);
+    guard.check(&zones_path, &zones_manifest, Some(&full_path))?;
+    archive::publish_file(candidate, &zones_path)?;
+    Ok(ZonesBackup {
+        full: Written {
+            path: full_path,
+            manifest: full_manifest,
+        },
+        zones: Written {
+            path: zones_path,
+            manifest: zones_manifest,
+        },
+    })
+}
+
+/// A hidden temporary path beside `fixed` (`.NAME.new-XXXXXX`, removed when dropped) for a
+/// new fixed-name archive waiting for the guard.
+pub fn candidate_path(fixed: &Path) -> std::io::Result<tempfile::TempPath> {
+    let dir = fixed.parent().unwrap_or(Path::new("."));
+    let name = fixed.file_name().unwrap_or_default().to_string_lossy();
+    tempfile::Builder::new()
+        .prefix(&format!(".{name}.new-"))
+        .tempfile_in(dir)
+        .map(|f| f.into_temp_path())
+}
+
+/// Adds Knot's backup directory to `w`: zone files first, as the prefix that becomes
+/// `zones.tar.gz` by copying the compressed bytes, then everything else.
+fn write_backup_dir(w: &mut ArchiveWriter, backup_dir: &Path) -> Result<(), BackupError> {
     let zonefiles = backup_dir.join(ZONEFILES_DIR);
     if zonefiles.is_dir() {
         w.add_dir(ZONEFILES_DIR, 0o750)?;
         w.add_dir_all_with(ZONEFILES_DIR, &zonefiles, classify_zone_member)?;
     }
     w.end_prefix()?;
-    let mut rest: Vec<_> = fs::read_dir(&backup_dir)
-        .map_err(io(&backup_dir))?
+    let mut rest: Vec<_> = fs::read_dir(backup_dir)
+        .map_err(io(backup_dir))?
         .filter_map(|e| e.ok())
         .map(|e| e.file_name())
         .filter(|n| n != ZONEFILES_DIR)
@@ -251,19 +309,7 @@ fn zones_backup(
             w.add_file(&member, &src)?;
         }
     }
-    let (full_manifest, zones_manifest) =
-        w.finish_with_prefix_copy(&zones_path, ArchiveKind::Zones)?;
-    drop(staging);
-    Ok(ZonesBackup {
-        full: Written {
-            path: full_path,
-            manifest: full_manifest,
-        },
-        zones: Written {
-            path: zones_path,
-            manifest: zones_manifest,
-        },
-    })
+    Ok(())
 }
 
 /// Refuses a backup whose estimated size ([`knot_storage::backup_size`], with a margin) exceeds
@@ -487,6 +533,17 @@ pub fn backup_leases_as(
     out_dir: &Path,
     source: &str,
 ) -> Result<LeasesBackup, BackupError> {
+    backup_leases_with(target, out_dir, source, &ShrinkGuard::default())
+}
+
+/// [`backup_leases_as`], replacing `kea-leases.tar.gz` only when `guard` accepts the new lease
+/// count against it; otherwise [`BackupError::Shrink`], with the timestamped archive written.
+pub fn backup_leases_with(
+    target: &LocalTarget,
+    out_dir: &Path,
+    source: &str,
+    guard: &ShrinkGuard,
+) -> Result<LeasesBackup, BackupError> {
     let lease_file = &target.kea_lease_file;
     // No lease file at all is a wrong path, not an empty lease set: Kea always has one.
     if kea_leases::load::files_to_load(lease_file).is_empty() {
@@ -525,6 +582,7 @@ pub fn backup_leases_as(
     };
     drop(compacted);
     let latest_path = out_dir.join(LEASES_ARCHIVE);
+    guard.check(&latest_path, &archive.manifest, Some(&archive.path))?;
     archive::replace_file_atomically(&archive.path, &latest_path)?;
     Ok(LeasesBackup {
         latest: Written {

@@ -39,7 +39,7 @@ pub(crate) fn fsync_dir(dir: &Path) -> Result<(), ArchiveError> {
 }
 
 /// Rename a fully written and fsynced temporary file onto `final_path`, then fsync the directory.
-pub(crate) fn publish(temp: TempPath, final_path: &Path) -> Result<(), ArchiveError> {
+pub fn publish(temp: TempPath, final_path: &Path) -> Result<(), ArchiveError> {
     temp.persist(final_path)
         .map_err(|e| ArchiveError::io(final_path, e.error))?;
     fsync_dir(parent_dir(final_path))

@@ -27,11 +27,13 @@ pub(crate) mod zone;
 
 pub use error::ArchiveError;
 pub use extract::{ExtractMode, ExtractOptions, Extracted, extract};
-pub use fsutil::{remove_partial_files, replace_file_atomically, write_file_atomically};
+pub use fsutil::{
+    publish as publish_file, remove_partial_files, replace_file_atomically, write_file_atomically,
+};
 pub use manifest::{
     ArchiveKind, FORMAT_VERSION, FileEntry, LeaseFileFacts, MANIFEST_NAME, Manifest, ZoneFacts,
 };
-pub use scan::Limits;
+pub use scan::{Limits, read_manifest};
 pub use verify::{LeaseFileCheck, Problem, VerifyReport, ZoneCheck, check_lease_rows, verify};
 pub use writer::{ArchiveWriter, Member, filter_archive};
 pub(crate) use zone::normalize_zone_name;

@@ -235,21 +235,7 @@ pub(crate) fn scan(
                 }
                 let mut buf = Vec::with_capacity(size as usize);
                 entry.read_to_end(&mut buf).map_err(corrupt)?;
-                let m: Manifest =
-                    serde_json::from_slice(&buf).map_err(|e| ArchiveError::Manifest {
-                        archive: archive.to_owned(),
-                        reason: format!("invalid JSON: {e}"),
-                    })?;
-                if m.format > FORMAT_VERSION {
-                    return Err(ArchiveError::Manifest {
-                        archive: archive.to_owned(),
-                        reason: format!(
-                            "format {} is newer than this tool understands ({FORMAT_VERSION})",
-                            m.format
-                        ),
-                    });
-                }
-                manifest = Some(m);
+                manifest = Some(parse_manifest(archive, &buf)?);
                 continue;
             }
             if size > limits.max_file_size {
@@ -291,6 +277,51 @@ pub(crate) fn scan(
     let mut rest = ar.into_inner();
     io::copy(&mut rest, &mut io::sink()).map_err(corrupt)?;
     Ok(Scan { entries, manifest })
+}
+
+/// Parses a manifest's JSON, refusing formats newer than [`FORMAT_VERSION`].
+fn parse_manifest(archive: &Path, json: &[u8]) -> Result<Manifest, ArchiveError> {
+    let m: Manifest = serde_json::from_slice(json).map_err(|e| ArchiveError::Manifest {
+        archive: archive.to_owned(),
+        reason: format!("invalid JSON: {e}"),
+    })?;
+    if m.format > FORMAT_VERSION {
+        return Err(ArchiveError::Manifest {
+            archive: archive.to_owned(),
+            reason: format!(
+                "format {} is newer than this tool understands ({FORMAT_VERSION})",
+                m.format
+            ),
+        });
+    }
+    Ok(m)
+}
+
+/// Reads only the manifest of `archive`, skipping the members before it unhashed: a quick
+/// look at what the archive claims (e.g. its counts), not a verification.
+pub fn read_manifest(archive: &Path, limits: &Limits) -> Result<Manifest, ArchiveError> {
+    let corrupt = |source: io::Error| ArchiveError::Corrupt {
+        archive: archive.to_owned(),
+        source,
+    };
+    let mut ar = open(archive)?;
+    for entry in ar.entries().map_err(corrupt)? {
+        let mut entry = entry.map_err(corrupt)?;
+        let path = normalize_path(&entry.path_bytes()).unwrap_or_default();
+        if path != MANIFEST_NAME {
+            continue;
+        }
+        if entry.size() > limits.max_manifest_size {
+            break;
+        }
+        let mut buf = Vec::with_capacity(entry.size() as usize);
+        entry.read_to_end(&mut buf).map_err(corrupt)?;
+        return parse_manifest(archive, &buf);
+    }
+    Err(ArchiveError::Manifest {
+        archive: archive.to_owned(),
+        reason: "no manifest".into(),
+    })
 }
 
 /// Compare a scan with its manifest: same files, sizes and digests, consistent zone/lease facts.

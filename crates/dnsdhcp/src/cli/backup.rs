@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::error::ErrorKind;
 use clap::{Args, ValueEnum};
 
-use dnsdhcp::backup;
+use dnsdhcp::backup::{self, BackupError, DEFAULT_SHRINK_LIMIT, ShrinkGuard, ShrinkRefused};
 use dnsdhcp::kube;
 use dnsdhcp::store::Recipients;
 
@@ -50,10 +50,48 @@ pub struct BackupArgs {
     /// `kubernetes:<context>/<namespace>/<statefulset>` to the backup it runs in the pod).
     #[arg(long, hide = true)]
     source: Option<String>,
+    /// Replace zones.tar.gz / kea-leases.tar.gz even when the new backup has far fewer zones,
+    /// records or leases than the archive it replaces (see --shrink-limit).
+    #[arg(long)]
+    allow_shrink: bool,
+    /// Keep zones.tar.gz / kea-leases.tar.gz (and exit 1) when the new backup's zone, record or
+    /// lease count drops to zero, or by more than PERCENT (0 to 100) against it; the
+    /// timestamped archive is written either way.
+    #[arg(long, value_name = "PERCENT", default_value_t = DEFAULT_SHRINK_LIMIT, value_parser = parse_shrink_limit, allow_negative_numbers = true)]
+    shrink_limit: f64,
     #[command(flatten)]
     upload: UploadArgs,
     #[command(flatten)]
     target: TargetArgs,
+}
+
+/// `--shrink-limit`: a number from 0 to 100 (NaN, negatives and more than 100 are usage errors).
+fn parse_shrink_limit(text: &str) -> Result<f64, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .and_then(ShrinkGuard::percent)
+        .map(|g| g.limit_percent)
+        .ok_or_else(|| format!("`{text}` is not a percentage from 0 to 100"))
+}
+
+/// The fixed-name archives a backup kept (one per kind refused); the timestamped archives
+/// were written.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; and "))]
+pub struct Refused(pub Vec<ShrinkRefused>);
+
+/// The refusal inside a backup error, if that is what it is.
+fn refusal(e: &anyhow::Error) -> Option<ShrinkRefused> {
+    match e.downcast_ref::<BackupError>() {
+        Some(BackupError::Shrink(r)) => return Some((**r).clone()),
+        Some(_) => return None,
+        None => {}
+    }
+    match e.downcast_ref::<kube::KubeError>() {
+        Some(kube::KubeError::Shrink(r)) => Some((**r).clone()),
+        _ => None,
+    }
 }
 
 /// Runs `backup` on the resolved target; each part is reported as soon as it is written.
@@ -89,35 +127,54 @@ pub fn run(mut a: BackupArgs, ctx: &mut Ctx) -> Result<ExitCode> {
         _ => None,
     };
     let source = |t: &dnsdhcp::target::LocalTarget| a.source.clone().unwrap_or_else(|| t.source());
+    let guard = ShrinkGuard {
+        allow_shrink: a.allow_shrink,
+        limit_percent: a.shrink_limit,
+    };
     let mut to_upload = Vec::new();
     let mut written = backup::BackupReport::default();
+    // A kind whose fixed-name archive was kept does not stop the other kind's backup.
+    let mut refused = Vec::new();
     if a.what.zones() {
         let z = match &on {
-            On::Local(t) => {
-                backup::backup_zones_as(t, &a.dir, &source(t)).map_err(anyhow::Error::from)
+            On::Local(t) => backup::backup_zones_with(t, &a.dir, &source(t), &guard)
+                .map_err(anyhow::Error::from),
+            On::Kube(c) => {
+                kube::block_on(c.backup_zones_with(&a.dir, &guard)).map_err(anyhow::Error::from)
             }
-            On::Kube(c) => kube::block_on(c.backup_zones(&a.dir)).map_err(anyhow::Error::from),
+        };
+        match z {
+            Ok(z) => {
+                if !a.json {
+                    ctx.out.zones_backup(&z);
+                }
+                to_upload.push(z.full.clone());
+                written.zones = Some(z);
+            }
+            Err(e) => refused.push(refusal(&e).ok_or(e).context("zone backup failed")?),
         }
-        .context("zone backup failed")?;
-        if !a.json {
-            ctx.out.zones_backup(&z);
-        }
-        to_upload.push(z.full.clone());
-        written.zones = Some(z);
     }
     if a.what.leases() {
         let l = match &on {
-            On::Local(t) => {
-                backup::backup_leases_as(t, &a.dir, &source(t)).map_err(anyhow::Error::from)
+            On::Local(t) => backup::backup_leases_with(t, &a.dir, &source(t), &guard)
+                .map_err(anyhow::Error::from),
+            On::Kube(c) => {
+                kube::block_on(c.backup_leases_with(&a.dir, &guard)).map_err(anyhow::Error::from)
             }
-            On::Kube(c) => kube::block_on(c.backup_leases(&a.dir)).map_err(anyhow::Error::from),
+        };
+        match l {
+            Ok(l) => {
+                if !a.json {
+                    ctx.out.leases_backup(&l);
+                }
+                to_upload.push(l.archive.clone());
+                written.leases = Some(l);
+            }
+            Err(e) => refused.push(refusal(&e).ok_or(e).context("lease backup failed")?),
         }
-        .context("lease backup failed")?;
-        if !a.json {
-            ctx.out.leases_backup(&l);
-        }
-        to_upload.push(l.archive.clone());
-        written.leases = Some(l);
+    }
+    if !refused.is_empty() {
+        return Err(Refused(refused).into());
     }
     if let Some((store, recipients)) = &upload {
         let mut uploaded = Vec::new();

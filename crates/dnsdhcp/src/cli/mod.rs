@@ -48,6 +48,9 @@ enum Command {
     ///
     /// Writes knot-zones-<name>-<stamp>.tar.gz and zones.tar.gz, and/or
     /// kea-leases-<name>-<stamp>.tar.gz and kea-leases.tar.gz, each atomically and mode 0600.
+    /// zones.tar.gz and kea-leases.tar.gz (what a restarting pod restores) are kept, and the
+    /// command exits 1, when the new backup's zone, record or lease count drops to zero or by
+    /// more than --shrink-limit against them (default 50 %), unless --allow-shrink.
     /// With --to URL, the timestamped archives are then uploaded to object storage (encrypted
     /// first with --recipient).
     Backup(backup::BackupArgs),
@@ -227,12 +230,16 @@ pub fn report_error(e: &anyhow::Error, ctx: &mut Ctx) -> ExitCode {
         eprintln!("hint: {h}");
     }
     if ctx.given.on_command_line("json") {
+        let kept = e
+            .downcast_ref::<backup::Refused>()
+            .and_then(|r| serde_json::to_value(&r.0).ok());
         let doc = kube::inpod::Report::new(
             "error",
             kube::inpod::ErrorReport {
                 error: message,
                 hint,
                 incomplete: incomplete(e),
+                kept,
             },
         );
         let _ = ctx.out.json(&doc);

@@ -125,6 +125,10 @@ pub enum KubeError {
     /// An archive operation failed locally.
     #[error(transparent)]
     Archive(#[from] crate::archive::ArchiveError),
+    /// The local fixed-name archive was kept: the new backup's counts dropped too far against
+    /// it. The timestamped archive was downloaded.
+    #[error(transparent)]
+    Shrink(#[from] Box<crate::backup::ShrinkRefused>),
     /// A local file-system step failed.
     #[error("{}: {source}", path.display())]
     Io {

@@ -49,6 +49,10 @@ pub struct ErrorReport {
     pub hint: Option<String>,
     /// A restore that stopped part-way: what is in place, what is not, how to finish.
     pub incomplete: Option<Incomplete>,
+    /// A backup that kept `zones.tar.gz` / `kea-leases.tar.gz`: per kind refused, the
+    /// [`crate::backup::ShrinkRefused`] (kept file, old and new counts, reason).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept: Option<serde_json::Value>,
 }
 
 /// What a restore that stopped part-way left (see

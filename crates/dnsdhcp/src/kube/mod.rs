@@ -45,7 +45,7 @@ pub use progress::ProgressMode;
 
 use crate::archive::{self, ArchiveKind, Limits, VerifyReport};
 use crate::backup::{
-    BackupReport, LEASES_ARCHIVE, LeasesBackup, Written, ZONES_ARCHIVE, ZonesBackup,
+    BackupReport, LEASES_ARCHIVE, LeasesBackup, ShrinkGuard, Written, ZONES_ARCHIVE, ZonesBackup,
 };
 use crate::restore::{LeasesRestore, PodRestore, RestoreReport, RestoredZone, ZonesRestore};
 use crate::zones::Method;
@@ -350,6 +350,18 @@ fn effective((given, converted): &(PathBuf, Option<crate::legacy::Converted>)) -
 }
 
 /// The in-pod backup's report lacks the section asked for.
+/// The file name of an archive the in-pod backup reported.
+fn file_name_of(remote: &Written) -> Result<&std::ffi::OsStr, KubeError> {
+    remote
+        .path
+        .file_name()
+        .filter(|n| !n.is_empty() && *n != "." && *n != "..")
+        .ok_or_else(|| KubeError::Protocol {
+            command: "dnsdhcp backup --json".into(),
+            detail: format!("archive path {} has no file name", remote.path.display()),
+        })
+}
+
 fn no_section(what: &str) -> KubeError {
     KubeError::Protocol {
         command: format!("dnsdhcp backup {what} --json"),
@@ -734,24 +746,52 @@ impl Cluster {
 
     /// Backs up the zones: Knot's backup in `knot-auth`, both archives streamed into `out_dir`.
     pub async fn backup_zones(&self, out_dir: &Path) -> Result<ZonesBackup, KubeError> {
-        let report = self.backup_in(KNOT_CONTAINER, "zones", out_dir).await?;
+        self.backup_zones_with(out_dir, &ShrinkGuard::default())
+            .await
+    }
+
+    /// [`backup_zones`](Self::backup_zones), replacing `zones.tar.gz` in `out_dir` only when
+    /// `guard` accepts the new counts against it.
+    pub async fn backup_zones_with(
+        &self,
+        out_dir: &Path,
+        guard: &ShrinkGuard,
+    ) -> Result<ZonesBackup, KubeError> {
+        let report = self
+            .backup_in(KNOT_CONTAINER, "zones", out_dir, guard)
+            .await?;
         report.zones.ok_or_else(|| no_section("zones"))
     }
 
     /// Backs up the leases: a snapshot in `kea-dhcp4`, both archives streamed into `out_dir`.
     pub async fn backup_leases(&self, out_dir: &Path) -> Result<LeasesBackup, KubeError> {
-        let report = self.backup_in(KEA_CONTAINER, "leases", out_dir).await?;
+        self.backup_leases_with(out_dir, &ShrinkGuard::default())
+            .await
+    }
+
+    /// [`backup_leases`](Self::backup_leases), replacing `kea-leases.tar.gz` in `out_dir` only
+    /// when `guard` accepts the new lease count against it.
+    pub async fn backup_leases_with(
+        &self,
+        out_dir: &Path,
+        guard: &ShrinkGuard,
+    ) -> Result<LeasesBackup, KubeError> {
+        let report = self
+            .backup_in(KEA_CONTAINER, "leases", out_dir, guard)
+            .await?;
         report.leases.ok_or_else(|| no_section("leases"))
     }
 
     /// Runs `backup WHAT --local` in `container` into a fresh directory under the pod's /tmp,
     /// streams every archive its report names into `out_dir`, and removes the remote directory
-    /// whatever happened. Returns the report, naming the local archives.
+    /// whatever happened. Returns the report, naming the local archives. The fixed-name
+    /// archive replaces the local one only when `guard` accepts it.
     async fn backup_in(
         &self,
         container: &str,
         what: &str,
         out_dir: &Path,
+        guard: &ShrinkGuard,
     ) -> Result<BackupReport, KubeError> {
         self.pod(&[container]).await?;
         let remote = format!("{POD_TMP}/dnsdhcp-{}", random_suffix());
@@ -767,15 +807,20 @@ impl Cluster {
             let mut report: BackupReport = self.run_report(container, &args, "backup").await?;
             // Stream the archives out while the remote directory exists.
             if let Some(z) = report.zones.take() {
-                report.zones = Some(ZonesBackup {
-                    full: self.fetch_written(container, &z.full, out_dir).await?,
-                    zones: self.fetch_written(container, &z.zones, out_dir).await?,
-                });
+                let full = self.fetch_written(container, &z.full, out_dir).await?;
+                let zones = self
+                    .fetch_fixed(container, &z.zones, out_dir, guard, &full)
+                    .await?;
+                report.zones = Some(ZonesBackup { full, zones });
             }
             if let Some(l) = report.leases.take() {
+                let archive = self.fetch_written(container, &l.archive, out_dir).await?;
+                let latest = self
+                    .fetch_fixed(container, &l.latest, out_dir, guard, &archive)
+                    .await?;
                 report.leases = Some(LeasesBackup {
-                    archive: self.fetch_written(container, &l.archive, out_dir).await?,
-                    latest: self.fetch_written(container, &l.latest, out_dir).await?,
+                    archive,
+                    latest,
                     ..l
                 });
             }
@@ -810,20 +855,42 @@ impl Cluster {
         remote: &Written,
         out_dir: &Path,
     ) -> Result<Written, KubeError> {
-        let name = remote
-            .path
-            .file_name()
-            .filter(|n| !n.is_empty() && *n != "." && *n != "..")
-            .ok_or_else(|| KubeError::Protocol {
-                command: "dnsdhcp backup --json".into(),
-                detail: format!("archive path {} has no file name", remote.path.display()),
-            })?;
-        let local = out_dir.join(name);
+        let local = out_dir.join(file_name_of(remote)?);
         let remote_path = remote.path.to_string_lossy();
         self.download_archive(container, &remote_path, &local)
             .await?;
         Ok(Written {
             path: local,
+            manifest: remote.manifest.clone(),
+        })
+    }
+
+    /// Streams the fixed-name archive the in-pod backup reported beside its local namesake in
+    /// `out_dir`, and replaces that one only when `guard` accepts the new counts against it
+    /// (the timestamped archive `stamped` is already here either way).
+    async fn fetch_fixed(
+        &self,
+        container: &str,
+        remote: &Written,
+        out_dir: &Path,
+        guard: &ShrinkGuard,
+        stamped: &Written,
+    ) -> Result<Written, KubeError> {
+        let fixed = out_dir.join(file_name_of(remote)?);
+        let candidate = crate::backup::candidate_path(&fixed).map_err(io_at(out_dir))?;
+        let remote_path = remote.path.to_string_lossy();
+        self.download_archive(container, &remote_path, &candidate)
+            .await?;
+        let (guard, stamped, dest) = (*guard, stamped.path.clone(), fixed.clone());
+        let manifest = remote.manifest.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), KubeError> {
+            guard.check(&dest, &manifest, Some(&stamped))?;
+            Ok(crate::archive::publish_file(candidate, &dest)?)
+        })
+        .await
+        .map_err(|e| io_at(&fixed)(std::io::Error::other(e)))??;
+        Ok(Written {
+            path: fixed,
             manifest: remote.manifest.clone(),
         })
     }
