@@ -2,7 +2,8 @@
 //!
 //! Two halves: [`check_archives`] where the archives are (every archive verified in full, each
 //! archive's kind matching its slot), and [`check_target`] where the daemons are (Knot and Kea
-//! answering, every archived zone configured, no transaction in the way, room on disk). A
+//! answering, every archived zone configured and loadable by the running Knot's version, no
+//! transaction in the way, room on disk). A
 //! `--local` restore runs both here; the Kubernetes target runs the first on the workstation
 //! and the second inside the pod's containers (`dnsdhcp pod preflight`), on the same
 //! [`Needs`]. Every problem is collected, so one run names them all; nothing is changed unless
@@ -10,9 +11,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::archive::{self, ArchiveKind, Limits, VerifyReport};
+use crate::archive::{self, ArchiveKind, Limits, NewerType, VerifyReport};
 use crate::target::LocalTarget;
 use crate::txn::{self, Aborted};
+use crate::zonefile::KnotTable;
 
 /// The restore was refused before anything changed.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +59,20 @@ pub struct Needs {
     pub leases: bool,
     /// Room the leases need beside the lease file: the archive and the staged lease file.
     pub lease_bytes: u64,
+    /// Archived zones holding record types older Knot versions do not read by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub newer_types: Vec<ZoneTypes>,
+}
+
+/// The record types of one archived zone file that older Knot versions do not read by name.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ZoneTypes {
+    /// The zone.
+    pub zone: String,
+    /// Its file in the archive.
+    pub file: String,
+    /// The types.
+    pub types: Vec<NewerType>,
 }
 
 /// What the target-side checks found that the restore will clean up first.
@@ -65,6 +81,10 @@ pub struct TargetReady {
     /// Transactions an interrupted dnsdhcp left open on the archived zones (aborted by the
     /// restore before its first change).
     pub abandoned: Vec<Aborted>,
+    /// What the restore will do differently for the running Knot (records converted to RFC
+    /// 3597 form; an unknown version checked against the nearest known one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 fn slot(
@@ -144,6 +164,17 @@ impl Archives {
             zone_bytes: self.zones.as_ref().map_or(0, bytes),
             leases: self.leases.is_some(),
             lease_bytes: self.leases.as_ref().map_or(0, bytes),
+            newer_types: self
+                .zones
+                .iter()
+                .flat_map(|s| &s.report.zones)
+                .filter(|z| !z.newer_types.is_empty())
+                .map(|z| ZoneTypes {
+                    zone: z.name.clone(),
+                    file: z.file.clone(),
+                    types: z.newer_types.clone(),
+                })
+                .collect(),
         }
     }
 }
@@ -154,6 +185,7 @@ impl Needs {
         Needs {
             zones: self.zones.clone(),
             zone_bytes: self.zone_bytes,
+            newer_types: self.newer_types.clone(),
             ..Needs::default()
         }
     }
@@ -292,6 +324,62 @@ fn check_knot(
         Ok(a) => ready.abandoned = a,
         Err(e) => problems.push(e.to_string()),
     }
+    match client.version() {
+        Ok(v) => check_types(&v, &needs.newer_types, ready, problems),
+        Err(e) => problems.push(no_answer(&e)),
+    }
+}
+
+/// Checks every archived record type against the type table of the running Knot `v` (the
+/// nearest lower known one for a version this tool does not know, which is noted): a type it
+/// does not read by name is converted to RFC 3597 form (noted), or is a problem when the
+/// records cannot be converted.
+fn check_types(
+    v: &knot_ctl::Version,
+    zones: &[ZoneTypes],
+    ready: &mut TargetReady,
+    problems: &mut Vec<String>,
+) {
+    let (table, exact) = KnotTable::for_version(v.major, v.minor);
+    if !exact {
+        ready.notes.push(format!(
+            "knotd {} is not a version this tool knows: record types are checked against \
+             Knot {}'s table",
+            v.text,
+            table.name()
+        ));
+    }
+    for z in zones {
+        for t in &z.types {
+            if table.reads(domain::base::iana::Rtype::from_int(t.code)) {
+                continue;
+            }
+            let at = format!("zone {}: {}:{}", z.zone, z.file, t.line);
+            if t.convertible {
+                ready.notes.push(format!(
+                    "{at}: {} {} record(s) converted to RFC 3597 form (TYPE{}): the running \
+                     knotd {} reads {} only by number (Knot {} reads it by name)",
+                    t.records,
+                    t.name,
+                    t.code,
+                    v.text,
+                    t.name,
+                    KnotTable::LATEST.name()
+                ));
+            } else {
+                problems.push(format!(
+                    "{at}: type {} cannot be loaded by the running knotd {} (Knot {} reads it) \
+                     and this record cannot be converted to RFC 3597 form: restore into Knot {} \
+                     or later, or rewrite the record as TYPE{} \\# LEN HEX",
+                    t.name,
+                    v.text,
+                    KnotTable::LATEST.name(),
+                    KnotTable::LATEST.name(),
+                    t.code
+                ));
+            }
+        }
+    }
 }
 
 fn check_room(dir: &Path, needed: u64, what: &str, problems: &mut Vec<String>) {
@@ -316,4 +404,57 @@ pub fn free_bytes(dir: &Path) -> std::io::Result<u64> {
         return Err(std::io::Error::last_os_error());
     }
     Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wallet(convertible: bool) -> Vec<ZoneTypes> {
+        vec![ZoneTypes {
+            zone: "t.".into(),
+            file: "zonefiles/t.zone".into(),
+            types: vec![NewerType {
+                code: 262,
+                name: "WALLET".into(),
+                line: 7,
+                records: 2,
+                convertible,
+            }],
+        }]
+    }
+
+    fn check(version: &str, zones: &[ZoneTypes]) -> (TargetReady, Vec<String>) {
+        let v = knot_ctl::Version::parse(version).unwrap();
+        let (mut ready, mut problems) = (TargetReady::default(), Vec::new());
+        check_types(&v, zones, &mut ready, &mut problems);
+        (ready, problems)
+    }
+
+    #[test]
+    fn types_are_checked_against_the_running_knots_table() {
+        let (ready, problems) = check("3.4.6", &wallet(false));
+        assert!(problems.is_empty() && ready.notes.is_empty());
+        let (ready, problems) = check("Version: 3.2.6", &wallet(true));
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(ready.notes[0].contains("zonefiles/t.zone:7: 2 WALLET record(s) converted"));
+        let (_, problems) = check("Version: 3.2.6", &wallet(false));
+        let p = &problems[0];
+        assert!(
+            p.contains("zone t.: zonefiles/t.zone:7: type WALLET"),
+            "{p}"
+        );
+        assert!(p.contains("knotd 3.2.6") && p.contains("Knot 3.4"), "{p}");
+        // An unknown version takes the nearest lower known table, and says so.
+        let (ready, problems) = check("3.3.1", &wallet(false));
+        assert!(
+            ready.notes[0].contains("knotd 3.3.1 is not a version"),
+            "{:?}",
+            ready.notes
+        );
+        assert!(ready.notes[0].contains("Knot 3.2's table"));
+        assert_eq!(problems.len(), 1);
+        let (ready, problems) = check("3.5.0", &wallet(false));
+        assert!(problems.is_empty() && ready.notes[0].contains("Knot 3.4's table"));
+    }
 }

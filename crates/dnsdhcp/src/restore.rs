@@ -222,6 +222,10 @@ pub fn restore_zones_with(
 pub struct LocalRestore {
     /// Transactions an interrupted dnsdhcp had left open on the archived zones, aborted first.
     pub aborted: Vec<crate::txn::Aborted>,
+    /// What the preflight noted for the running daemons (records converted to RFC 3597 form
+    /// for an older Knot; an unknown Knot version).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// The zones restored.
     pub zones: Option<ZonesRestore>,
     /// The leases restored.
@@ -234,6 +238,7 @@ impl LocalRestore {
         RestoreReport {
             target,
             aborted: self.aborted,
+            notes: self.notes,
             zones: self.zones,
             leases: self.leases,
             pod: None,
@@ -249,6 +254,10 @@ pub struct RestoreReport {
     pub target: String,
     /// Transactions an interrupted dnsdhcp had left open on the archived zones, aborted first.
     pub aborted: Vec<crate::txn::Aborted>,
+    /// What the preflight noted for the running daemons (records converted to RFC 3597 form
+    /// for an older Knot; an unknown Knot version).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// The zones restored (each with the serial it serves now).
     pub zones: Option<ZonesRestore>,
     /// The leases restored (with the count Kea holds now).
@@ -291,10 +300,11 @@ pub fn restore_local(
     let leases_eff = effective(leases, &leases_conv);
     let archives = crate::preflight::check_archives(zones_eff.as_deref(), leases_eff.as_deref())?;
     let places = crate::preflight::Places::default();
-    crate::preflight::check_target(target, &archives.needs(), &places)?;
+    let ready = crate::preflight::check_target(target, &archives.needs(), &places)?;
 
     let mut done = LocalRestore {
         aborted: Vec::new(),
+        notes: ready.notes,
         zones: None,
         leases: None,
     };
@@ -494,8 +504,12 @@ fn restore_full(
         .filter(|z| zone_of_member(&z.file).is_some())
         .map(|z| (z.name.as_str(), z.file.as_str()))
         .collect();
-    // Every zone file loadable by Knot and holding the serial to serve, before anything changes.
-    let serials = prepare_backup_dir(&dest, &zones, served, opts.keep_serial)?;
+    // Every zone file loadable by the running Knot and holding the serial to serve, before
+    // anything changes.
+    let mut client = target.knot().map_err(knot("connect"))?;
+    let table = crate::zones::knot_table(&mut client, zones.first().map_or(".", |z| z.0))?;
+    drop(client);
+    let serials = prepare_backup_dir(&dest, &zones, served, opts.keep_serial, table)?;
     give_tree_to_knot(target, staging.path())?;
     let names: Vec<&str> = zones.iter().map(|z| z.0).collect();
     let backup_opts = BackupOptions {

@@ -55,12 +55,168 @@ impl ZoneRecord {
     }
 }
 
-/// The type name Knot's zone-file parser reads for `rtype`.
+/// The type name the newest known Knot's zone-file parser reads for `rtype`.
 pub fn knot_type_name(rtype: Rtype) -> String {
-    match lookup_code(rtype.to_int()) {
-        Some(t) if t.knot_reads => t.name.to_owned(),
-        _ => format!("TYPE{}", rtype.to_int()),
+    KnotTable::LATEST.type_name(rtype)
+}
+
+/// The type tables of the Knot versions this tool knows: which mnemonics each one's zone-file
+/// parser reads. A type it does not read by name it still loads as `TYPEnnn \# LEN HEX`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub enum KnotTable {
+    /// Knot 3.2 (Debian 12 ships 3.2.6).
+    #[serde(rename = "3.2")]
+    V3_2,
+    /// Knot 3.4 (Debian 13 ships 3.4.6): reads WALLET too.
+    #[serde(rename = "3.4")]
+    V3_4,
+}
+
+/// Types whose mnemonic Knot reads only from 3.4 on (3.2 prints and reads them as `TYPEnnn`).
+const READ_SINCE_3_4: &[u16] = &[262];
+
+impl KnotTable {
+    /// The newest table known.
+    pub const LATEST: KnotTable = KnotTable::V3_4;
+    /// The oldest table known.
+    pub const OLDEST: KnotTable = KnotTable::V3_2;
+
+    /// The table for knotd `major.minor`: its own, else the nearest lower known one (the
+    /// oldest for anything older). The flag says whether the table is the version's own.
+    pub fn for_version(major: u32, minor: u32) -> (KnotTable, bool) {
+        match (major, minor) {
+            (3, 2) => (KnotTable::V3_2, true),
+            (3, 4) => (KnotTable::V3_4, true),
+            (3, 3) => (KnotTable::V3_2, false),
+            (m, n) if (m, n) > (3, 4) => (KnotTable::V3_4, false),
+            _ => (KnotTable::V3_2, false),
+        }
     }
+
+    /// `3.2`, `3.4`.
+    pub fn name(self) -> &'static str {
+        match self {
+            KnotTable::V3_2 => "3.2",
+            KnotTable::V3_4 => "3.4",
+        }
+    }
+
+    /// Whether this Knot's zone-file parser reads the mnemonic of `rtype`.
+    pub fn reads(self, rtype: Rtype) -> bool {
+        let code = rtype.to_int();
+        match lookup_code(code) {
+            Some(t) if t.knot_reads => self >= KnotTable::V3_4 || !READ_SINCE_3_4.contains(&code),
+            _ => false,
+        }
+    }
+
+    /// The type name this Knot's zone-file parser reads for `rtype`: its mnemonic or `TYPEnnn`.
+    pub fn type_name(self, rtype: Rtype) -> String {
+        match lookup_code(rtype.to_int()) {
+            Some(t) if self.reads(rtype) => t.name.to_owned(),
+            _ => format!("TYPE{}", rtype.to_int()),
+        }
+    }
+}
+
+/// A record in the form a given Knot loads: type name, rdata and comparison key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnotForm {
+    /// `TYPEnnn` or the mnemonic.
+    pub type_name: String,
+    /// The rdata (RFC 3597 generic form when converted).
+    pub data: String,
+    /// The comparison key of that rdata (as [`ZoneRecord::key`]).
+    pub key: Vec<u8>,
+}
+
+/// How `rec` must be written for a Knot of `table` to load it: `None` when as it is; a form
+/// converted to RFC 3597 (`TYPEnnn \# LEN HEX`) when that Knot does not read its type by name;
+/// an error when the rdata cannot be converted (this tool encodes character-string types only).
+pub fn knot_form(rec: &ZoneRecord, table: KnotTable) -> Result<Option<KnotForm>, String> {
+    if table.reads(rec.rtype) {
+        return Ok(None);
+    }
+    let type_name = format!("TYPE{}", rec.rtype.to_int());
+    if rec.data.starts_with("\\#") {
+        // Already generic: only a mnemonic this Knot does not read needs renaming (a
+        // `TYPEnnn` token reads everywhere).
+        let by_mnemonic = !rec.type_readable || KnotTable::LATEST.reads(rec.rtype);
+        return Ok(by_mnemonic.then(|| KnotForm {
+            type_name,
+            data: rec.data.clone(),
+            key: rec.key.clone(),
+        }));
+    }
+    let wire = generic_wire_of(rec.rtype, &tokens_of(&rec.data)?)
+        .map_err(|m| format!("Knot {} reads it only in RFC 3597 form: {m}", table.name()))?;
+    let mut key = b"#".to_vec();
+    key.extend_from_slice(&wire);
+    Ok(Some(KnotForm {
+        type_name,
+        data: format!("\\# {} {}", wire.len(), hex::encode(&wire)),
+        key,
+    }))
+}
+
+/// The RFC 3597 wire form of rdata `tokens` of `rtype` in presentation form, for the types
+/// this tool encodes: those whose rdata is character strings (WALLET, SPF).
+fn generic_wire_of(rtype: Rtype, tokens: &[&str]) -> Result<Vec<u8>, String> {
+    match lookup_code(rtype.to_int()) {
+        Some(t) if matches!(t.syntax, Syntax::Fields([Field::Text])) => charstr_wire(tokens),
+        t => Err(format!(
+            "this tool cannot write {} rdata in that form",
+            t.map_or("this type's", |t| t.name)
+        )),
+    }
+}
+
+/// The wire form of character strings as a zone file writes them (quoted or plain, `\X` and
+/// `\DDD` escapes): each one a length octet and its octets.
+fn charstr_wire(tokens: &[&str]) -> Result<Vec<u8>, String> {
+    let mut wire = Vec::new();
+    for t in tokens {
+        if !is_charstr(t) {
+            return Err(format!("{t:?} is not a character string"));
+        }
+        let body = t
+            .strip_prefix('"')
+            .and_then(|b| b.strip_suffix('"'))
+            .unwrap_or(t);
+        let octets = unescape(body)?;
+        wire.push(u8::try_from(octets.len()).map_err(|_| format!("{t:?} is too long"))?);
+        wire.extend_from_slice(&octets);
+    }
+    Ok(wire)
+}
+
+/// The octets of a character string's text: `\DDD` is the octet DDD, `\X` is X.
+fn unescape(body: &str) -> Result<Vec<u8>, String> {
+    let b = body.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        match b.get(i + 1..i + 4) {
+            Some(d) if d.iter().all(u8::is_ascii_digit) => {
+                let n = u32::from(d[0] - b'0') * 100
+                    + u32::from(d[1] - b'0') * 10
+                    + u32::from(d[2] - b'0');
+                out.push(u8::try_from(n).map_err(|_| format!("escape \\{n} is over 255"))?);
+                i += 4;
+            }
+            _ => {
+                let c = *b.get(i + 1).ok_or("a string ends with a backslash")?;
+                out.push(c);
+                i += 2;
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// How the rdata of a type is checked.
@@ -952,6 +1108,52 @@ pub struct ZoneSummary {
     /// Lines of records Knot wrote but cannot read back by type name (`NULL \# 0`): such a
     /// file cannot be loaded by Knot as it is.
     pub unloadable: Vec<usize>,
+    /// Record types written by a name that older Knot versions do not read (WALLET before
+    /// 3.4), one entry per type.
+    pub newer_types: Vec<NewerType>,
+}
+
+/// Records of a type written by a name not every known Knot reads (e.g. WALLET, which Knot
+/// 3.2 reads only as `TYPE262`): a restore into an older Knot converts them to RFC 3597 form,
+/// or stops before any change when it cannot.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NewerType {
+    /// The type code.
+    pub code: u16,
+    /// Its mnemonic.
+    pub name: String,
+    /// The first line of such a record (of one that cannot be converted, if any).
+    pub line: usize,
+    /// How many records of the type.
+    pub records: u64,
+    /// Whether every one can be written in RFC 3597 form.
+    pub convertible: bool,
+}
+
+/// Notes a record of `rtype` with rdata `rdata` on `line` in `types` when an older Knot would
+/// not read it as written (its mnemonic, not RFC 3597 form).
+fn note_newer_type(types: &mut Vec<NewerType>, line: usize, rtype: Rtype, rdata: &[&str]) {
+    let generic = rdata.first() == Some(&"\\#");
+    if generic || KnotTable::OLDEST.reads(rtype) || !KnotTable::LATEST.reads(rtype) {
+        return;
+    }
+    let convertible = generic_wire_of(rtype, rdata).is_ok();
+    let code = rtype.to_int();
+    match types.iter_mut().find(|t| t.code == code) {
+        Some(t) => {
+            t.records += 1;
+            if t.convertible && !convertible {
+                (t.convertible, t.line) = (false, line);
+            }
+        }
+        None => types.push(NewerType {
+            code,
+            name: KnotTable::LATEST.type_name(rtype),
+            line,
+            records: 1,
+            convertible,
+        }),
+    }
 }
 
 /// Where a record's owner is relative to the zone apex.
@@ -985,6 +1187,7 @@ pub struct ZoneChecker {
     serial: Option<u32>,
     records: u64,
     unloadable: Vec<usize>,
+    newer_types: Vec<NewerType>,
 }
 
 impl ZoneChecker {
@@ -1005,6 +1208,7 @@ impl ZoneChecker {
             serial: None,
             records: 0,
             unloadable: Vec::new(),
+            newer_types: Vec::new(),
         }
     }
 
@@ -1051,6 +1255,7 @@ impl ZoneChecker {
             serial,
             records: self.records,
             unloadable: self.unloadable,
+            newer_types: self.newer_types,
         })
     }
 
@@ -1103,6 +1308,7 @@ impl ZoneChecker {
             return Err(self.scope.outside(&owner));
         }
         let (rtype, readable, soa) = self.check_rdata(head.type_token, head.rdata)?;
+        note_newer_type(&mut self.newer_types, entry.line, rtype, head.rdata);
         self.count(entry.line, place, rtype, readable, soa)
     }
 
@@ -1281,13 +1487,15 @@ fn plain_quoted(t: &str) -> bool {
         && !t[1..t.len() - 1].contains(['"', '\\'])
 }
 
-/// A zone file ready for Knot to load: every record Knot wrote but cannot read back by type name
-/// (`NULL \\# 0`) rewritten as `TYPEnnn`, and the SOA serial replaced by `serial(archived)`.
-/// Other entries keep their bytes. Returns the new text and the serial it holds.
+/// A zone file ready for a Knot of `table` to load: every record it cannot read back by type
+/// name (`NULL \\# 0`; WALLET on Knot 3.2) rewritten as `TYPEnnn` in RFC 3597 form
+/// ([`knot_form`]), and the SOA serial replaced by `serial(archived)`. Other entries keep their
+/// bytes. Returns the new text and the serial it holds.
 pub fn loadable_zone_file(
     file: &str,
     apex: &DName,
     data: &[u8],
+    table: KnotTable,
     serial: impl Fn(u32) -> u32,
 ) -> Result<(Vec<u8>, u32), ZoneFileError> {
     let mut reader = ZoneReader::new(file, apex, data);
@@ -1295,26 +1503,21 @@ pub fn loadable_zone_file(
     let mut copied = 0;
     let mut soa_serial = None;
     while let Some(rec) = reader.next_record()? {
-        let mut rdata = None;
+        let mut rewrite = None;
         if rec.rtype == Rtype::SOA {
             let current = soa_field(&rec.data, 2)
                 .ok_or_else(|| reader.err(rec.line, "SOA record without a serial"))?;
             let wanted = serial(current);
             soa_serial = Some(wanted);
             if wanted != current {
-                rdata = Some(with_soa_serial(&rec.data, wanted));
+                rewrite = Some((rec.type_name(), with_soa_serial(&rec.data, wanted)));
             }
-        } else if !rec.knot_loads_by_name() {
-            rdata = Some(rec.data.clone());
+        } else if let Some(form) = knot_form(&rec, table).map_err(|m| reader.err(rec.line, m))? {
+            rewrite = Some((form.type_name, form.data));
         }
-        if let Some(rdata) = rdata {
+        if let Some((type_name, rdata)) = rewrite {
             out.extend_from_slice(&data[copied..rec.span.start]);
-            let line = format!(
-                "{} {} {} {rdata}\n",
-                fqdn(&rec.owner),
-                rec.ttl,
-                rec.type_name()
-            );
+            let line = format!("{} {} {type_name} {rdata}\n", fqdn(&rec.owner), rec.ttl,);
             out.extend_from_slice(line.as_bytes());
             copied = rec.span.end;
         }
@@ -1602,7 +1805,10 @@ mod tests {
     fn loadable_file_renames_null_and_sets_the_serial() {
         let apex = parse_abs_name("types.test").unwrap();
         let (text, serial) =
-            loadable_zone_file("z", &apex, KNOT_3_2.as_bytes(), |_| 2024010105).unwrap();
+            loadable_zone_file("z", &apex, KNOT_3_2.as_bytes(), KnotTable::LATEST, |_| {
+                2024010105
+            })
+            .unwrap();
         assert_eq!(serial, 2024010105);
         let text = String::from_utf8(text).unwrap();
         assert!(
@@ -1615,7 +1821,8 @@ mod tests {
         let after = read_all("types.test", &text).unwrap();
         assert_eq!(before.len(), after.len());
         // Without a serial only the unloadable lines change.
-        let (kept, serial) = loadable_zone_file("z", &apex, KNOT_3_2.as_bytes(), |s| s).unwrap();
+        let (kept, serial) =
+            loadable_zone_file("z", &apex, KNOT_3_2.as_bytes(), KnotTable::LATEST, |s| s).unwrap();
         assert_eq!(serial, 2024010101);
         let kept = String::from_utf8(kept).unwrap();
         let changed: Vec<_> = KNOT_3_2
@@ -1626,12 +1833,61 @@ mod tests {
         assert_eq!(changed.len(), 2, "{changed:?}");
         // A multi-line SOA is replaced as a whole.
         let multi = "$TTL 60\n@ SOA ns h ( 7\n 2 3 4 5 )\nwww A 192.0.2.1\n";
-        let (text, _) = loadable_zone_file("z", &apex, multi.as_bytes(), |_| 9).unwrap();
+        let (text, _) =
+            loadable_zone_file("z", &apex, multi.as_bytes(), KnotTable::LATEST, |_| 9).unwrap();
         let text = String::from_utf8(text).unwrap();
         assert_eq!(
             text,
             "$TTL 60\ntypes.test. 60 SOA ns.types.test. h.types.test. 9 2 3 4 5\nwww A 192.0.2.1\n"
         );
+    }
+
+    #[test]
+    fn wallet_is_converted_to_rfc_3597_for_knot_3_2_only() {
+        let apex = parse_abs_name("t").unwrap();
+        let zone = "$TTL 60\n@ SOA ns h 1 2 3 4 5\nw WALLET \"hello\" \"a\\\"b\\032c\" plain\nn NULL \\# 0\n";
+        let recs = read_all("t", zone).unwrap();
+        let form = knot_form(&recs[1], KnotTable::V3_2).unwrap().unwrap();
+        assert_eq!(form.type_name, "TYPE262");
+        assert_eq!(
+            form.data,
+            format!("\\# 18 {}", hex::encode(b"\x05hello\x05a\"b c\x05plain"))
+        );
+        assert_eq!(knot_form(&recs[1], KnotTable::V3_4).unwrap(), None);
+        // NULL is read by number on every version.
+        let null = knot_form(&recs[2], KnotTable::V3_4).unwrap().unwrap();
+        assert_eq!(
+            (null.type_name.as_str(), null.data.as_str()),
+            ("TYPE10", "\\# 0")
+        );
+        // The converted file reads back to the same wire form as Knot 3.2 serves it.
+        let (text, _) =
+            loadable_zone_file("z", &apex, zone.as_bytes(), KnotTable::V3_2, |s| s).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.contains("w.t. 60 TYPE262 \\# 18 "), "{text}");
+        let served = parse_served("w.t.", 60, "TYPE262", &form.data).unwrap();
+        assert_eq!(served.key, form.key);
+        let (same, _) =
+            loadable_zone_file("z", &apex, zone.as_bytes(), KnotTable::V3_4, |s| s).unwrap();
+        assert!(
+            String::from_utf8(same)
+                .unwrap()
+                .contains("w WALLET \"hello\"")
+        );
+    }
+
+    #[test]
+    fn unknown_versions_take_the_nearest_lower_table() {
+        assert_eq!(KnotTable::for_version(3, 2), (KnotTable::V3_2, true));
+        assert_eq!(KnotTable::for_version(3, 3), (KnotTable::V3_2, false));
+        assert_eq!(KnotTable::for_version(3, 4), (KnotTable::V3_4, true));
+        assert_eq!(KnotTable::for_version(3, 5), (KnotTable::V3_4, false));
+        assert_eq!(KnotTable::for_version(4, 0), (KnotTable::V3_4, false));
+        assert_eq!(KnotTable::for_version(3, 1), (KnotTable::V3_2, false));
+        assert!(!KnotTable::V3_2.reads(Rtype::from_int(262)));
+        assert!(KnotTable::V3_4.reads(Rtype::from_int(262)));
+        assert!(KnotTable::V3_2.reads(Rtype::URI));
+        assert!(!KnotTable::V3_4.reads(Rtype::NULL));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use knot_ctl::{BackupOptions, Client, Components, FlushOptions, Record};
 use crate::archive::member_of_zone;
 use crate::records::rr::{DName, dnssec_type, fqdn, parse_abs_name};
 use crate::zonefile::{
-    ZoneReader, ZoneRecord, knot_type_name, loadable_zone_file, parse_served, with_soa_serial,
+    KnotTable, ZoneReader, ZoneRecord, knot_form, loadable_zone_file, parse_served, with_soa_serial,
 };
 
 /// Why a zone could not be replaced.
@@ -106,17 +106,42 @@ pub struct SyncOutcome {
     pub method: Method,
 }
 
-/// Parses the zone file `data` of `zone`; `file` labels errors.
-fn parse_zone_file(file: &str, zone: &DName, data: &[u8]) -> Result<Rrsets, ZoneSyncError> {
+/// Parses the zone file `data` of `zone` into the form a Knot of `table` takes it in (types it
+/// does not read by name in RFC 3597 form); `file` labels errors.
+fn parse_zone_file(
+    file: &str,
+    zone: &DName,
+    data: &[u8],
+    table: KnotTable,
+) -> Result<Rrsets, ZoneSyncError> {
     let mut reader = ZoneReader::new(file, zone, data);
-    let mut out = Rrsets::new();
-    while let Some(rec) = reader.next_record().map_err(|e| ZoneSyncError::ZoneFile {
+    let bad = |message: String| ZoneSyncError::ZoneFile {
         file: file.to_owned(),
-        message: e.to_string(),
-    })? {
+        message,
+    };
+    let mut out = Rrsets::new();
+    while let Some(mut rec) = reader.next_record().map_err(|e| bad(e.to_string()))? {
+        if let Some(form) =
+            knot_form(&rec, table).map_err(|m| bad(format!("line {}: {m}", rec.line)))?
+        {
+            (rec.data, rec.key) = (form.data, form.key);
+        }
         add(&mut out, rec);
     }
     Ok(out)
+}
+
+/// The type table of the Knot `client` talks to ([`KnotTable::for_version`]).
+pub fn knot_table<S: Read + Write>(
+    client: &mut Client<S>,
+    zone: &str,
+) -> Result<KnotTable, ZoneSyncError> {
+    let v = client.version().map_err(|source| ZoneSyncError::Knot {
+        zone: zone.to_owned(),
+        context: "status version".into(),
+        source,
+    })?;
+    Ok(KnotTable::for_version(v.major, v.minor).0)
 }
 
 /// Adds `rec` to its RRset (DNSSEC records are left out).
@@ -224,7 +249,8 @@ pub fn sync_zone<S: Read + Write>(
     };
     let apex = parse_abs_name(zone).map_err(file_err)?;
     let zone = fqdn(&apex);
-    let want = parse_zone_file(file, &apex, data)?;
+    let table = knot_table(client, &zone)?;
+    let want = parse_zone_file(file, &apex, data, table)?;
     let soa_key = (zone.clone(), Rtype::SOA.to_int());
     let Some(soa) = want.get(&soa_key) else {
         return Err(file_err(format!("no SOA record at the apex of {zone}")));
@@ -238,7 +264,7 @@ pub fn sync_zone<S: Read + Write>(
         .map(|d| soa_serial(d));
     let serial = restored_serial(served_serial, archived, opts.keep_serial);
     let records = want.values().map(|s| s.rdata.len()).sum();
-    let diff = diff_rrsets(&want, &have, &soa_key);
+    let diff = diff_rrsets(&want, &have, &soa_key, table);
     let outcome = |method, rrsets_changed| SyncOutcome {
         zone: zone.clone(),
         rrsets_changed,
@@ -279,7 +305,7 @@ struct Diff {
     largest_rrset: usize,
 }
 
-fn diff_rrsets(want: &Rrsets, have: &Rrsets, soa_key: &(String, u16)) -> Diff {
+fn diff_rrsets(want: &Rrsets, have: &Rrsets, soa_key: &(String, u16), table: KnotTable) -> Diff {
     let keys: BTreeSet<&(String, u16)> = want.keys().chain(have.keys()).collect();
     let mut d = Diff {
         unsets: Vec::new(),
@@ -297,7 +323,7 @@ fn diff_rrsets(want: &Rrsets, have: &Rrsets, soa_key: &(String, u16)) -> Diff {
             continue; // set in every transaction
         }
         let (owner, rtype) = key;
-        let type_name = knot_type_name(Rtype::from_int(*rtype));
+        let type_name = table.type_name(Rtype::from_int(*rtype));
         if let Some(h) = h {
             // Whole RRset out, then every wanted record in: no record is set or unset twice.
             d.unsets.push(Record::without_ttl(owner, &type_name, ""));
@@ -401,11 +427,13 @@ pub fn restore_zone_file<S: Read + Write>(
         file: file.to_owned(),
         message,
     })?;
-    let (text, serial) =
-        loadable_zone_file(file, &apex, data, |_| serial).map_err(|e| ZoneSyncError::ZoneFile {
+    let table = knot_table(client, zone)?;
+    let (text, serial) = loadable_zone_file(file, &apex, data, table, |_| serial).map_err(|e| {
+        ZoneSyncError::ZoneFile {
             file: file.to_owned(),
             message: e.to_string(),
-        })?;
+        }
+    })?;
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| ZoneSyncError::Io { path, source }
@@ -455,14 +483,15 @@ pub fn restore_zone_file<S: Read + Write>(
 }
 
 /// Makes the zone files of an extracted full Knot backup at `backup_dir` ready for
-/// `zone-restore`: each loadable by Knot ([`loadable_zone_file`]) and holding the serial the zone
-/// is to serve ([`restored_serial`] of `served` and the archived serial). Returns the serial of
-/// each zone, in the order of `zones` (name, archive member).
+/// `zone-restore`: each loadable by a Knot of `table` ([`loadable_zone_file`]) and holding the
+/// serial the zone is to serve ([`restored_serial`] of `served` and the archived serial).
+/// Returns the serial of each zone, in the order of `zones` (name, archive member).
 pub fn prepare_backup_dir(
     backup_dir: &Path,
     zones: &[(&str, &str)],
     served: &BTreeMap<String, u32>,
     keep_serial: bool,
+    table: KnotTable,
 ) -> Result<Vec<u32>, ZoneSyncError> {
     let mut serials = Vec::with_capacity(zones.len());
     for &(zone, member) in zones {
@@ -477,7 +506,7 @@ pub fn prepare_backup_dir(
         };
         let apex = parse_abs_name(zone).map_err(bad)?;
         let serving = served.get(&fqdn(&apex)).copied();
-        let (text, serial) = loadable_zone_file(member, &apex, &data, |archived| {
+        let (text, serial) = loadable_zone_file(member, &apex, &data, table, |archived| {
             restored_serial(serving, archived, keep_serial)
         })
         .map_err(|e| bad(e.to_string()))?;

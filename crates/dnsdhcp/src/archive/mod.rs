@@ -38,6 +38,6 @@ pub use verify::{LeaseFileCheck, Problem, VerifyReport, ZoneCheck, check_lease_r
 pub use writer::{ArchiveWriter, Member, filter_archive};
 pub(crate) use zone::normalize_zone_name;
 pub use zone::{
-    ZoneFileError, ZoneSummary, member_of_zone, zone_checker, zone_facts, zone_facts_from_file,
-    zone_facts_without_apex, zone_of_member, zone_summary,
+    NewerType, ZoneFileError, ZoneSummary, member_of_zone, zone_checker, zone_facts,
+    zone_facts_from_file, zone_facts_without_apex, zone_of_member, zone_summary,
 };

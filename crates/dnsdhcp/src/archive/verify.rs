@@ -11,7 +11,8 @@ use serde::Serialize;
 use super::error::ArchiveError;
 use super::manifest::{ArchiveKind, Manifest, ZoneFacts};
 use super::scan::{self, Limits};
-use super::zone::{ZoneFileError, zone_checker};
+use super::zone::{ZoneFileError, ZoneSummary, zone_checker};
+use crate::zonefile::NewerType;
 
 /// One thing wrong with an archive, tied to a member and line when possible.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -50,6 +51,9 @@ pub struct ZoneCheck {
     /// The file has no SOA and NS: a restore keeps the target zone's (serial is 0).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub apex_from_target: bool,
+    /// Record types written by a name older Knot versions do not read.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub newer_types: Vec<NewerType>,
 }
 
 /// A lease file as found by `verify`.
@@ -385,7 +389,7 @@ fn check_zone_stream(
     path: &str,
     z: &ZoneFacts,
     data: &mut dyn Read,
-) -> Result<Result<(u32, u64), ZoneFileError>, ArchiveError> {
+) -> Result<Result<ZoneSummary, ZoneFileError>, ArchiveError> {
     let mut checker = match zone_checker(path, &z.name, !z.apex_from_target) {
         Ok(c) => c,
         Err(e) => return Ok(Err(e)),
@@ -411,7 +415,7 @@ fn check_zone_stream(
     }
     Ok(match failed {
         Some(e) => Err(e),
-        None => checker.finish().map(|s| (s.serial, s.records)),
+        None => checker.finish(),
     })
 }
 
@@ -465,7 +469,8 @@ fn check_contents(
     }
     for (z, result) in zone_results {
         match result {
-            Ok((serial, records)) => {
+            Ok(summary) => {
+                let (serial, records) = (summary.serial, summary.records);
                 if serial != z.serial || records != z.records {
                     report.problem(
                         Some(&z.file),
@@ -483,6 +488,7 @@ fn check_contents(
                     serial,
                     records,
                     apex_from_target: z.apex_from_target,
+                    newer_types: summary.newer_types,
                 });
             }
             Err(e) => report.error(e.into()),

@@ -33,7 +33,7 @@ pub fn zone_facts(file: &str, zone: &str, data: &[u8]) -> Result<(u32, u64), Zon
     zone_summary(file, zone, data).map(|s| (s.serial, s.records))
 }
 
-pub use crate::zonefile::ZoneSummary;
+pub use crate::zonefile::{NewerType, ZoneSummary};
 
 /// [`zone_facts`], also naming the records Knot could not load back from the file.
 pub fn zone_summary(file: &str, zone: &str, data: &[u8]) -> Result<ZoneSummary, ZoneFileError> {

@@ -180,6 +180,9 @@ fn local(a: &RestoreArgs, t: &LocalTarget, ctx: &mut Ctx) -> Result<ExitCode> {
         ctx.out.report("restore", &r.report(t.source()))?;
         return Ok(ExitCode::SUCCESS);
     }
+    for note in &r.notes {
+        ctx.out.line(format!("note: {note}"));
+    }
     for aborted in &r.aborted {
         ctx.out.line(aborted.to_string());
     }

@@ -242,6 +242,7 @@ impl KubeRestore {
         RestoreReport {
             target: self.target.clone(),
             aborted: live.map_or_else(|| self.aborted.clone(), |l| l.aborted.clone()),
+            notes: live.map_or_else(Vec::new, |l| l.notes.clone()),
             zones,
             leases,
             pod: Some(PodRestore {
@@ -1153,6 +1154,10 @@ impl Cluster {
                     .map(|p| format!("in {}/{}: {p}", self.pod, self.container_for(container))),
             );
             abandoned.extend(check.ready.abandoned);
+            for note in check.ready.notes {
+                self.progress
+                    .step(format!("note: in {}/{container}: {note}", self.pod));
+            }
         }
         if problems.is_empty() {
             Ok(abandoned)

@@ -133,6 +133,7 @@ pub(crate) fn fill_report(archive: &Path, limits: &Limits, report: &mut VerifyRe
                             serial: z.serial,
                             records: z.records,
                             apex_from_target: false,
+                            newer_types: Vec::new(),
                         });
                     }
                 }
