@@ -541,6 +541,28 @@ fn parse_colon_hex(column: &'static str, f: &[u8]) -> Result<Vec<u8>, RowErrorKi
     Ok(out)
 }
 
+/// A dotted-quad IPv4 address exactly as [`Ipv4Addr`]'s `FromStr` reads it (four decimal
+/// octets of at most three digits, no leading zeros), straight from the bytes.
+fn parse_ipv4(f: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut n = 0;
+    for part in f.split(|&b| b == b'.') {
+        if n == 4 || part.is_empty() || part.len() > 3 || (part.len() > 1 && part[0] == b'0') {
+            return None;
+        }
+        let mut v = 0u16;
+        for &b in part {
+            if !b.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + u16::from(b - b'0');
+        }
+        octets[n] = u8::try_from(v).ok()?;
+        n += 1;
+    }
+    (n == 4).then(|| Ipv4Addr::from(octets))
+}
+
 /// A row split and checked but not yet copied: borrowed fields, parsed numbers.
 struct Fields<'a> {
     raw: [&'a [u8]; 12],
@@ -610,10 +632,7 @@ fn split_fields<'a>(
         });
     }
     let known = n.max(header.kea_columns()).min(COLUMNS.len()).min(count);
-    let address = std::str::from_utf8(fields[0])
-        .ok()
-        .and_then(|s| s.parse::<Ipv4Addr>().ok())
-        .ok_or_else(|| bad("address", "not an IPv4 address"))?;
+    let address = parse_ipv4(fields[0]).ok_or_else(|| bad("address", "not an IPv4 address"))?;
     let hwaddr_len = colon_hex_len("hwaddr", fields[1])?;
     let client_id_len = colon_hex_len("client_id", fields[2])?;
     let f = Fields {
@@ -1112,6 +1131,15 @@ mod tests {
                 .starts_with("dir/leases4.csv:2: bad hwaddr")
         );
         assert_eq!(f.errors[1].kind, RowErrorKind::NoIdentifier);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn ipv4_addresses_parse_as_the_standard_library_parses_them(
+            s in "[0-9.]{0,18}|[0-9]{1,4}\\.[0-9]{1,4}\\.[0-9]{1,4}\\.[0-9]{1,4}|\\PC{0,16}"
+        ) {
+            proptest::prop_assert_eq!(parse_ipv4(s.as_bytes()), s.parse::<Ipv4Addr>().ok(), "{:?}", s);
+        }
     }
 
     #[test]

@@ -709,7 +709,7 @@ impl<'a> Compacted<'a> {
         order.sort_unstable_by_key(|o| (o.0, o.1));
         let mut readers: Vec<Window> = parts.iter().map(Window::new).collect();
         let mut raw = Vec::new();
-        for &(part, off, pos, len, rewrite) in order.iter() {
+        for (k, &(part, off, pos, len, rewrite)) in order.iter().enumerate() {
             let pi = usize::from(part);
             let dest = &mut buf[pos..pos + len as usize];
             if rewrite {
@@ -731,7 +731,7 @@ impl<'a> Compacted<'a> {
                 dest.copy_from_slice(&row);
             } else {
                 readers[pi]
-                    .read_exact(off, dest)
+                    .read_exact(off, dest, || span_end(&order[k..]))
                     .map_err(io_err(&parts[pi].path))?;
             }
         }
@@ -890,7 +890,29 @@ struct Window<'a> {
     start: u64,
 }
 
-const WINDOW: usize = 256 * 1024;
+/// Most bytes read at once for a span of rows.
+const WINDOW: u64 = 256 * 1024;
+
+/// Rows of one part closer than this are read in one call: below it, copying the gap costs
+/// less than another read. Rows further apart (those of `.1` and the current file, spread over
+/// the whole file for every chunk) are read one by one instead of a window each.
+const SPAN_GAP: u64 = 1024;
+
+/// Where the span of rows starting at `rows[0]` ends: following rows of the same part are
+/// taken while each starts within [`SPAN_GAP`] of the previous one's end and the span stays
+/// within [`WINDOW`]. `rows` are sorted by (part, offset).
+fn span_end(rows: &[(u8, u64, usize, u32, bool)]) -> u64 {
+    let (part, start) = (rows[0].0, rows[0].1);
+    let mut end = start + u64::from(rows[0].3) + 1;
+    for &(p, off, _, len, _) in &rows[1..] {
+        let row_end = off + u64::from(len) + 1;
+        if p != part || off > end + SPAN_GAP || row_end - start > WINDOW {
+            break;
+        }
+        end = end.max(row_end);
+    }
+    end
+}
 
 impl<'a> Window<'a> {
     fn new(part: &'a Part) -> Self {
@@ -901,9 +923,10 @@ impl<'a> Window<'a> {
         }
     }
 
-    fn fill(&mut self, off: u64, min: usize) -> io::Result<()> {
+    /// Reads `[off, end)` of the part (at least `min` bytes) into the window.
+    fn fill(&mut self, off: u64, end: u64, min: usize) -> io::Result<()> {
         let avail = self.part.len.saturating_sub(off) as usize;
-        let n = WINDOW.max(min).min(avail);
+        let n = ((end - off) as usize).max(min).min(avail);
         if n < min {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -916,10 +939,17 @@ impl<'a> Window<'a> {
         Ok(())
     }
 
-    fn read_exact(&mut self, off: u64, dest: &mut [u8]) -> io::Result<()> {
+    /// Copies the bytes at `off` into `dest`; when they are not in the window, reads the span
+    /// up to `span_end()` (the rows that follow closely) in one call.
+    fn read_exact(
+        &mut self,
+        off: u64,
+        dest: &mut [u8],
+        span_end: impl FnOnce() -> u64,
+    ) -> io::Result<()> {
         let end = off + dest.len() as u64;
         if off < self.start || end > self.start + self.buf.len() as u64 {
-            self.fill(off, dest.len())?;
+            self.fill(off, span_end(), dest.len())?;
         }
         let s = (off - self.start) as usize;
         dest.copy_from_slice(&self.buf[s..s + dest.len()]);
