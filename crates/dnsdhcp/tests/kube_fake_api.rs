@@ -830,3 +830,123 @@ async fn fake_api_backup_and_live_restore_exec_only_in_the_backup_container() {
         .collect();
     assert!(elsewhere.is_empty(), "ran outside backup: {elsewhere:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_api_live_restore_stopped_by_knotd_dying_between_zones_is_reported_incomplete() {
+    // Both zones large, so knotd dies while the second is at work.
+    let mut big = String::from(
+        "$TTL 3600\n@ IN SOA ns1 hostmaster 5 3600 900 604800 300\n@ IN NS ns1\nns1 IN A 192.0.2.1\n",
+    );
+    for i in 0..30_000 {
+        big.push_str(&format!(
+            "h{i} IN A 10.{}.{}.{}\n",
+            i / 65536,
+            (i / 256) % 256,
+            i % 256
+        ));
+    }
+    let knot = KnotServer::start(&[("a.test", &big), ("b.test", &big)]);
+    let kea = KeaServer::start(KeaConfig::new());
+    let out = tempfile::tempdir().unwrap();
+    let zb = dnsdhcp::backup::backup_zones(
+        &LocalTarget {
+            knot_socket: knot.socket_path().to_owned(),
+            ..LocalTarget::default()
+        },
+        out.path(),
+    )
+    .expect("zone backup");
+    for zone in ["a.test", "b.test"] {
+        knot.knotc_ok(&["zone-begin", zone]);
+        knot.knotc_ok(&["zone-set", zone, "intruder", "60", "A", "198.51.100.1"]);
+        knot.knotc_ok(&["zone-commit", zone]);
+    }
+    // Serials asked over DNS: the restore holds knotd's control socket.
+    let kdig = knot.kdig_command();
+    let program = kdig.get_program().to_owned();
+    let args: Vec<std::ffi::OsString> = kdig.get_args().map(|a| a.to_owned()).collect();
+    let envs: Vec<(std::ffi::OsString, Option<std::ffi::OsString>)> = kdig
+        .get_envs()
+        .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned())))
+        .collect();
+    let port = knot.dns_port().to_string();
+    let serial_of = move |zone: &str| -> Option<u32> {
+        let mut c = std::process::Command::new(&program);
+        c.args(&args);
+        for (k, v) in &envs {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        let out = c
+            .args(["@127.0.0.1", "-p", &port, "+short", "SOA", zone])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .nth(2)?
+            .parse()
+            .ok()
+    };
+    let damaged = [serial_of("a.test"), serial_of("b.test")];
+    assert!(damaged.iter().all(Option::is_some), "{damaged:?}");
+    let pid = knot.pid().expect("knotd runs");
+
+    let mut config = fake_pod(&knot, &kea);
+    config.on_exec = Some(Arc::new(move |_, cmd| {
+        if !(cmd.iter().any(|a| a == "restore") && cmd.iter().any(|a| a == "--zones")) {
+            return;
+        }
+        // Once the first zone is restored, knotd dies.
+        let serial_of = serial_of.clone();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(60) {
+                let now = [serial_of("a.test"), serial_of("b.test")];
+                if (0..2).any(|i| now[i].is_some() && now[i] != damaged[i]) {
+                    // Past its flush, well into the second (30,000 records to read).
+                    std::thread::sleep(Duration::from_millis(600));
+                    // SAFETY: kill(2) of the test's own knotd.
+                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+    }));
+    let fake = FakeApi::start(config).await;
+    let c = cluster(&fake);
+    let err = c
+        .restore(Some(&zb.zones.path), None, true)
+        .await
+        .expect_err("knotd died");
+    let KubeError::Incomplete(inner) = &err else {
+        panic!("expected an incomplete restore, got {err:?}");
+    };
+    let dnsdhcp::restore::RestoreError::Incomplete {
+        restored,
+        not_restored,
+        finish,
+        ..
+    } = inner.as_ref()
+    else {
+        panic!("expected RestoreError::Incomplete, got {inner:?}");
+    };
+    assert_eq!(restored.len(), 1, "{restored:?}");
+    assert_eq!(not_restored.len(), 1, "{not_restored:?}");
+    let mut both = vec![restored[0].clone(), not_restored[0].clone()];
+    both.sort();
+    assert!(
+        both[0].starts_with("zone a.test") && both[1].starts_with("zone b.test"),
+        "{both:?}"
+    );
+    assert_eq!(
+        finish,
+        &format!(
+            "dnsdhcp restore --live --zones {} -n dns-dhcp -s unified-dns-dhcp",
+            zb.zones.path.display()
+        )
+    );
+    assert!(!err.to_string().contains("/tmp/dnsdhcp-"), "{err}");
+}
