@@ -1,7 +1,8 @@
 //! `dnsdhcp backup leases --local` against a live kea-dhcp4 holding 1,000,000 leases (spread
 //! over `.2`, `.1` and the current file) vs `tar czf` of the same three files, in the same run.
 //!
-//! Both run as child processes, three rounds alternating; the medians of wall and CPU time,
+//! Both run as child processes, three rounds alternating, the backups into one directory that
+//! already holds a backup (as for every backup but the first); the medians of wall and CPU time,
 //! their ratios (target <= 0.5x wall), each one's peak RSS (`wait4`) and the machine's load
 //! before and after are printed. Then, once each, `verify` and `pod init-leases` of the archive
 //! at the same scale with their peak RSS (target <= 64 MB), and Kea's own resident memory.
@@ -139,18 +140,22 @@ fn main() {
     let (mut theirs, mut their_cpu) = (Vec::new(), Vec::new());
     let (mut our_rss, mut tar_rss) = (0, 0);
     let mut sizes = (0, 0);
+    // Every round backs up into the same directory, which holds the previous backup, as
+    // every backup but a user's first does (its lease count is checked against the new one).
+    let out = work.path().join("dnsdhcp");
+    let backup = || {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["backup", "leases", "--local", "--name", "bench", "-b"])
+            .arg(&out)
+            .arg("--kea-socket")
+            .arg(kea.socket_path())
+            .arg("--kea-lease-file")
+            .arg(kea.lease_file());
+        cmd
+    };
+    run("dnsdhcp backup leases (the previous backup)", &mut backup());
     for round in 0..3 {
-        let out = work.path().join(format!("dnsdhcp-{round}"));
-        let r = run(
-            "dnsdhcp backup leases",
-            Command::new(BIN)
-                .args(["backup", "leases", "--local", "--name", "bench", "-b"])
-                .arg(&out)
-                .arg("--kea-socket")
-                .arg(kea.socket_path())
-                .arg("--kea-lease-file")
-                .arg(kea.lease_file()),
-        );
+        let r = run("dnsdhcp backup leases", &mut backup());
         ours.push(r.wall);
         our_cpu.push(r.cpu);
         our_rss = our_rss.max(r.peak_rss);
@@ -175,10 +180,7 @@ fn main() {
         their_cpu.push(r.cpu);
         tar_rss = tar_rss.max(r.peak_rss);
         sizes.1 = fs::metadata(&tarball).map_or(0, |m| m.len());
-        if round > 0 {
-            let _ = fs::remove_dir_all(&out);
-            let _ = fs::remove_file(&tarball);
-        }
+        let _ = fs::remove_file(&tarball);
     }
     let load_after = load();
     let (a, b) = (median(ours), median(theirs));
@@ -202,7 +204,7 @@ fn main() {
         ca.as_secs_f64() / cb.as_secs_f64(),
     );
 
-    let archive = work.path().join("dnsdhcp-0").join("kea-leases.tar.gz");
+    let archive = out.join("kea-leases.tar.gz");
     let (r, report) = run_output(
         "verify",
         Command::new(BIN).args(["verify", "--json"]).arg(&archive),

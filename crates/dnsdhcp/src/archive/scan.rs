@@ -300,6 +300,9 @@ fn parse_manifest(archive: &Path, json: &[u8]) -> Result<Manifest, ArchiveError>
 /// Reads only the manifest of `archive`, skipping the members before it unhashed: a quick
 /// look at what the archive claims (e.g. its counts), not a verification.
 pub fn read_manifest(archive: &Path, limits: &Limits) -> Result<Manifest, ArchiveError> {
+    if let Some(manifest) = tail_manifest(archive, limits) {
+        return parse_manifest(archive, &manifest);
+    }
     let corrupt = |source: io::Error| ArchiveError::Corrupt {
         archive: archive.to_owned(),
         source,
@@ -322,6 +325,59 @@ pub fn read_manifest(archive: &Path, limits: &Limits) -> Result<Manifest, Archiv
         archive: archive.to_owned(),
         reason: "no manifest".into(),
     })
+}
+
+/// Compressed bytes at the end of an archive searched for a last gzip member holding the
+/// manifest.
+const TAIL: u64 = 1 << 20;
+
+/// The manifest's bytes when the archive's last gzip member holds the manifest and the end of
+/// the tar stream and nothing else, as [`super::ArchiveWriter`] writes it: gzip headers in the
+/// last [`TAIL`] bytes are tried from the end, and one counts only if it decodes, checksum
+/// included, to exactly the end of the file. `None` otherwise (older archives: one member).
+fn tail_manifest(archive: &Path, limits: &Limits) -> Option<Vec<u8>> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = File::open(archive).ok()?;
+    let size = file.metadata().ok()?.len();
+    let start = size.saturating_sub(TAIL);
+    file.seek(SeekFrom::Start(start)).ok()?;
+    let mut tail = Vec::with_capacity((size - start) as usize);
+    file.read_to_end(&mut tail).ok()?;
+    let mut end = tail.len();
+    while let Some(pos) = tail[..end].windows(3).rposition(|w| w == [0x1f, 0x8b, 8]) {
+        if let Some(manifest) = manifest_member(&tail[pos..], limits) {
+            return Some(manifest);
+        }
+        end = pos + 2;
+    }
+    None
+}
+
+/// The manifest in `member`: one gzip member ending exactly at the end of `member`, holding a
+/// tar stream of the manifest entry alone.
+fn manifest_member(member: &[u8], limits: &Limits) -> Option<Vec<u8>> {
+    let mut gz = flate2::bufread::GzDecoder::new(member);
+    let mut data = Vec::new();
+    (&mut gz)
+        .take(limits.max_manifest_size + (64 << 10))
+        .read_to_end(&mut data)
+        .ok()?;
+    if !gz.into_inner().is_empty() {
+        return None;
+    }
+    let mut ar = tar::Archive::new(data.as_slice());
+    let mut entries = ar.entries().ok()?;
+    let mut entry = entries.next()?.ok()?;
+    if entry.header().entry_type() != tar::EntryType::Regular
+        || normalize_path(&entry.path_bytes()).ok()? != MANIFEST_NAME
+        || entry.size() > limits.max_manifest_size
+    {
+        return None;
+    }
+    let mut manifest = Vec::with_capacity(entry.size() as usize);
+    entry.read_to_end(&mut manifest).ok()?;
+    drop(entry);
+    entries.next().is_none().then_some(manifest)
 }
 
 /// Compare a scan with its manifest: same files, sizes and digests, consistent zone/lease facts.
@@ -403,6 +459,44 @@ pub(crate) fn check_manifest(
 #[cfg(test)]
 mod tests {
     use super::normalize_path;
+
+    #[test]
+    fn manifest_is_read_from_the_last_member_and_from_one_member_archives_too() {
+        use super::super::{ArchiveKind, ArchiveWriter};
+        use super::{Limits, read_manifest, tail_manifest};
+        use std::io::{Read, Write};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.tar.gz");
+        let mut w = ArchiveWriter::create(&path, ArchiveKind::Leases, "local:t").unwrap();
+        // Several MiB of incompressible-ish data: the manifest is far from the file's start.
+        let mut x = 1u64;
+        let data: Vec<u8> = (0..3 << 20)
+            .map(|_| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                (x >> 33) as u8
+            })
+            .collect();
+        w.add_bytes("data", &data, 0o600).unwrap();
+        let written = w.finish().unwrap();
+        let limits = Limits::default();
+        assert!(
+            tail_manifest(&path, &limits).is_some(),
+            "last member holds the manifest"
+        );
+        assert_eq!(read_manifest(&path, &limits).unwrap().files, written.files);
+
+        // The same tar stream as one gzip member (an older archive): read the long way.
+        let mut tar = Vec::new();
+        flate2::read::MultiGzDecoder::new(std::fs::File::open(&path).unwrap())
+            .read_to_end(&mut tar)
+            .unwrap();
+        let one = dir.path().join("one.tar.gz");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).unwrap();
+        std::fs::write(&one, gz.finish().unwrap()).unwrap();
+        assert!(tail_manifest(&one, &limits).is_none());
+        assert_eq!(read_manifest(&one, &limits).unwrap().files, written.files);
+    }
 
     #[test]
     fn normalize_accepts_relative_and_refuses_escapes() {

@@ -738,15 +738,7 @@ impl ArchiveWriter {
                 reason: "end_prefix called twice",
             });
         }
-        let temp = self.temp.as_deref().map(Path::to_owned).unwrap_or_default();
-        let tar = self.tar()?;
-        let offset = match tar.get_mut().end_member() {
-            Ok(offset) => offset,
-            Err(e) => {
-                self.tar = None;
-                return Err(ArchiveError::io(temp, e));
-            }
-        };
+        let offset = self.end_member()?;
         self.prefix = Some(Prefix {
             offset,
             files: self.files.len(),
@@ -755,6 +747,19 @@ impl ArchiveWriter {
         });
         self.prefix_leases = Some(self.lease_set.clone());
         Ok(())
+    }
+
+    /// Ends the current gzip member (a failure poisons the writer); returns the file offset.
+    fn end_member(&mut self) -> Result<u64, ArchiveError> {
+        let temp = self.temp.as_deref().map(Path::to_owned).unwrap_or_default();
+        let tar = self.tar()?;
+        match tar.get_mut().end_member() {
+            Ok(offset) => Ok(offset),
+            Err(e) => {
+                self.tar = None;
+                Err(ArchiveError::io(temp, e))
+            }
+        }
     }
 
     fn manifest(&mut self) -> Result<Manifest, ArchiveError> {
@@ -835,6 +840,9 @@ impl ArchiveWriter {
     fn write_out(&mut self, manifest: &Manifest) -> Result<File, ArchiveError> {
         let json = serde_json::to_vec_pretty(manifest).expect("manifest serialises");
         let header = Self::header(tar::EntryType::Regular, json.len() as u64, 0o600, now());
+        // The manifest and the end of the tar stream form the last gzip member on their own,
+        // so the manifest can be read without decompressing the archive (`read_manifest`).
+        self.end_member()?;
         self.append(MANIFEST_NAME, header, &mut json.as_slice())?;
         let temp = self.temp.take().expect("temp path present until finish");
         let tar = self.tar.take().ok_or_else(|| ArchiveError::WriterFailed {
