@@ -69,11 +69,16 @@ fn push_string(wire: &mut Vec<u8>, text: &mut String, s: &str) {
         text.push(' ');
     }
     text.push('"');
-    for c in String::from_utf8_lossy(b).chars() {
-        if c == '"' || c == '\\' {
-            text.push('\\');
+    match std::str::from_utf8(b) {
+        Ok(plain) if !plain.contains(['"', '\\']) => text.push_str(plain),
+        _ => {
+            for c in String::from_utf8_lossy(b).chars() {
+                if c == '"' || c == '\\' {
+                    text.push('\\');
+                }
+                text.push(c);
+            }
         }
-        text.push(c);
     }
     text.push('"');
 }
@@ -126,7 +131,14 @@ pub fn encode_indexed<'a>(
             if !types.is_empty() {
                 types.push(' ');
             }
-            let _ = write!(types, "{t}");
+            match *t {
+                Rtype::A => types.push('A'),
+                Rtype::AAAA => types.push_str("AAAA"),
+                Rtype::PTR => types.push_str("PTR"),
+                _ => {
+                    let _ = write!(types, "{t}");
+                }
+            }
         }
         let slot = (h & 0xf) as usize * BUCKETS + ((h >> 4) & 0x3f) as usize;
         let (wire, text, ids) = &mut buckets[slot];
