@@ -172,6 +172,20 @@ pub fn stamped_path(dir: &Path, prefix: &str) -> PathBuf {
         .expect("a free name")
 }
 
+/// `<dir>/<name>`, or with `-2`, `-3`, ... before `.tar.gz` when that name is taken: where an
+/// archive made elsewhere (in the pod) is stored without replacing an earlier one.
+pub fn free_path(dir: &Path, name: &str) -> PathBuf {
+    let first = dir.join(name);
+    if !first.exists() {
+        return first;
+    }
+    let stem = name.strip_suffix(".tar.gz").unwrap_or(name);
+    (2u32..)
+        .map(|n| dir.join(format!("{stem}-{n}.tar.gz")))
+        .find(|p| !p.exists())
+        .expect("a free name")
+}
+
 /// Backs up every zone Knot serves into `out_dir` (created if missing).
 ///
 /// Knot writes its own backup (`zone-backup`, blocking, with zone files, journal, timers, keys

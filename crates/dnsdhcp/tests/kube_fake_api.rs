@@ -950,3 +950,73 @@ async fn fake_api_live_restore_stopped_by_knotd_dying_between_zones_is_reported_
     );
     assert!(!err.to_string().contains("/tmp/dnsdhcp-"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_api_backup_keeps_the_local_fixed_name_archives_when_the_counts_drop_too_far() {
+    let knot = KnotServer::start(&[(ZONE, ZONE_TEXT)]);
+    let kea = KeaServer::start(KeaConfig::new());
+    add_leases(&kea, 12);
+    let fake = FakeApi::start(fake_pod(&knot, &kea)).await;
+    let c = cluster(&fake);
+    let out = tempfile::tempdir().unwrap();
+    c.backup_zones(out.path()).await.expect("zone backup");
+    c.backup_leases(out.path()).await.expect("lease backup");
+    let (zones, leases) = (
+        out.path().join(ZONES_ARCHIVE),
+        out.path().join(LEASES_ARCHIVE),
+    );
+    let (good_zones, good_leases) = (fs::read(&zones).unwrap(), fs::read(&leases).unwrap());
+
+    // Every lease gone, half the zone's records gone: both fixed-name archives kept byte for
+    // byte, both counts named, the timestamped archives downloaded all the same.
+    let client = ControlClient::unix(kea.socket_path());
+    for i in 0..12 {
+        let args = format!(r#"{{"ip-address": "10.77.1.{}"}}"#, i + 1);
+        client.call("lease4-del", Some(&args)).expect("lease4-del");
+    }
+    knot.knotc_ok(&["zone-begin", ZONE]);
+    knot.knotc_ok(&["zone-unset", ZONE, "ns1", "A"]);
+    knot.knotc_ok(&["zone-unset", ZONE, "www", "A"]);
+    knot.knotc_ok(&["zone-commit", ZONE]);
+    let guard = dnsdhcp::backup::ShrinkGuard::default();
+    let e = c
+        .backup_leases_with(out.path(), &guard)
+        .await
+        .expect_err("a backup of no leases replaces kea-leases.tar.gz");
+    let KubeError::Shrink(r) = &e else {
+        panic!("{e}")
+    };
+    assert_eq!((r.old.leases, r.new.leases), (Some(12), Some(0)));
+    assert_eq!(r.kept, leases);
+    assert!(e.to_string().contains("12 leases"), "{e}");
+    let strict = dnsdhcp::backup::ShrinkGuard::percent(40.0).unwrap();
+    let e = c
+        .backup_zones_with(out.path(), &strict)
+        .await
+        .expect_err("a backup of 2 of 4 records with a 40 % limit");
+    assert!(
+        e.to_string()
+            .contains("records dropped by 50.0 % (4 to 2), more than --shrink-limit 40 %"),
+        "{e}"
+    );
+    assert_eq!(fs::read(&zones).unwrap(), good_zones);
+    assert_eq!(fs::read(&leases).unwrap(), good_leases);
+    let files = names(out.path());
+    assert_eq!(files.len(), 6, "two of each timestamped archive: {files:?}");
+
+    // --allow-shrink replaces them.
+    let allow = dnsdhcp::backup::ShrinkGuard {
+        allow_shrink: true,
+        ..guard
+    };
+    let lb = c.backup_leases_with(out.path(), &allow).await.unwrap();
+    assert_eq!(lb.latest.path, leases);
+    assert_eq!(
+        archive::read_manifest(&leases, &Limits::default())
+            .unwrap()
+            .lease_count,
+        0
+    );
+    c.backup_zones_with(out.path(), &allow).await.unwrap();
+    assert_ne!(fs::read(&zones).unwrap(), good_zones);
+}

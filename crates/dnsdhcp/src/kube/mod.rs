@@ -849,14 +849,18 @@ impl Cluster {
         .to_vec()
     }
 
-    /// Streams one archive the in-pod backup reported into `out_dir` under the same name.
+    /// Streams one timestamped archive the in-pod backup reported into `out_dir` under the
+    /// same name (`-2`, `-3`, ... added when an earlier backup has it:
+    /// [`crate::backup::free_path`]).
     async fn fetch_written(
         &self,
         container: &str,
         remote: &Written,
         out_dir: &Path,
     ) -> Result<Written, KubeError> {
-        let local = out_dir.join(file_name_of(remote)?);
+        // A timestamped archive never replaces an earlier one (two backups in one second).
+        let name = file_name_of(remote)?.to_string_lossy();
+        let local = crate::backup::free_path(out_dir, &name);
         let remote_path = remote.path.to_string_lossy();
         self.download_archive(container, &remote_path, &local)
             .await?;
