@@ -21,6 +21,7 @@ use dnsdhcp::target::LocalTarget;
 use kea_leases::ControlClient;
 use kube_fake::{FakeApi, FakeConfig};
 use sha2::{Digest, Sha256};
+use test_support::ctl_relay::CtlRelay;
 use test_support::kea::{KeaConfig, KeaServer};
 use test_support::knot::KnotServer;
 
@@ -833,19 +834,8 @@ async fn fake_api_backup_and_live_restore_exec_only_in_the_backup_container() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fake_api_live_restore_stopped_by_knotd_dying_between_zones_is_reported_incomplete() {
-    // Both zones large, so knotd dies while the second is at work.
-    let mut big = String::from(
-        "$TTL 3600\n@ IN SOA ns1 hostmaster 5 3600 900 604800 300\n@ IN NS ns1\nns1 IN A 192.0.2.1\n",
-    );
-    for i in 0..30_000 {
-        big.push_str(&format!(
-            "h{i} IN A 10.{}.{}.{}\n",
-            i / 65536,
-            (i / 256) % 256,
-            i % 256
-        ));
-    }
-    let knot = KnotServer::start(&[("a.test", &big), ("b.test", &big)]);
+    let zones = ["a.test", "b.test"];
+    let knot = KnotServer::start(&[(zones[0], ZONE_TEXT), (zones[1], ZONE_TEXT)]);
     let kea = KeaServer::start(KeaConfig::new());
     let out = tempfile::tempdir().unwrap();
     let zb = dnsdhcp::backup::backup_zones(
@@ -856,63 +846,46 @@ async fn fake_api_live_restore_stopped_by_knotd_dying_between_zones_is_reported_
         out.path(),
     )
     .expect("zone backup");
-    for zone in ["a.test", "b.test"] {
+    for zone in zones {
         knot.knotc_ok(&["zone-begin", zone]);
         knot.knotc_ok(&["zone-set", zone, "intruder", "60", "A", "198.51.100.1"]);
         knot.knotc_ok(&["zone-commit", zone]);
     }
-    // Serials asked over DNS: the restore holds knotd's control socket.
-    let kdig = knot.kdig_command();
-    let program = kdig.get_program().to_owned();
-    let args: Vec<std::ffi::OsString> = kdig.get_args().map(|a| a.to_owned()).collect();
-    let envs: Vec<(std::ffi::OsString, Option<std::ffi::OsString>)> = kdig
-        .get_envs()
-        .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned())))
-        .collect();
-    let port = knot.dns_port().to_string();
-    let serial_of = move |zone: &str| -> Option<u32> {
-        let mut c = std::process::Command::new(&program);
-        c.args(&args);
-        for (k, v) in &envs {
-            match v {
-                Some(v) => c.env(k, v),
-                None => c.env_remove(k),
-            };
-        }
-        let out = c
-            .args(["@127.0.0.1", "-p", &port, "+short", "SOA", zone])
-            .output()
-            .ok()?;
-        String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .nth(2)?
-            .parse()
-            .ok()
+    // The pod's dnsdhcp reaches knotd through a relay that SIGKILLs knotd just before the
+    // in-pod restore, having begun a transaction in one zone, first names the other (its
+    // checks before any change name both): the first zone is done, the second not begun.
+    let relay = Arc::new(CtlRelay::start(knot.socket_path()));
+    relay.set_victim(knot.pid().expect("knotd runs"));
+    let first_touched = Arc::new(Mutex::new(None::<usize>));
+    let mut env = knot_env(&knot);
+    let socket = env.iter_mut().find(|(k, _)| *k == "DNSDHCP_KNOT_SOCKET");
+    socket.expect("knot_env names the socket").1 = relay.path().display().to_string();
+    let mut config = if KNOT_CONTAINER == KEA_CONTAINER {
+        env.extend(kea_env(&kea));
+        FakeConfig::new(BIN).container(KNOT_CONTAINER, &env)
+    } else {
+        FakeConfig::new(BIN)
+            .container(KNOT_CONTAINER, &env)
+            .container(KEA_CONTAINER, &kea_env(&kea))
     };
-    let damaged = [serial_of("a.test"), serial_of("b.test")];
-    assert!(damaged.iter().all(Option::is_some), "{damaged:?}");
-    let pid = knot.pid().expect("knotd runs");
-
-    let mut config = fake_pod(&knot, &kea);
+    let (armed, first) = (relay.clone(), first_touched.clone());
     config.on_exec = Some(Arc::new(move |_, cmd| {
         if !(cmd.iter().any(|a| a == "restore") && cmd.iter().any(|a| a == "--zones")) {
             return;
         }
-        // Once the first zone is restored, knotd dies.
-        let serial_of = serial_of.clone();
-        std::thread::spawn(move || {
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(60) {
-                let now = [serial_of("a.test"), serial_of("b.test")];
-                if (0..2).any(|i| now[i].is_some() && now[i] != damaged[i]) {
-                    // Past its flush, well into the second (30,000 records to read).
-                    std::thread::sleep(Duration::from_millis(600));
-                    // SAFETY: kill(2) of the test's own knotd.
-                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(5));
+        let first = first.clone();
+        armed.kill_before(move |piece| {
+            let named = |z: &str| piece.windows(z.len()).any(|w| w == z.as_bytes());
+            let Some(zone) = (0..2).find(|&i| named(zones[i])) else {
+                return false;
+            };
+            let mut first = first.lock().unwrap();
+            match *first {
+                None if named("zone-begin") => *first = Some(zone),
+                Some(done) => return zone != done,
+                None => {}
             }
+            false
         });
     }));
     let fake = FakeApi::start(config).await;
@@ -933,13 +906,17 @@ async fn fake_api_live_restore_stopped_by_knotd_dying_between_zones_is_reported_
     else {
         panic!("expected RestoreError::Incomplete, got {inner:?}");
     };
+    assert!(relay.killed(), "knotd was not killed");
+    let first = first_touched.lock().unwrap().expect("a zone was touched");
     assert_eq!(restored.len(), 1, "{restored:?}");
     assert_eq!(not_restored.len(), 1, "{not_restored:?}");
-    let mut both = vec![restored[0].clone(), not_restored[0].clone()];
-    both.sort();
     assert!(
-        both[0].starts_with("zone a.test") && both[1].starts_with("zone b.test"),
-        "{both:?}"
+        restored[0].starts_with(&format!("zone {}", zones[first])),
+        "{restored:?}"
+    );
+    assert!(
+        not_restored[0].starts_with(&format!("zone {}", zones[1 - first])),
+        "{not_restored:?}"
     );
     assert_eq!(
         finish,

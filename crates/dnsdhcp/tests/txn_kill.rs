@@ -4,13 +4,12 @@
 //! process that is gone), aborts it, and completes; someone else's open transaction, and one
 //! of a dnsdhcp still running, are refused with a clear message and left alone.
 
-use std::io::{Read, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
 
 use knot_ctl::Client;
+use test_support::ctl_relay::CtlRelay;
 use test_support::knot::{KnotServer, MINIMAL_ZONE};
 
 const ZONE: &str = "home.test";
@@ -71,145 +70,40 @@ fn spawn_quiet(mut cmd: Command) -> Child {
         .unwrap()
 }
 
-/// A byte-for-byte relay between dnsdhcp and knotd's control socket that counts what dnsdhcp
-/// sends (one count per read of its socket, roughly one per write) and, when told, SIGKILLs
-/// dnsdhcp right after forwarding the n-th piece and forwards nothing more: a kill at an
-/// exact point of the conversation. knotd behind it is real.
-struct Relay {
-    path: PathBuf,
-    state: Arc<Mutex<RelayState>>,
-    _dir: tempfile::TempDir,
-}
-
-#[derive(Default)]
-struct RelayState {
-    /// Pieces forwarded so far in this run.
-    pieces: usize,
-    /// The piece that first carried `zone-begin`.
-    first_begin: Option<usize>,
-    /// Kill after this piece.
-    kill_at: Option<usize>,
-    /// The process to kill.
-    pid: Option<u32>,
-    killed: bool,
-    /// Connections knotd has not closed yet (it is still working on what it got).
-    open: usize,
-}
+/// knotd's control socket behind a [`CtlRelay`], driven through whole dnsdhcp runs: counting
+/// what dnsdhcp sends, or SIGKILLing dnsdhcp right after forwarding the n-th piece.
+struct Relay(CtlRelay);
 
 impl Relay {
     fn start(knot: &Path) -> Relay {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("relay.sock");
-        let listener = UnixListener::bind(&path).unwrap();
-        let state = Arc::new(Mutex::new(RelayState::default()));
-        let (knot, st) = (knot.to_owned(), state.clone());
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(client) = conn else { return };
-                let server = UnixStream::connect(&knot).unwrap();
-                st.lock().unwrap().open += 1;
-                let (mut c_in, mut s_out) =
-                    (client.try_clone().unwrap(), server.try_clone().unwrap());
-                let st_up = st.clone();
-                let up = std::thread::spawn(move || {
-                    let st = st_up;
-                    let mut buf = vec![0u8; 1 << 20];
-                    loop {
-                        let n = match c_in.read(&mut buf) {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => n,
-                        };
-                        let mut s = st.lock().unwrap();
-                        if s.killed {
-                            break;
-                        }
-                        if s_out.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                        s.pieces += 1;
-                        if s.first_begin.is_none()
-                            && buf[..n].windows(10).any(|w| w == b"zone-begin")
-                        {
-                            s.first_begin = Some(s.pieces);
-                        }
-                        if s.kill_at == Some(s.pieces) {
-                            // The pid is recorded right after the spawn.
-                            while s.pid.is_none() {
-                                drop(s);
-                                std::thread::sleep(std::time::Duration::from_millis(1));
-                                s = st.lock().unwrap();
-                            }
-                            // SAFETY: kill(2) on the child's pid.
-                            unsafe { libc::kill(s.pid.unwrap() as i32, libc::SIGKILL) };
-                            s.killed = true;
-                            break;
-                        }
-                    }
-                    let _ = s_out.shutdown(std::net::Shutdown::Write);
-                });
-                let (mut s_in, mut c_out) = (server, client);
-                let st = st.clone();
-                std::thread::spawn(move || {
-                    // Until knotd closes: its replies go to dnsdhcp (or nowhere once killed).
-                    let mut buf = vec![0u8; 1 << 16];
-                    loop {
-                        match s_in.read(&mut buf) {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => {
-                                let _ = c_out.write_all(&buf[..n]);
-                            }
-                        }
-                    }
-                    let _ = c_out.shutdown(std::net::Shutdown::Both);
-                    let _ = up.join();
-                    st.lock().unwrap().open -= 1;
-                });
-            }
-        });
-        Relay {
-            path,
-            state,
-            _dir: dir,
-        }
+        Relay(CtlRelay::start(knot))
     }
 
-    /// Starts counting afresh (connections still open stay counted).
-    fn reset(&self, kill_at: Option<usize>) {
-        let mut s = self.state.lock().unwrap();
-        *s = RelayState {
-            kill_at,
-            open: s.open,
-            ..RelayState::default()
-        };
+    fn path(&self) -> &Path {
+        self.0.path()
     }
 
     /// Runs `cmd` to completion through the relay; returns (pieces, first zone-begin piece).
     fn count(&self, cmd: Command) -> (usize, usize) {
-        self.reset(None);
+        self.0.reset();
         let out = spawn_quiet(cmd).wait().unwrap();
         assert!(out.success());
-        let s = self.state.lock().unwrap();
-        (s.pieces, s.first_begin.expect("a transaction was begun"))
+        let begin = self.0.first_zone_begin().expect("a transaction was begun");
+        (self.0.pieces(), begin)
     }
 
     /// Runs `cmd` through the relay, killing it right after piece `at`. Returns whether the
     /// kill happened (the run may have ended before).
     fn kill_at(&self, cmd: Command, at: usize) -> bool {
-        self.reset(Some(at));
+        self.0.reset();
+        self.0.kill_after_piece(at);
         let mut child = spawn_quiet(cmd);
-        self.state.lock().unwrap().pid = Some(child.id());
+        self.0.set_victim(child.id());
         child.wait().unwrap();
         // knotd runs whatever reached it before the kill; wait until it closed every
         // connection, so what it left is final.
-        let start = std::time::Instant::now();
-        while self.state.lock().unwrap().open > 0 {
-            assert!(
-                start.elapsed().as_secs() < 30,
-                "knotd keeps a connection open"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        self.state.lock().unwrap().killed
+        self.0.wait_closed(std::time::Duration::from_secs(30));
+        self.0.killed()
     }
 }
 
@@ -282,12 +176,12 @@ fn restore_killed_at_many_points_never_blocks_the_next_run() {
     let relay = Relay::start(k.socket_path());
     let args = ["restore", "--zones", archive_s];
     change_zone(&k, 99, 1_500);
-    let full = relay.count(via(&relay.path, &args));
+    let full = relay.count(via(relay.path(), &args));
     let mut left_open = 0;
     let points = kill_points(full, 8);
     for (trial, at) in points.iter().copied().enumerate() {
         change_zone(&k, 100 + trial as u8, 1_500);
-        let killed = relay.kill_at(via(&relay.path, &args), at);
+        let killed = relay.kill_at(via(relay.path(), &args), at);
         let open = open_txns(&k);
         if !open.is_empty() {
             left_open += 1;
@@ -347,7 +241,7 @@ fn records_apply_killed_at_many_points_never_blocks_the_next_run() {
     ));
     let v = values(dir.path(), "w.yaml", 2_000, 48);
     let full = relay.count(via(
-        &relay.path,
+        relay.path(),
         &["records", "apply", "--force", "-f", v.to_str().unwrap()],
     ));
     let mut left_open = 0;
@@ -361,7 +255,7 @@ fn records_apply_killed_at_many_points_never_blocks_the_next_run() {
         );
         let v = v.to_str().unwrap();
         let args = ["records", "apply", "--force", "-f", v];
-        let killed = relay.kill_at(via(&relay.path, &args), at);
+        let killed = relay.kill_at(via(relay.path(), &args), at);
         let open = open_txns(&k);
         if !open.is_empty() {
             left_open += 1;

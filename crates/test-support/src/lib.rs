@@ -5,9 +5,11 @@
 //! package to install (or `scripts/trixie-root.sh`), never a silent skip. Which daemons run
 //! (Debian 12's or Debian 13's) is chosen by `DNSDHCP_TEST_DAEMONS`: see [`daemons`].
 //! Object-store tests run real S3 servers on 127.0.0.1 ([`s3`]), Azurite ([`azure`]) and
-//! `gcp-storage-emulator` ([`gcs`]).
+//! `gcp-storage-emulator` ([`gcs`]). [`ctl_relay`] sits in front of knotd's control socket to kill a
+//! process at an exact point of a control conversation.
 
 pub mod azure;
+pub mod ctl_relay;
 pub mod daemons;
 pub mod gcs;
 pub mod kea;
