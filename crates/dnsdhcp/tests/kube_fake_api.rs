@@ -997,3 +997,58 @@ async fn fake_api_backup_keeps_the_local_fixed_name_archives_when_the_counts_dro
     c.backup_zones_with(out.path(), &allow).await.unwrap();
     assert_ne!(fs::read(&zones).unwrap(), good_zones);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_api_restart_restore_the_new_pod_does_not_confirm_is_reported_incomplete() {
+    let knot = Arc::new(KnotServer::start(&[(ZONE, ZONE_TEXT)]));
+    let kea = Arc::new(Mutex::new(KeaServer::start(KeaConfig::new())));
+    add_leases(&kea.lock().unwrap(), 5);
+    let kenv = kea_env(&kea.lock().unwrap());
+    // The "restarted" pod restores the leases, but its post-start never restores the zone:
+    // the zone is emptied instead, so it serves nothing.
+    let (k2, kea2) = (knot.clone(), kea.clone());
+    let on_delete = Arc::new(move || {
+        let mut kea = kea2.lock().unwrap();
+        kea.stop();
+        pod::init_leases(&kea.lease_file()).expect("init-leases");
+        kea.restart();
+        k2.knotc_ok(&["zone-purge", "-f", ZONE]);
+    });
+    let mut config = FakeConfig::new(BIN)
+        .container("knot-auth", &knot_env(&knot))
+        .container("kea-dhcp4", &kenv);
+    config.on_delete = Some(on_delete);
+    let fake = FakeApi::start(config).await;
+    let mut c = cluster(&fake);
+    c.timeouts.confirm = Duration::from_secs(3);
+    let out = tempfile::tempdir().unwrap();
+    let zb = c.backup_zones(out.path()).await.expect("zone backup");
+    let lb = c.backup_leases(out.path()).await.expect("lease backup");
+
+    let err = c
+        .restore(Some(&zb.zones.path), Some(&lb.latest.path), false)
+        .await
+        .expect_err("the zone is not served");
+    let KubeError::Incomplete(inner) = &err else {
+        panic!("expected an incomplete restore, got {err:?}");
+    };
+    let dnsdhcp::restore::RestoreError::Incomplete {
+        restored,
+        not_restored,
+        finish,
+        cause,
+    } = inner.as_ref()
+    else {
+        panic!("expected RestoreError::Incomplete, got {inner:?}");
+    };
+    assert_eq!(restored, &vec!["leases (5 held)".to_owned()]);
+    assert_eq!(not_restored, &vec![format!("zone {ZONE}.")]);
+    assert_eq!(
+        finish,
+        &format!(
+            "dnsdhcp restore --live --zones {} -n dns-dhcp -s unified-dns-dhcp",
+            zb.zones.path.display()
+        )
+    );
+    assert!(cause.to_string().contains("serves nothing"), "{cause}");
+}

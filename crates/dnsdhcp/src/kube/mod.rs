@@ -959,11 +959,18 @@ impl Cluster {
             self.restore_by_restart(zones, zones_report, leases, &old_uid, &mut result)
                 .await?;
         }
-        if let Some(r) = zones_report {
-            result.zones = self.confirm_zones(r).await?;
-        }
-        if let Some(r) = leases_report {
-            result.leases_held = Some(self.confirm_leases(r.lease_count).await?);
+        if let Err(cause) = self
+            .confirm(
+                zones_report,
+                leases_report.map(|r| r.lease_count),
+                &mut result,
+            )
+            .await
+        {
+            return Err(match live {
+                true => cause,
+                false => self.unconfirmed_after_restart(cause, zones_report, &result),
+            });
         }
         // Removing the scratch directory is file-system work too.
         transfer::blocking(&std::env::temp_dir(), move || {
@@ -1311,9 +1318,81 @@ impl Cluster {
         Ok(())
     }
 
+    /// Confirms from inside the pod that the zones and leases are in place; what is confirmed
+    /// is recorded in `result` as it is seen, so a failure still tells what is.
+    async fn confirm(
+        &self,
+        zones: Option<&VerifyReport>,
+        archived_leases: Option<u64>,
+        result: &mut KubeRestore,
+    ) -> Result<(), KubeError> {
+        // Both are looked at even when the zones are not confirmed, so that a failure says
+        // whether the leases are in place.
+        let zones_confirmed = match zones {
+            Some(r) => self.confirm_zones(r, &mut result.zones).await,
+            None => Ok(()),
+        };
+        if let Some(n) = archived_leases {
+            result.leases_held = Some(self.confirm_leases(n).await?);
+        }
+        zones_confirmed
+    }
+
+    /// A restore by restart the new pod does not confirm, reported like a restore that stopped
+    /// part-way: the zones and leases the pod serves, those it does not, and the command that
+    /// restores the rest into the running daemons.
+    fn unconfirmed_after_restart(
+        &self,
+        cause: KubeError,
+        zones: Option<&VerifyReport>,
+        result: &KubeRestore,
+    ) -> KubeError {
+        if !matches!(cause, KubeError::NotConfirmed(_)) {
+            return cause;
+        }
+        let mut restored: Vec<String> = result
+            .zones
+            .iter()
+            .map(|z| format!("zone {} (serial {})", z.zone, z.serving))
+            .collect();
+        let mut not_restored: Vec<String> = zones
+            .into_iter()
+            .flat_map(|r| &r.zones)
+            .filter(|z| !result.zones.iter().any(|c| c.zone == z.name))
+            .map(|z| format!("zone {}", z.name))
+            .collect();
+        let mut finish = Vec::new();
+        if let (false, Some(a)) = (not_restored.is_empty(), &result.zones_archive) {
+            finish.push(format!("--zones {}", a.display()));
+        }
+        match (result.leases_held, &result.leases_archive) {
+            (Some(n), _) => restored.push(format!("leases ({n} held)")),
+            (None, Some(a)) => {
+                not_restored.push(format!("leases from {}", a.display()));
+                finish.push(format!("--leases {}", a.display()));
+            }
+            (None, None) => {}
+        }
+        KubeError::Incomplete(Box::new(crate::restore::RestoreError::Incomplete {
+            restored,
+            not_restored,
+            finish: format!(
+                "dnsdhcp restore --live {} {}",
+                finish.join(" "),
+                self.target_flags()
+            ),
+            cause: Box::new(cause),
+        }))
+    }
+
     /// Waits (bounded) until every archived zone is served with its archived serial or a newer
-    /// one (post-start's static-record merge runs right after the restore).
-    async fn confirm_zones(&self, report: &VerifyReport) -> Result<Vec<ZoneConfirmed>, KubeError> {
+    /// one (post-start's static-record merge runs right after the restore). `confirmed` holds
+    /// the zones confirmed at the last look.
+    async fn confirm_zones(
+        &self,
+        report: &VerifyReport,
+        confirmed: &mut Vec<ZoneConfirmed>,
+    ) -> Result<(), KubeError> {
         let start = std::time::Instant::now();
         loop {
             let served = self
@@ -1324,7 +1403,7 @@ impl Cluster {
                 )
                 .await?
                 .items;
-            let mut confirmed = Vec::new();
+            confirmed.clear();
             let mut wrong = Vec::new();
             for z in &report.zones {
                 let serving = served
@@ -1360,7 +1439,7 @@ impl Cluster {
                     "confirmed: {} zone(s) serve the archived serials",
                     confirmed.len()
                 ));
-                return Ok(confirmed);
+                return Ok(());
             }
             if start.elapsed() >= self.timeouts.confirm {
                 return Err(KubeError::NotConfirmed(format!(
