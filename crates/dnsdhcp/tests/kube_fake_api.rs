@@ -1052,3 +1052,57 @@ async fn fake_api_restart_restore_the_new_pod_does_not_confirm_is_reported_incom
     );
     assert!(cause.to_string().contains("serves nothing"), "{cause}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_api_restart_restore_is_not_confirmed_by_the_damaged_zone_s_own_newer_serial() {
+    let knot = Arc::new(KnotServer::start(&[(ZONE, ZONE_TEXT)]));
+    let kea = Arc::new(Mutex::new(KeaServer::start(KeaConfig::new())));
+    let kenv = kea_env(&kea.lock().unwrap());
+    // The "restarted" pod never runs post-start: the zone keeps its damage, whose serial is
+    // past the archived one.
+    let mut config = FakeConfig::new(BIN)
+        .container("knot-auth", &knot_env(&knot))
+        .container("kea-dhcp4", &kenv);
+    config.on_delete = Some(Arc::new(|| {}));
+    let fake = FakeApi::start(config).await;
+    let mut c = cluster(&fake);
+    c.timeouts.confirm = Duration::from_secs(3);
+    let out = tempfile::tempdir().unwrap();
+    let zb = c.backup_zones(out.path()).await.expect("zone backup");
+    knot.knotc_ok(&["zone-begin", ZONE]);
+    knot.knotc_ok(&["zone-set", ZONE, "intruder", "60", "A", "198.51.100.1"]);
+    knot.knotc_ok(&["zone-commit", ZONE]);
+    let damaged = serial(&knot).expect("serial");
+    assert!(damaged > zb.zones.manifest.zones[0].serial);
+
+    let err = c
+        .restore(Some(&zb.zones.path), None, false)
+        .await
+        .expect_err("the damaged zone is still served");
+    let KubeError::Incomplete(inner) = &err else {
+        panic!("expected an incomplete restore, got {err:?}");
+    };
+    let dnsdhcp::restore::RestoreError::Incomplete {
+        restored,
+        not_restored,
+        cause,
+        ..
+    } = inner.as_ref()
+    else {
+        panic!("expected RestoreError::Incomplete, got {inner:?}");
+    };
+    assert!(restored.is_empty(), "{restored:?}");
+    assert_eq!(not_restored, &vec![format!("zone {ZONE}.")]);
+    assert!(
+        cause
+            .to_string()
+            .contains(&format!("serial {damaged} (archived")),
+        "{cause}"
+    );
+    assert!(
+        cause
+            .to_string()
+            .contains(&format!("served {damaged} before")),
+        "{cause}"
+    );
+}

@@ -937,6 +937,12 @@ impl Cluster {
         let pod = self.pod(&wanted).await?;
         // The preflight's daemon half, in the containers, before the first change.
         let aborted = self.check_target(&needs, live).await?;
+        // A restored zone serves a serial past the one it serves now (unless the archived one
+        // is kept): the confirmation must not take the damaged zone's serial for the restore's.
+        let served_before = match (zones_report, keep_serial) {
+            (Some(_), false) => self.zones_served().await?,
+            _ => Vec::new(),
+        };
         let old_uid = uid(&pod).unwrap_or_default().to_owned();
         let mut result = KubeRestore {
             target: self.source.clone(),
@@ -962,6 +968,7 @@ impl Cluster {
         if let Err(cause) = self
             .confirm(
                 zones_report,
+                &served_before,
                 leases_report.map(|r| r.lease_count),
                 &mut result,
             )
@@ -1323,13 +1330,17 @@ impl Cluster {
     async fn confirm(
         &self,
         zones: Option<&VerifyReport>,
+        served_before: &[inpod::ZoneServing],
         archived_leases: Option<u64>,
         result: &mut KubeRestore,
     ) -> Result<(), KubeError> {
         // Both are looked at even when the zones are not confirmed, so that a failure says
         // whether the leases are in place.
         let zones_confirmed = match zones {
-            Some(r) => self.confirm_zones(r, &mut result.zones).await,
+            Some(r) => {
+                self.confirm_zones(r, served_before, &mut result.zones)
+                    .await
+            }
             None => Ok(()),
         };
         if let Some(n) = archived_leases {
@@ -1385,40 +1396,54 @@ impl Cluster {
         }))
     }
 
+    /// The zones Knot serves now, with their serials.
+    async fn zones_served(&self) -> Result<Vec<inpod::ZoneServing>, KubeError> {
+        Ok(self
+            .run_report::<inpod::ZonesStatus>(
+                KNOT_CONTAINER,
+                &["zones", "status", "--local", "--json"],
+                "zones-status",
+            )
+            .await?
+            .items)
+    }
+
     /// Waits (bounded) until every archived zone is served with its archived serial or a newer
-    /// one (post-start's static-record merge runs right after the restore). `confirmed` holds
+    /// one (post-start's static-record merge runs right after the restore), and newer than the
+    /// serial in `served_before` (empty when the archived serial is kept). `confirmed` holds
     /// the zones confirmed at the last look.
     async fn confirm_zones(
         &self,
         report: &VerifyReport,
+        served_before: &[inpod::ZoneServing],
         confirmed: &mut Vec<ZoneConfirmed>,
     ) -> Result<(), KubeError> {
         let start = std::time::Instant::now();
+        let same = |a: &str, b: &str| {
+            a.trim_end_matches('.')
+                .eq_ignore_ascii_case(b.trim_end_matches('.'))
+        };
         loop {
-            let served = self
-                .run_report::<inpod::ZonesStatus>(
-                    KNOT_CONTAINER,
-                    &["zones", "status", "--local", "--json"],
-                    "zones-status",
-                )
-                .await?
-                .items;
+            let served = self.zones_served().await?;
             confirmed.clear();
             let mut wrong = Vec::new();
             for z in &report.zones {
-                let serving = served
-                    .iter()
-                    .find(|s| {
-                        s.zone
-                            .trim_end_matches('.')
-                            .eq_ignore_ascii_case(z.name.trim_end_matches('.'))
-                    })
-                    .and_then(|s| s.serial);
-                // Equal, or newer in RFC 1982 serial arithmetic: post-start merges the static
-                // records right after the restore (and DDNS may update), which advances it.
+                let serial_in = |list: &[inpod::ZoneServing]| {
+                    list.iter()
+                        .find(|s| same(&s.zone, &z.name))
+                        .and_then(|s| s.serial)
+                };
+                let (serving, before) = (serial_in(&served), serial_in(served_before));
+                // Past the serial served before the restore (a restore always moves it), and
+                // equal to or newer than the archived one in RFC 1982 arithmetic: post-start
+                // merges the static records right after the restore (and DDNS may update).
+                let moved = |s: u32| before.is_none_or(|b| crate::zones::serial_newer(s, b));
                 match serving {
-                    // An imported zone keeps the target's SOA: any serial shows it is served.
-                    Some(s) if z.apex_from_target || s.wrapping_sub(z.serial) < 1 << 31 => {
+                    // An imported zone keeps the target's SOA: any new serial shows it is served.
+                    Some(s)
+                        if moved(s)
+                            && (z.apex_from_target || s.wrapping_sub(z.serial) < 1 << 31) =>
+                    {
                         confirmed.push(ZoneConfirmed {
                             zone: z.name.clone(),
                             archived: z.serial,
@@ -1427,10 +1452,11 @@ impl Cluster {
                         })
                     }
                     other => wrong.push(format!(
-                        "{} serves {} (archived {})",
+                        "{} serves {} (archived {}{})",
                         z.name,
                         other.map_or("nothing".into(), |s| format!("serial {s}")),
-                        z.serial
+                        z.serial,
+                        before.map_or(String::new(), |b| format!(", served {b} before"))
                     )),
                 }
             }
