@@ -312,7 +312,7 @@ fn check_knot(
     for z in &needs.zones {
         match served
             .iter()
-            .find(|s| s.zone.trim_end_matches('.').eq_ignore_ascii_case(z.trim_end_matches('.')))
+            .find(|s| crate::zones::same_zone(&s.zone, z))
         {
             Some(s) => configured.push(s.zone.as_str()),
             None => problems.push(format!(

@@ -227,6 +227,12 @@ pub fn restored_serial(served: Option<u32>, archived: u32, keep: bool) -> u32 {
     top.wrapping_add(1)
 }
 
+/// Whether `a` and `b` name the same zone as Knot lists it: ASCII case and a trailing dot aside.
+pub fn same_zone(a: &str, b: &str) -> bool {
+    a.trim_end_matches('.')
+        .eq_ignore_ascii_case(b.trim_end_matches('.'))
+}
+
 /// Whether serial `a` is newer than `b` in RFC 1982 arithmetic.
 pub fn serial_newer(a: u32, b: u32) -> bool {
     a != b && a.wrapping_sub(b) < 1 << 31

@@ -1419,10 +1419,6 @@ impl Cluster {
         confirmed: &mut Vec<ZoneConfirmed>,
     ) -> Result<(), KubeError> {
         let start = std::time::Instant::now();
-        let same = |a: &str, b: &str| {
-            a.trim_end_matches('.')
-                .eq_ignore_ascii_case(b.trim_end_matches('.'))
-        };
         loop {
             let served = self.zones_served().await?;
             confirmed.clear();
@@ -1430,7 +1426,7 @@ impl Cluster {
             for z in &report.zones {
                 let serial_in = |list: &[inpod::ZoneServing]| {
                     list.iter()
-                        .find(|s| same(&s.zone, &z.name))
+                        .find(|s| crate::zones::same_zone(&s.zone, &z.name))
                         .and_then(|s| s.serial)
                 };
                 let (serving, before) = (serial_in(&served), serial_in(served_before));

@@ -166,10 +166,7 @@ fn prefetch_zones<S: Read + Write + Send>(
             continue;
         };
         let name = fqdn(&name);
-        let served = zones.iter().any(|s| {
-            s.trim_end_matches('.')
-                .eq_ignore_ascii_case(name.trim_end_matches('.'))
-        });
+        let served = zones.iter().any(|s| crate::zones::same_zone(s, &name));
         if !served || buffered.iter().any(|b| b.zone.eq_ignore_ascii_case(&name)) {
             continue;
         }

@@ -203,11 +203,10 @@ pub fn parse_values(files: Vec<SourceFile>) -> Result<Values, RecordsError> {
     }
     // A segment's zones join the listed ones (once).
     for z in segment_zones {
-        let same = |a: &str, b: &str| {
-            a.trim_end_matches('.')
-                .eq_ignore_ascii_case(b.trim_end_matches('.'))
-        };
-        if !zones.iter().any(|o: &ZoneEntry| same(&o.name, &z.name)) {
+        if !zones
+            .iter()
+            .any(|o: &ZoneEntry| crate::zones::same_zone(&o.name, &z.name))
+        {
             zones.push(z);
         }
     }
