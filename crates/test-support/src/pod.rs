@@ -75,6 +75,9 @@ pub const SETPRIV: &str = "/usr/bin/setpriv";
 pub const IP: &str = "/usr/sbin/ip";
 /// Kea's hook directory in ISC's images (the chart's `dhcp.hooksDir` default).
 pub const KEA_IMAGE_HOOKS: &str = "/usr/lib/kea/hooks";
+/// Where the trixie root is bound in every container: a fixed path outside `/tmp`, because the
+/// chart mounts an emptyDir on `/tmp` and would hide a root kept in a checkout under `/tmp`.
+pub const TRIXIE_ROOT_IN_POD: &str = "/opt/dnsdhcp-test-trixie-root";
 
 /// `PATH` of every container (the images' PATHs, in the host's layout).
 const CONTAINER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -134,7 +137,8 @@ pub struct HostBinaries {
     /// Arguments put before a mapped host binary (e.g. the dynamic loader of another root).
     pub launcher: Vec<String>,
     /// `(path in every container, host path)`: read-only binds standing in for files of the
-    /// images (e.g. Kea's hook directory at the image's path).
+    /// images (e.g. Kea's hook directory at the image's path). A mapped host binary under one
+    /// of these host paths runs from its path in the container.
     pub image_files: Vec<(PathBuf, PathBuf)>,
 }
 
@@ -183,17 +187,35 @@ impl HostBinaries {
             }
         }
         let lib = root.join("usr/lib/x86_64-linux-gnu");
+        let lib_in_pod = Path::new(TRIXIE_ROOT_IN_POD).join("usr/lib/x86_64-linux-gnu");
         b.launcher = vec![
-            lib.join("ld-linux-x86-64.so.2").display().to_string(),
+            lib_in_pod
+                .join("ld-linux-x86-64.so.2")
+                .display()
+                .to_string(),
             "--library-path".into(),
-            lib.display().to_string(),
+            lib_in_pod.display().to_string(),
         ];
-        b.image_files = vec![(PathBuf::from(KEA_IMAGE_HOOKS), lib.join("kea/hooks"))];
+        b.image_files = vec![
+            (PathBuf::from(TRIXIE_ROOT_IN_POD), root),
+            (PathBuf::from(KEA_IMAGE_HOOKS), lib.join("kea/hooks")),
+        ];
         b
     }
 
     fn lookup(&self, program: &str) -> Option<&(String, PathBuf, String)> {
         self.map.iter().find(|(p, _, _)| p == program)
+    }
+
+    /// The path in a container of host file `host`: under an [`image_files`](Self::image_files)
+    /// bind if one holds it, else the same path (the container root mirrors the host's).
+    fn in_pod(&self, host: &Path) -> PathBuf {
+        for (in_pod, from) in &self.image_files {
+            if let Ok(rest) = host.strip_prefix(from) {
+                return in_pod.join(rest);
+            }
+        }
+        host.to_owned()
     }
 }
 
@@ -1271,7 +1293,7 @@ impl PodRunner {
             if program.starts_with('/') {
                 binds.push((PathBuf::from(program), host.clone(), true));
             } else {
-                argv[0] = host.to_string_lossy().into_owned();
+                argv[0] = self.binaries.in_pod(host).to_string_lossy().into_owned();
                 argv.splice(0..0, self.binaries.launcher.iter().cloned());
             }
         }
@@ -1366,7 +1388,8 @@ impl PodRunner {
         if let Some((program, host, _)) = self.binaries.lookup(&argv[0])
             && !program.starts_with('/')
         {
-            argv[0] = host.to_string_lossy().into_owned();
+            argv[0] = self.binaries.in_pod(host).to_string_lossy().into_owned();
+            argv.splice(0..0, self.binaries.launcher.iter().cloned());
         }
         let mut cmd = setpriv_command(&c.spec.creds, &argv);
         cmd.env_clear();
