@@ -321,8 +321,10 @@ pub fn post_start(
         log("no values file; no static records to merge".into());
         RecordsMerge::NoValues
     } else {
-        let merged = records::load_values(&files)
-            .and_then(|values| records::apply(&mut client, &values, &cfg.apply));
+        let connect = || cfg.target.knot();
+        let merged = records::load_values(&files).and_then(|values| {
+            records::apply_with(&mut client, Some(&connect), &values, &cfg.apply)
+        });
         match merged {
             Ok(outcome) => {
                 let changes: usize = outcome.plan.zones.iter().map(|z| z.changes.len()).sum();

@@ -5,9 +5,11 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use dnsdhcp::records::{
-    self, ApplyOptions, RecordsError, SafetyLimit, Values, apply, apply_plan, load_values,
-    plan_from_knot,
+    self, ApplyOptions, RecordsError, SafetyLimit, Values, apply, apply_plan, apply_plan_with,
+    apply_with, load_values, plan_from_knot,
 };
 use knot_ctl::Client;
 use tempfile::TempDir;
@@ -110,8 +112,17 @@ fn has(k: &KnotServer, zone: &str, line: &str) -> bool {
     zone_lines(k, zone).iter().any(|l| l == line)
 }
 
+/// Applies as the CLI and post-start do: with more connections to fill zones side by side
+/// where knotd serves them (Knot 3.4 and later).
 fn apply_ok(k: &KnotServer, values: &Values) -> records::ApplyOutcome {
-    apply(&mut client(k), values, &ApplyOptions::default()).unwrap()
+    let connect = || Client::connect(k.socket_path());
+    apply_with(
+        &mut client(k),
+        Some(&connect),
+        values,
+        &ApplyOptions::default(),
+    )
+    .unwrap()
 }
 
 const BASIC: &str = "  - \"router IN A 192.168.1.1\"
@@ -492,6 +503,85 @@ fn a_refused_change_aborts_the_transaction() {
     assert_eq!(zone_lines(&k, "home.arpa"), before);
     assert_eq!(serial(&k, "home.arpa"), serial_before);
     assert!(client(&k).open_transactions(None).unwrap().is_empty());
+}
+
+/// Whether this knotd serves several control connections at once (Knot 3.4 and later).
+fn concurrent_control(k: &KnotServer) -> bool {
+    let v = client(k).version().unwrap();
+    (v.major, v.minor) >= (3, 4)
+}
+
+#[test]
+fn zones_filled_side_by_side_on_knot_3_4_all_abort_when_one_is_refused() {
+    let k = knot();
+    let v = ValuesDir::new();
+    let many: String = (1..=40)
+        .map(|i| format!("  - \"h{i} A 192.168.1.{i}\"\n"))
+        .collect();
+    let opened = AtomicUsize::new(0);
+    let connect = || {
+        opened.fetch_add(1, Ordering::SeqCst);
+        Client::connect(k.socket_path())
+    };
+    let outcome = apply_with(
+        &mut client(&k),
+        Some(&connect),
+        &v.load("v1.yaml", &many),
+        &ApplyOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(outcome.committed, ["home.arpa.", "1.168.192.in-addr.arpa."]);
+    let side = opened.load(Ordering::SeqCst);
+    if concurrent_control(&k) && std::thread::available_parallelism().unwrap().get() > 1 {
+        assert_eq!(side, 1, "one more connection for the second zone");
+    } else {
+        assert_eq!(
+            side, 0,
+            "a knotd before 3.4 serves one connection at a time"
+        );
+    }
+    assert!(has(&k, "home.arpa", "h40.home.arpa. 3600 A 192.168.1.40"));
+    assert!(has(
+        &k,
+        V4_24,
+        "40.1.168.192.in-addr.arpa. 3600 PTR h40.home.arpa."
+    ));
+
+    // Next apply: h1 and h2 move; someone removes h2's PTR first, so the reverse zone's unset
+    // is refused while the forward zone fills fine on the other connection.
+    let moved = many
+        .replace("h1 A 192.168.1.1\"", "h1 A 192.168.1.101\"")
+        .replace("h2 A 192.168.1.2\"", "h2 A 192.168.1.102\"");
+    let (_, plan) = plan_from_knot(&mut client(&k), &v.load("v2.yaml", &moved)).unwrap();
+    k.knotc_ok(&["zone-begin", V4_24]);
+    k.knotc_ok(&["zone-unset", V4_24, "2", "PTR", "h2.home.arpa."]);
+    k.knotc_ok(&["zone-commit", V4_24]);
+    let (home, reverse) = (zone_lines(&k, "home.arpa"), zone_lines(&k, V4_24));
+    let serials = (serial(&k, "home.arpa"), serial(&k, V4_24));
+    let err = apply_plan_with(
+        &mut client(&k),
+        Some(&connect),
+        plan,
+        &ApplyOptions::default(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, RecordsError::Transaction { zone, message, applied }
+            if zone == "1.168.192.in-addr.arpa." && message.contains("zone-unset")
+                && applied.is_empty()),
+        "{err}"
+    );
+    assert_eq!(
+        zone_lines(&k, "home.arpa"),
+        home,
+        "the forward zone is unchanged"
+    );
+    assert_eq!(zone_lines(&k, V4_24), reverse);
+    assert_eq!((serial(&k, "home.arpa"), serial(&k, V4_24)), serials);
+    assert!(
+        client(&k).open_transactions(None).unwrap().is_empty(),
+        "both transactions were aborted"
+    );
 }
 
 #[test]

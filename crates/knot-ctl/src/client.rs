@@ -18,8 +18,9 @@ const READ_BUF: usize = 64 * 1024;
 /// Buffered request bytes are written out once they exceed this (and always on BLOCK/END).
 const WRITE_BUF: usize = 64 * 1024;
 /// A batch is split into request blocks of about this many bytes, so that the error units knotd
-/// copies back always fit in its output buffer (256 KiB) while we are still writing.
-const BATCH_BLOCK_BYTES: usize = 96 * 1024;
+/// copies back for the two blocks in flight always fit in its output buffer (256 KiB) while we
+/// are still writing.
+const BATCH_BLOCK_BYTES: usize = 64 * 1024;
 
 /// Commands this client may send, with the first Knot version that knows each one.
 ///
@@ -755,38 +756,68 @@ impl<S: Read + Write> Client<S> {
                 }
             }
         }
-        let mut start = 0;
+        // Pipelined: each block is sent before the reply to the previous one is read, so knotd
+        // never waits for the next block to be encoded. At most two blocks are in flight, well
+        // within the socket's buffers (a block and its possible error replies are < 200 KiB).
         let mut body = Vec::new();
-        while start < to_send.len() {
-            body.clear();
-            let mut end = start;
-            while end < to_send.len() && (end == start || body.len() < BATCH_BLOCK_BYTES) {
-                let index = to_send[end];
-                let items = record_items(command, zone, &records[index], with_ttl);
-                codec::encode_unit(&Unit::Data(items), &mut body)
-                    .map_err(|e| Error::Protocol(format!("record {index}: {e}")))?;
-                end += 1;
+        let mut in_flight: Option<(usize, usize)> = None;
+        let mut start = 0;
+        loop {
+            let sent = if start < to_send.len() {
+                body.clear();
+                let mut end = start;
+                while end < to_send.len() && (end == start || body.len() < BATCH_BLOCK_BYTES) {
+                    let index = to_send[end];
+                    let items = record_items(command, zone, &records[index], with_ttl);
+                    codec::encode_unit(&Unit::Data(items), &mut body)
+                        .map_err(|e| Error::Protocol(format!("record {index}: {e}")))?;
+                    end += 1;
+                }
+                self.send_encoded(&body)?;
+                Some((start, end))
+            } else {
+                None
+            };
+            if let Some((from, to)) = in_flight.take() {
+                self.read_batch_reply(&to_send[from..to], records, with_ttl, &mut failures)?;
             }
-            self.send_encoded(&body)?;
-            let errors: Vec<Items> = self
-                .read_reply()?
-                .into_iter()
-                .filter_map(|u| match u {
-                    Unit::Data(i) if i.has(Item::Error) => Some(i),
-                    _ => None,
-                })
-                .collect();
-            let chunk: Vec<&Record> = to_send[start..end].iter().map(|&i| &records[i]).collect();
-            for (offset, items) in match_errors(&chunk, errors, with_ttl)? {
-                failures.push(RecordError {
-                    index: to_send[start + offset],
-                    error: Error::from_server(items),
-                });
+            match sent {
+                Some((from, to)) => {
+                    in_flight = Some((from, to));
+                    start = to;
+                }
+                None => break,
             }
-            start = end;
         }
         failures.sort_by_key(|f| f.index);
         Ok(failures)
+    }
+
+    /// Reads the reply to one batch block (the records at `sent` indexes of `records`) and
+    /// adds its refusals to `failures`.
+    fn read_batch_reply(
+        &mut self,
+        sent: &[usize],
+        records: &[Record],
+        with_ttl: bool,
+        failures: &mut Vec<RecordError>,
+    ) -> Result<()> {
+        let errors: Vec<Items> = self
+            .read_reply()?
+            .into_iter()
+            .filter_map(|u| match u {
+                Unit::Data(i) if i.has(Item::Error) => Some(i),
+                _ => None,
+            })
+            .collect();
+        let chunk: Vec<&Record> = sent.iter().map(|&i| &records[i]).collect();
+        for (offset, items) in match_errors(&chunk, errors, with_ttl)? {
+            failures.push(RecordError {
+                index: sent[offset],
+                error: Error::from_server(items),
+            });
+        }
+        Ok(())
     }
 
     /// `zone-diff ZONE`: removed records (`-`) then added ones (`+`) of the open transaction.

@@ -7,7 +7,7 @@ use knot_ctl::{Client, FlushOptions, Record, RecordStream};
 use serde::Serialize;
 
 use super::error::RecordsError;
-use super::model::Desired;
+use super::model::{Desired, DesiredZone};
 use super::plan::{
     CurrentRecord, CurrentRef, Plan, RrsetChange, SafetyLimit, ZonePlan, ZoneRecords,
     check_conflicts, plan_zone_records,
@@ -125,19 +125,36 @@ pub fn plan_from_knot<S: Read + Write + Send>(
     let desired = desired?;
     let (zones, mut buffered) = read?;
     check_zones_exist(values, &zones)?;
-    let mut plans = Vec::with_capacity(desired.zones.len());
-    for z in &desired.zones {
-        let name = z.fqdn();
-        let context = format!("zone-read {name}");
-        let plan = match buffered
-            .iter()
-            .position(|b| b.zone.eq_ignore_ascii_case(&name))
-        {
-            Some(i) => {
-                let mut records = buffered.swap_remove(i).into_records(context);
-                plan_zone_records(z, &mut records)?
+    // Zones read in advance are planned each on its own thread; any other is read now.
+    let work: Vec<(&DesiredZone, Option<BufferedZone>)> = desired
+        .zones
+        .iter()
+        .map(|z| {
+            let name = z.fqdn();
+            let read = buffered
+                .iter()
+                .position(|b| b.zone.eq_ignore_ascii_case(&name))
+                .map(|i| buffered.swap_remove(i));
+            (z, read)
+        })
+        .collect();
+    let planned = super::par::map(work, |(z, read)| {
+        let plan = match read {
+            Some(read) => {
+                let context = format!("zone-read {}", read.zone);
+                Some(plan_zone_records(z, &mut read.into_records(context)))
             }
+            None => None,
+        };
+        (z, plan)
+    });
+    let mut plans = Vec::with_capacity(planned.len());
+    for (z, plan) in planned {
+        let plan = match plan {
+            Some(plan) => plan?,
             None => {
+                let name = z.fqdn();
+                let context = format!("zone-read {name}");
                 let stream = client
                     .zone_read(&name, None, None)
                     .map_err(knot(&context))?;
@@ -263,9 +280,28 @@ pub fn apply<S: Read + Write + Send>(
     values: &Values,
     opts: &ApplyOptions,
 ) -> Result<ApplyOutcome, RecordsError> {
-    let (_, plan) = plan_from_knot(client, values)?;
-    apply_plan(client, plan, opts)
+    apply_with(client, None, values, opts)
 }
+
+/// [`apply`], filling the zones' transactions side by side over more connections from
+/// `connect` when knotd serves several at once ([`apply_plan_with`]).
+pub fn apply_with<S: Read + Write + Send>(
+    client: &mut Client<S>,
+    connect: Option<Connector<'_, S>>,
+    values: &Values,
+    opts: &ApplyOptions,
+) -> Result<ApplyOutcome, RecordsError> {
+    let (desired, plan) = plan_from_knot(client, values)?;
+    drop(desired);
+    apply_plan_with(client, connect, plan, opts)
+}
+
+/// Opens another control connection to the same knotd.
+pub type Connector<'a, S> = &'a (dyn Fn() -> Result<Client<S>, knot_ctl::Error> + Sync);
+
+/// The first Knot version that serves several control connections at once (3.4.0): before
+/// it, a second connection waits until the first is closed.
+const CONCURRENT_CONTROL: (u32, u32) = (3, 4);
 
 /// The Knot operations of one zone's plan: (unsets, sets). No record is set twice and none is
 /// unset twice: each RRset appears in at most one change, and a change either unsets its whole
@@ -302,8 +338,21 @@ fn change_operations(c: &RrsetChange, unsets: &mut Vec<Record>, sets: &mut Vec<R
 /// transaction per zone with changes, all opened and filled before any is committed; any error
 /// aborts every open transaction, so those zones stay as they were. Changed zones are flushed.
 /// An empty plan sends nothing at all (serials stay the same).
-pub fn apply_plan<S: Read + Write>(
+pub fn apply_plan<S: Read + Write + Send>(
     client: &mut Client<S>,
+    plan: Plan,
+    opts: &ApplyOptions,
+) -> Result<ApplyOutcome, RecordsError> {
+    apply_plan_with(client, None, plan, opts)
+}
+
+/// [`apply_plan`]; with `connect`, and a knotd that serves several control connections at
+/// once (Knot 3.4 and later), the zones' transactions are filled side by side, one extra
+/// connection per CPU, so that knotd parses several zones' records at the same time. The
+/// outcome is the same: all filled before any commit, any failure aborts them all.
+pub fn apply_plan_with<S: Read + Write + Send>(
+    client: &mut Client<S>,
+    connect: Option<Connector<'_, S>>,
     mut plan: Plan,
     opts: &ApplyOptions,
 ) -> Result<ApplyOutcome, RecordsError> {
@@ -321,11 +370,18 @@ pub fn apply_plan<S: Read + Write>(
         crate::txn::clear_abandoned(client, &names)?
     };
 
-    let mut open: Vec<(String, Record)> = Vec::new();
-    let result = fill_transactions(client, &work, &mut open);
+    let mut side = match connect {
+        Some(connect) if work.len() > 1 => side_connections(client, connect, work.len()),
+        _ => Vec::new(),
+    };
+    let (open, result) = if side.is_empty() {
+        fill_transactions(client, &work)
+    } else {
+        fill_side_by_side(client, &mut side, &work)
+    };
+    drop(side);
     let zones: Vec<String> = open.iter().map(|(z, _)| z.clone()).collect();
-    if let Err(message) = result {
-        let zone = zones.last().cloned().unwrap_or_default();
+    if let Err((zone, message)) = result {
         abort_all(client, &zones);
         return Err(RecordsError::Transaction {
             zone,
@@ -360,40 +416,126 @@ pub fn apply_plan<S: Read + Write>(
     })
 }
 
-/// Opens one marked transaction per zone ([`crate::txn`]) and sends its changes.
-fn fill_transactions<S: Read + Write>(
-    client: &mut Client<S>,
-    work: &[&ZonePlan],
-    open: &mut Vec<(String, Record)>,
-) -> Result<(), String> {
+/// The transactions opened (zone, marker) and the first failure (zone, message).
+type Filled = (Vec<(String, Record)>, Result<(), (String, String)>);
+
+/// One zone's fill: its index in the work, the transaction opened, the failure.
+type ZoneFill = (usize, Option<(String, Record)>, Result<(), String>);
+
+/// Opens one marked transaction per zone ([`crate::txn`]) and sends its changes, zone after
+/// zone; stops at the first failure.
+fn fill_transactions<S: Read + Write>(client: &mut Client<S>, work: &[&ZonePlan]) -> Filled {
+    let mut open = Vec::new();
     for z in work {
-        let (txn, marker) =
-            crate::txn::begin(client, &z.zone).map_err(|e| format!("zone-begin: {e}"))?;
-        txn.detach();
-        open.push((z.zone.clone(), marker));
-        let (unsets, sets) = zone_operations(z);
-        let refused = client
-            .zone_unset_batch(&z.zone, &unsets)
-            .map_err(|e| format!("zone-unset: {e}"))?;
-        if let Some(r) = refused.first() {
-            return Err(format!(
-                "zone-unset {} refused: {} ({} refusal(s))",
-                unsets[r.index],
-                r.error,
-                refused.len()
-            ));
+        let (opened, result) = fill_zone(client, z);
+        open.extend(opened);
+        if let Err(message) = result {
+            return (open, Err((z.zone.clone(), message)));
         }
-        let refused = client
-            .zone_set_batch(&z.zone, &sets)
-            .map_err(|e| format!("zone-set: {e}"))?;
-        if let Some(r) = refused.first() {
-            return Err(format!(
-                "zone-set {} refused: {} ({} refusal(s))",
-                sets[r.index],
-                r.error,
-                refused.len()
-            ));
+    }
+    (open, Ok(()))
+}
+
+/// More connections to knotd for [`fill_side_by_side`]: none unless knotd serves several
+/// at once; at most one per CPU besides `client`, and never more than the zones need.
+fn side_connections<S: Read + Write>(
+    client: &mut Client<S>,
+    connect: Connector<'_, S>,
+    zones: usize,
+) -> Vec<Client<S>> {
+    let Ok(v) = client.version() else {
+        return Vec::new();
+    };
+    if (v.major, v.minor) < CONCURRENT_CONTROL {
+        return Vec::new();
+    }
+    let want = super::par::workers().min(zones).saturating_sub(1);
+    (0..want).map_while(|_| connect().ok()).collect()
+}
+
+/// [`fill_transactions`] over `client` and `side` at once: zone `i` on connection
+/// `i % connections`, each connection on its own thread. Every zone is tried; the first
+/// failure in zone order is reported.
+fn fill_side_by_side<S: Read + Write + Send>(
+    client: &mut Client<S>,
+    side: &mut [Client<S>],
+    work: &[&ZonePlan],
+) -> Filled {
+    let mut conns: Vec<&mut Client<S>> = std::iter::once(client).chain(side.iter_mut()).collect();
+    let k = conns.len();
+    let mut results: Vec<ZoneFill> = std::thread::scope(|scope| {
+        let handles: Vec<_> = conns
+            .iter_mut()
+            .enumerate()
+            .map(|(t, conn)| {
+                scope.spawn(move || {
+                    work.iter()
+                        .enumerate()
+                        .filter(|(i, _)| i % k == t)
+                        .map(|(i, z)| {
+                            let (opened, result) = fill_zone(conn, z);
+                            (i, opened, result)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    results.sort_by_key(|(i, _, _)| *i);
+    let mut open = Vec::new();
+    let mut first_error = None;
+    for (i, opened, result) in results {
+        open.extend(opened);
+        if let (Err(message), None) = (result, &first_error) {
+            first_error = Some((work[i].zone.clone(), message));
         }
+    }
+    (open, first_error.map_or(Ok(()), Err))
+}
+
+/// Opens `z`'s marked transaction and sends its unsets, then its sets. Returns the opened
+/// transaction (zone, marker), if it was opened, and the failure, if any.
+fn fill_zone<S: Read + Write>(
+    client: &mut Client<S>,
+    z: &ZonePlan,
+) -> (Option<(String, Record)>, Result<(), String>) {
+    let (txn, marker) = match crate::txn::begin(client, &z.zone) {
+        Ok(t) => t,
+        Err(e) => return (None, Err(format!("zone-begin: {e}"))),
+    };
+    txn.detach();
+    let opened = Some((z.zone.clone(), marker));
+    (opened, send_changes(client, z))
+}
+
+/// Sends one zone's changes into its open transaction.
+fn send_changes<S: Read + Write>(client: &mut Client<S>, z: &ZonePlan) -> Result<(), String> {
+    let (unsets, sets) = zone_operations(z);
+    let refused = client
+        .zone_unset_batch(&z.zone, &unsets)
+        .map_err(|e| format!("zone-unset: {e}"))?;
+    if let Some(r) = refused.first() {
+        return Err(format!(
+            "zone-unset {} refused: {} ({} refusal(s))",
+            unsets[r.index],
+            r.error,
+            refused.len()
+        ));
+    }
+    let refused = client
+        .zone_set_batch(&z.zone, &sets)
+        .map_err(|e| format!("zone-set: {e}"))?;
+    if let Some(r) = refused.first() {
+        return Err(format!(
+            "zone-set {} refused: {} ({} refusal(s))",
+            sets[r.index],
+            r.error,
+            refused.len()
+        ));
     }
     Ok(())
 }

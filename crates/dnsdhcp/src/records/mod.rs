@@ -18,6 +18,7 @@ pub mod apply;
 pub mod error;
 pub mod model;
 pub mod ownership;
+mod par;
 pub mod plan;
 pub mod ptr;
 pub mod rr;
@@ -25,7 +26,8 @@ pub mod validate;
 pub mod values;
 
 pub use apply::{
-    ApplyOptions, ApplyOutcome, apply, apply_plan, plan_from_knot, read_zone, server_zones,
+    ApplyOptions, ApplyOutcome, Connector, apply, apply_plan, apply_plan_with, apply_with,
+    plan_from_knot, read_zone, server_zones,
 };
 pub use error::{Diagnostic, Diagnostics, RecordsError};
 pub use model::{Desired, DesiredZone, Rrset, RrsetKey};

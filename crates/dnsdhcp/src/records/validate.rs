@@ -101,148 +101,14 @@ pub fn validate(values: &Values) -> Result<Desired, RecordsError> {
         return finish(diags, Desired::default());
     }
 
-    let mut items: Vec<Item> = Vec::new();
-    for entry in &values.records {
-        let pos = entry.pos();
-        let mut err = |m: String| diags.push(values.diagnostic(pos, m));
-        // Which zone, and the text to parse.
-        let (zone_idx, text, explicit_ptr) = match entry {
-            RecordEntry::Line { text, zone, .. } => {
-                let owner = text.split_whitespace().next().unwrap_or("");
-                let zi = if let Some(z) = zone {
-                    match parse_abs_name(z)
-                        .ok()
-                        .and_then(|zn| zone_names.iter().position(|n| *n == zn))
-                    {
-                        Some(i) => i,
-                        None => {
-                            err(format!("zone {z} is not a configured zone"));
-                            continue;
-                        }
-                    }
-                } else if owner.ends_with('.') {
-                    match owner_zone(owner, &zone_names) {
-                        Some(i) => i,
-                        None => {
-                            err(format!("owner {owner} is in none of the configured zones"));
-                            continue;
-                        }
-                    }
-                } else {
-                    0
-                };
-                (zi, text.clone(), None)
-            }
-            RecordEntry::Structured {
-                name,
-                zone,
-                rtype,
-                ttl,
-                data,
-                ptr,
-                ..
-            } => {
-                let zi = match zone {
-                    Some(z) => match parse_abs_name(z) {
-                        Ok(zn) => match zone_names.iter().position(|n| *n == zn) {
-                            Some(i) => i,
-                            None => {
-                                err(format!("zone {} is not listed in `zones`", fqdn(&zn)));
-                                continue;
-                            }
-                        },
-                        Err(e) => {
-                            err(e);
-                            continue;
-                        }
-                    },
-                    None if name.trim().ends_with('.') => match owner_zone(name, &zone_names) {
-                        Some(i) => i,
-                        None => {
-                            err(format!("owner {name} is in none of the configured zones"));
-                            continue;
-                        }
-                    },
-                    None => 0,
-                };
-                if name.trim().is_empty() || name.split_whitespace().count() != 1 {
-                    err(format!("invalid owner name `{name}`"));
-                    continue;
-                }
-                if rtype.split_whitespace().count() != 1 {
-                    err(format!("invalid type `{rtype}`"));
-                    continue;
-                }
-                let ttl = match ttl {
-                    None => zones[zi].default_ttl,
-                    Some(t) if (0..=i64::from(MAX_TTL)).contains(t) => *t as u32,
-                    Some(t) => {
-                        err(format!("TTL {t} is out of range (0..={MAX_TTL})"));
-                        continue;
-                    }
-                };
-                (
-                    zi,
-                    format!("{} {ttl} IN {} {}", name.trim(), rtype.trim(), data),
-                    *ptr,
-                )
-            }
-        };
-        let zone = &zones[zone_idx];
-        let rr = match parse_rr(&zone.name, zone.default_ttl, &text) {
-            Ok(rr) => rr,
-            Err(e) => {
-                err(format!("invalid record `{}`: {e}", text.trim()));
-                continue;
-            }
-        };
-        if rr.ttl > MAX_TTL {
-            err(format!("TTL {} is out of range (0..={MAX_TTL})", rr.ttl));
-            continue;
-        }
-        if forbidden_type(rr.rtype) {
-            err(format!(
-                "type {} cannot be a static record (Knot manages it)",
-                rr.rtype
-            ));
-            continue;
-        }
-        if !rr.owner.ends_with(&zone.name) {
-            err(format!(
-                "owner {} is not inside zone {}",
-                fqdn(&rr.owner),
-                fqdn(&zone.name)
-            ));
-            continue;
-        }
-        if rr.owner.ends_with(&zone.reserved) {
-            err(format!(
-                "owner {} is reserved for the tool's ownership records",
-                fqdn(&rr.owner)
-            ));
-            continue;
-        }
-        let is_addr = rr.rtype == Rtype::A || rr.rtype == Rtype::AAAA;
-        if explicit_ptr.is_some() && !is_addr {
-            err(format!(
-                "`ptr` applies to A and AAAA records only, not {}",
-                rr.rtype
-            ));
-            continue;
-        }
-        if rr.rtype == Rtype::CNAME && rr.owner == zone.name {
-            err("a CNAME cannot be at the zone apex".into());
-            continue;
-        }
-        let ptr = (is_addr && explicit_ptr.unwrap_or(true))
-            .then(|| rr_address(&rr.wire))
-            .flatten();
-        items.push(Item {
-            rr,
-            zone: zone_idx,
-            pos,
-            ptr,
-        });
+    // Each entry on its own: parsed on every CPU, the problems kept in entry order.
+    let parts = super::par::map(super::par::chunks(&values.records, 4096), |entries| {
+        parse_entries(entries, values, &zones, &zone_names)
+    });
+    let mut items: Vec<Item> = Vec::with_capacity(values.records.len());
+    for (part, part_diags) in parts {
+        items.extend(part);
+        diags.extend(part_diags);
     }
 
     // Group into RRsets; one TTL per RRset. The rdata moves into the desired state; what the
@@ -335,13 +201,15 @@ pub fn validate(values: &Values) -> Result<Desired, RecordsError> {
         set.sources.push(it.pos);
     }
     let files: Arc<[PathBuf]> = values.paths().into();
+    // Each zone sorted on its own thread (zones are independent).
+    let sorted = super::par::map(groups, sorted_rrsets);
     let desired = Desired {
         zones: zones
             .iter()
-            .zip(groups)
-            .map(|(z, group)| DesiredZone {
+            .zip(sorted)
+            .map(|(z, rrsets)| DesiredZone {
                 name: z.name.clone(),
-                rrsets: sorted_rrsets(group),
+                rrsets,
                 files: files.clone(),
             })
             .collect(),
@@ -373,6 +241,162 @@ pub fn validate(values: &Values) -> Result<Desired, RecordsError> {
         }
     }
     finish(diags, desired)
+}
+
+/// Parses and checks `entries` one by one: the records that pass, and a diagnostic for each
+/// entry that does not.
+fn parse_entries(
+    entries: &[RecordEntry],
+    values: &Values,
+    zones: &[ZoneInfo],
+    zone_names: &[DName],
+) -> (Vec<Item>, Vec<Diagnostic>) {
+    let mut diags: Vec<Diagnostic> = Vec::new();
+    let mut items: Vec<Item> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let pos = entry.pos();
+        let mut err = |m: String| diags.push(values.diagnostic(pos, m));
+        // Which zone, and the text to parse.
+        let (zone_idx, text, explicit_ptr) = match entry {
+            RecordEntry::Line { text, zone, .. } => {
+                let owner = text.split_whitespace().next().unwrap_or("");
+                let zi = if let Some(z) = zone {
+                    match parse_abs_name(z)
+                        .ok()
+                        .and_then(|zn| zone_names.iter().position(|n| *n == zn))
+                    {
+                        Some(i) => i,
+                        None => {
+                            err(format!("zone {z} is not a configured zone"));
+                            continue;
+                        }
+                    }
+                } else if owner.ends_with('.') {
+                    match owner_zone(owner, zone_names) {
+                        Some(i) => i,
+                        None => {
+                            err(format!("owner {owner} is in none of the configured zones"));
+                            continue;
+                        }
+                    }
+                } else {
+                    0
+                };
+                (zi, text.clone(), None)
+            }
+            RecordEntry::Structured {
+                name,
+                zone,
+                rtype,
+                ttl,
+                data,
+                ptr,
+                ..
+            } => {
+                let zi = match zone {
+                    Some(z) => match parse_abs_name(z) {
+                        Ok(zn) => match zone_names.iter().position(|n| *n == zn) {
+                            Some(i) => i,
+                            None => {
+                                err(format!("zone {} is not listed in `zones`", fqdn(&zn)));
+                                continue;
+                            }
+                        },
+                        Err(e) => {
+                            err(e);
+                            continue;
+                        }
+                    },
+                    None if name.trim().ends_with('.') => match owner_zone(name, zone_names) {
+                        Some(i) => i,
+                        None => {
+                            err(format!("owner {name} is in none of the configured zones"));
+                            continue;
+                        }
+                    },
+                    None => 0,
+                };
+                if name.trim().is_empty() || name.split_whitespace().count() != 1 {
+                    err(format!("invalid owner name `{name}`"));
+                    continue;
+                }
+                if rtype.split_whitespace().count() != 1 {
+                    err(format!("invalid type `{rtype}`"));
+                    continue;
+                }
+                let ttl = match ttl {
+                    None => zones[zi].default_ttl,
+                    Some(t) if (0..=i64::from(MAX_TTL)).contains(t) => *t as u32,
+                    Some(t) => {
+                        err(format!("TTL {t} is out of range (0..={MAX_TTL})"));
+                        continue;
+                    }
+                };
+                (
+                    zi,
+                    format!("{} {ttl} IN {} {}", name.trim(), rtype.trim(), data),
+                    *ptr,
+                )
+            }
+        };
+        let zone = &zones[zone_idx];
+        let rr = match parse_rr(&zone.name, zone.default_ttl, &text) {
+            Ok(rr) => rr,
+            Err(e) => {
+                err(format!("invalid record `{}`: {e}", text.trim()));
+                continue;
+            }
+        };
+        if rr.ttl > MAX_TTL {
+            err(format!("TTL {} is out of range (0..={MAX_TTL})", rr.ttl));
+            continue;
+        }
+        if forbidden_type(rr.rtype) {
+            err(format!(
+                "type {} cannot be a static record (Knot manages it)",
+                rr.rtype
+            ));
+            continue;
+        }
+        if !rr.owner.ends_with(&zone.name) {
+            err(format!(
+                "owner {} is not inside zone {}",
+                fqdn(&rr.owner),
+                fqdn(&zone.name)
+            ));
+            continue;
+        }
+        if rr.owner.ends_with(&zone.reserved) {
+            err(format!(
+                "owner {} is reserved for the tool's ownership records",
+                fqdn(&rr.owner)
+            ));
+            continue;
+        }
+        let is_addr = rr.rtype == Rtype::A || rr.rtype == Rtype::AAAA;
+        if explicit_ptr.is_some() && !is_addr {
+            err(format!(
+                "`ptr` applies to A and AAAA records only, not {}",
+                rr.rtype
+            ));
+            continue;
+        }
+        if rr.rtype == Rtype::CNAME && rr.owner == zone.name {
+            err("a CNAME cannot be at the zone apex".into());
+            continue;
+        }
+        let ptr = (is_addr && explicit_ptr.unwrap_or(true))
+            .then(|| rr_address(&rr.wire))
+            .flatten();
+        items.push(Item {
+            rr,
+            zone: zone_idx,
+            pos,
+            ptr,
+        });
+    }
+
+    (items, diags)
 }
 
 /// The grouped RRsets of one zone as a sorted map. Sorted by reference (the first eight bytes of
