@@ -736,45 +736,44 @@ impl<S: Read + Write> Client<S> {
         let mut failures = Vec::new();
         // Knot 3.2 (before 3.3.2) silently loses a change from the transaction when the same
         // record is set or unset twice in it. Repeats are therefore never sent: they are
-        // reported as refused, pointing at the first occurrence.
+        // reported as refused, pointing at the first occurrence. They are found while the
+        // blocks are encoded, so that the first block leaves at once.
         let mut first_seen = std::collections::HashMap::with_capacity(records.len());
         let mut to_send: Vec<usize> = Vec::with_capacity(records.len());
-        for (i, r) in records.iter().enumerate() {
-            let key = (r.owner.as_str(), r.rtype.as_str(), r.data.as_str());
-            match first_seen.entry(key) {
-                std::collections::hash_map::Entry::Occupied(first) => {
-                    failures.push(RecordError {
-                        index: i,
-                        error: Error::DuplicateInBatch {
-                            first: *first.get(),
-                        },
-                    });
-                }
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(i);
-                    to_send.push(i);
-                }
-            }
-        }
         // Pipelined: each block is sent before the reply to the previous one is read, so knotd
         // never waits for the next block to be encoded. At most two blocks are in flight, well
         // within the socket's buffers (a block and its possible error replies are < 200 KiB).
         let mut body = Vec::new();
         let mut in_flight: Option<(usize, usize)> = None;
-        let mut start = 0;
+        let mut next = 0;
         loop {
-            let sent = if start < to_send.len() {
-                body.clear();
-                let mut end = start;
-                while end < to_send.len() && (end == start || body.len() < BATCH_BLOCK_BYTES) {
-                    let index = to_send[end];
-                    let items = record_items(command, zone, &records[index], with_ttl);
-                    codec::encode_unit(&Unit::Data(items), &mut body)
-                        .map_err(|e| Error::Protocol(format!("record {index}: {e}")))?;
-                    end += 1;
+            body.clear();
+            let start = to_send.len();
+            while next < records.len() && body.len() < BATCH_BLOCK_BYTES {
+                let (i, r) = (next, &records[next]);
+                next += 1;
+                let key = (r.owner.as_str(), r.rtype.as_str(), r.data.as_str());
+                match first_seen.entry(key) {
+                    std::collections::hash_map::Entry::Occupied(first) => {
+                        failures.push(RecordError {
+                            index: i,
+                            error: Error::DuplicateInBatch {
+                                first: *first.get(),
+                            },
+                        });
+                        continue;
+                    }
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(i);
+                    }
                 }
+                encode_record(command, zone, r, with_ttl, &mut body)
+                    .map_err(|e| Error::Protocol(format!("record {i}: {e}")))?;
+                to_send.push(i);
+            }
+            let sent = if to_send.len() > start {
                 self.send_encoded(&body)?;
-                Some((start, end))
+                Some((start, to_send.len()))
             } else {
                 None
             };
@@ -782,10 +781,7 @@ impl<S: Read + Write> Client<S> {
                 self.read_batch_reply(&to_send[from..to], records, with_ttl, &mut failures)?;
             }
             match sent {
-                Some((from, to)) => {
-                    in_flight = Some((from, to));
-                    start = to;
-                }
+                Some(block) => in_flight = Some(block),
                 None => break,
             }
         }
@@ -932,6 +928,56 @@ impl<S: Read + Write> std::fmt::Debug for Client<S> {
             .field("state", &self.state)
             .field("version", &self.version)
             .finish_non_exhaustive()
+    }
+}
+
+/// One record's request unit, encoded straight into `out` (what [`record_items`] and
+/// [`codec::encode_unit`] make, without copying the record's strings).
+fn encode_record(
+    command: &str,
+    zone: &str,
+    r: &Record,
+    with_ttl: bool,
+    out: &mut Vec<u8>,
+) -> std::result::Result<(), codec::CodecError> {
+    let mut ttl_text = [0u8; 10];
+    let ttl = r
+        .ttl
+        .filter(|_| with_ttl)
+        .map(|t| decimal(t, &mut ttl_text));
+    let mut items: [(Item, &[u8]); 6] = [
+        (Item::Command, command.as_bytes()),
+        (Item::Zone, zone.as_bytes()),
+        (Item::Owner, r.owner.as_bytes()),
+        (Item::Command, b""),
+        (Item::Command, b""),
+        (Item::Command, b""),
+    ];
+    let mut n = 3;
+    // Empty optional items are left out, as `Items::with_opt` does.
+    for (item, v) in [
+        (Item::Ttl, ttl.unwrap_or_default()),
+        (Item::Type, r.rtype.as_bytes()),
+        (Item::Data, r.data.as_bytes()),
+    ] {
+        if !v.is_empty() {
+            items[n] = (item, v);
+            n += 1;
+        }
+    }
+    codec::encode_data_borrowed(&items[..n], out)
+}
+
+/// `n` in decimal, written into `buf`.
+fn decimal(mut n: u32, buf: &mut [u8; 10]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
     }
 }
 
@@ -1206,6 +1252,33 @@ impl<S: Read + Write> Drop for RecordStream<'_, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_encodes_to_the_same_bytes_borrowed_or_through_items() {
+        let records = [
+            Record::new("www", 3600, "A", "192.0.2.1"),
+            Record::new("@", 0, "TXT", "\"x\""),
+            Record::new("big", u32::MAX, "MX", "10 mail"),
+            Record::without_ttl("old", "A", ""),
+            Record::without_ttl("node", "", ""),
+        ];
+        for r in &records {
+            for (command, with_ttl) in [("zone-set", true), ("zone-unset", false)] {
+                let mut borrowed = Vec::new();
+                encode_record(command, "home.arpa.", r, with_ttl, &mut borrowed).unwrap();
+                let mut through_items = Vec::new();
+                codec::encode_unit(
+                    &Unit::Data(record_items(command, "home.arpa.", r, with_ttl)),
+                    &mut through_items,
+                )
+                .unwrap();
+                assert_eq!(borrowed, through_items, "{r:?} {command}");
+            }
+        }
+        let mut buf = [0u8; 10];
+        assert_eq!(decimal(0, &mut buf), b"0");
+        assert_eq!(decimal(4_294_967_295, &mut buf), b"4294967295");
+    }
 
     #[test]
     fn matches_errors_right_to_left_for_duplicates() {

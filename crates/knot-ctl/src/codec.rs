@@ -231,6 +231,26 @@ pub fn encode_unit(unit: &Unit, out: &mut Vec<u8>) -> Result<(), CodecError> {
     Ok(())
 }
 
+/// Encodes one DATA unit from borrowed values, exactly as [`encode_unit`] encodes the same
+/// [`Items`]: `items` in item order, each at most once (no copies: the batches of records use
+/// it). Nothing is written if a value is too long.
+pub fn encode_data_borrowed(items: &[(Item, &[u8])], out: &mut Vec<u8>) -> Result<(), CodecError> {
+    debug_assert!(items.windows(2).all(|w| w[0].0.code() < w[1].0.code()));
+    if let Some((item, v)) = items.iter().find(|(_, v)| v.len() > MAX_ITEM_LEN) {
+        return Err(CodecError::ItemTooLong {
+            item: *item,
+            len: v.len(),
+        });
+    }
+    out.push(TYPE_DATA);
+    for (item, v) in items {
+        out.push(item.code());
+        out.extend_from_slice(&(v.len() as u16).to_be_bytes());
+        out.extend_from_slice(v);
+    }
+    Ok(())
+}
+
 /// Encodes a sequence of units.
 pub fn encode(units: &[Unit]) -> Result<Vec<u8>, CodecError> {
     let mut out = Vec::new();

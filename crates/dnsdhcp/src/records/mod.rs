@@ -30,7 +30,7 @@ pub use apply::{
     plan_from_knot, read_zone, server_zones,
 };
 pub use error::{Diagnostic, Diagnostics, RecordsError};
-pub use model::{Desired, DesiredZone, Rrset, RrsetKey};
+pub use model::{Desired, DesiredZone, Rrset, RrsetKey, Rrsets};
 pub use plan::{
     Action, CurrentRecord, CurrentRef, LimitExceeded, Plan, RrsetChange, SafetyLimit, SafetyReport,
     ZonePlan, ZoneRecords, check_conflicts, plan, plan_zone, plan_zone_records, plan_zone_stream,

@@ -70,23 +70,27 @@ fn plain_fqdn(wire: &[u8]) -> Option<String> {
     if wire == [0] {
         return Some(".".to_owned());
     }
-    let mut s = String::with_capacity(wire.len());
-    let mut i = 0;
-    while i < wire.len() {
-        let n = usize::from(wire[i]);
-        if n == 0 {
-            return (i + 1 == wire.len()).then_some(s);
-        }
-        let label = wire.get(i + 1..i + 1 + n)?;
-        if !label
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'*'))
-        {
+    // The text is the wire form with each length byte after the first turned into a dot: one
+    // copy, then one pass over the bytes.
+    let (&first, rest) = wire.split_first()?;
+    let mut text = rest.to_vec();
+    let mut next = usize::from(first);
+    for i in 0..text.len() {
+        let b = text[i];
+        if i == next {
+            if b == 0 {
+                if i + 2 != wire.len() {
+                    return None;
+                }
+                text[i] = b'.';
+                // Only ASCII letters, digits, `-`, `_`, `*` and dots are left.
+                return String::from_utf8(text).ok();
+            }
+            next = i + 1 + usize::from(b);
+            text[i] = b'.';
+        } else if !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'*')) {
             return None;
         }
-        s.push_str(std::str::from_utf8(label).ok()?);
-        s.push('.');
-        i += 1 + n;
     }
     None
 }
@@ -341,6 +345,36 @@ mod tests {
 
     fn zone() -> DName {
         parse_abs_name("home.arpa").unwrap()
+    }
+
+    #[test]
+    fn plain_names_print_from_their_wire_form_and_others_take_the_escaping_path() {
+        for text in [
+            ".",
+            "a.",
+            "www.example.com.",
+            "_dmarc.x-y.*.z9.",
+            "UPPER.case.",
+        ] {
+            // (Parsing lowercases.)
+            let text = &text.to_ascii_lowercase();
+            let name = parse_abs_name(text).unwrap();
+            assert_eq!(
+                plain_fqdn(name.as_slice()).as_deref(),
+                Some(&text[..]),
+                "{text}"
+            );
+            assert_eq!(fqdn(&name), *text);
+        }
+        for text in ["a\\.b.", "sp\\032ace.", "\\195\\169t\\195\\169."] {
+            let name = parse_abs_name(text).unwrap();
+            assert_eq!(plain_fqdn(name.as_slice()), None, "{text}");
+            assert_eq!(fqdn(&name), format!("{name}."));
+        }
+        // Malformed wire forms are refused, never read past their end.
+        for wire in [&b""[..], b"\x01a", b"\x05ab\x00", b"\x01a\x00\x00"] {
+            assert_eq!(plain_fqdn(wire), None, "{wire:?}");
+        }
     }
 
     #[test]

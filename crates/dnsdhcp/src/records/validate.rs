@@ -11,7 +11,7 @@ use domain::base::iana::Rtype;
 use rustc_hash::FxHashMap;
 
 use super::error::{Diagnostic, RecordsError};
-use super::model::{Desired, DesiredRrset, DesiredZone, Rrset, RrsetKey, Sources};
+use super::model::{Desired, DesiredRrset, DesiredZone, Rrset, RrsetKey, Rrsets, Sources};
 use super::ownership::OWNERSHIP_LABEL;
 use super::ptr::{is_reverse_zone, most_specific_reverse_zone};
 use super::rr::{
@@ -221,7 +221,7 @@ pub fn validate(values: &Values) -> Result<Desired, RecordsError> {
         let zone = &desired.zones[zi];
         let others: Vec<String> = zone
             .rrsets
-            .range(owner_range(&key.owner))
+            .at_owner(&key.owner)
             .map(|(k, _)| k.rtype)
             .filter(|t| *t != Rtype::CNAME && !dnssec_type(*t))
             .map(|t| t.to_string())
@@ -402,7 +402,7 @@ fn parse_entries(
 /// The grouped RRsets of one zone as a sorted map. Sorted by reference (the first eight bytes of
 /// the owner, then the whole key) and built in one pass: moving the large entries around and
 /// reaching each owner's text for every comparison cost more than the rest of validation.
-fn sorted_rrsets(group: FxHashMap<RrsetKey, DesiredRrset>) -> BTreeMap<RrsetKey, DesiredRrset> {
+fn sorted_rrsets(group: FxHashMap<RrsetKey, DesiredRrset>) -> Rrsets {
     let mut all: Vec<(RrsetKey, DesiredRrset)> = group.into_iter().collect();
     let mut order: Vec<(u64, u32)> = all
         .iter()
@@ -433,7 +433,7 @@ fn sorted_rrsets(group: FxHashMap<RrsetKey, DesiredRrset>) -> BTreeMap<RrsetKey,
             cur = next;
         }
     }
-    BTreeMap::from_iter(all)
+    Rrsets::from_sorted(all)
 }
 
 /// The address of an A or AAAA record's wire rdata.
@@ -443,15 +443,6 @@ fn rr_address(wire: &[u8]) -> Option<IpAddr> {
         16 => <[u8; 16]>::try_from(wire).ok().map(IpAddr::from),
         _ => None,
     }
-}
-
-/// The keys of every type at `owner`.
-fn owner_range(owner: &str) -> std::ops::RangeInclusive<RrsetKey> {
-    let key = |rtype| RrsetKey {
-        owner: owner.to_owned(),
-        rtype,
-    };
-    key(Rtype::from_int(0))..=key(Rtype::from_int(u16::MAX))
 }
 
 fn finish(diags: Vec<Diagnostic>, desired: Desired) -> Result<Desired, RecordsError> {

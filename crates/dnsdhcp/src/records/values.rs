@@ -539,8 +539,11 @@ fn parse_yaml(idx: usize, f: &SourceFile) -> Result<Node, RecordsError> {
             pos: Pos::default(),
         });
     }
+    // Comments are never read: the parser only checks their syntax.
+    let mut options = serde_saphyr::Options::default();
+    options.emit_comments = false;
     let raw: Spanned<RawNode> =
-        serde_saphyr::from_str(&f.text).map_err(|e| RecordsError::Yaml {
+        serde_saphyr::from_str_with_options(&f.text, options).map_err(|e| RecordsError::Yaml {
             path: f.path.clone(),
             line: e.location().map(|l| l.line() as u32).unwrap_or(0),
             column: e.location().map(|l| l.column() as u32).unwrap_or(0),
