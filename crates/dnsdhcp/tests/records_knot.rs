@@ -585,6 +585,57 @@ fn zones_filled_side_by_side_on_knot_3_4_all_abort_when_one_is_refused() {
 }
 
 #[test]
+fn a_failing_commit_beside_another_zone_is_aborted_and_the_rest_reported() {
+    let k = knot();
+    let v = ValuesDir::new();
+    apply_ok(&k, &v.load("v1.yaml", "  - \"router A 192.168.1.1\"\n"));
+    let values = v.load(
+        "v2.yaml",
+        "  - \"router A 192.168.1.1\"\n  - \"alias CNAME router\"\n  - \"extra A 192.168.1.9\"\n",
+    );
+    let (_, plan) = plan_from_knot(&mut client(&k), &values).unwrap();
+    // An A record at `alias` appears after the plan: home.arpa's commit fails its semantic
+    // check; the reverse zone's transaction is fine.
+    k.knotc_ok(&["zone-begin", "home.arpa"]);
+    k.knotc_ok(&["zone-set", "home.arpa", "alias", "300", "A", "192.168.1.99"]);
+    k.knotc_ok(&["zone-commit", "home.arpa"]);
+    let before = zone_lines(&k, "home.arpa");
+    let connect = || Client::connect(k.socket_path());
+    let err = apply_plan_with(
+        &mut client(&k),
+        Some(&connect),
+        plan,
+        &ApplyOptions::default(),
+    )
+    .unwrap_err();
+    let RecordsError::Transaction {
+        zone,
+        message,
+        applied,
+    } = &err
+    else {
+        panic!("{err}");
+    };
+    assert_eq!(zone, "home.arpa.");
+    assert!(message.contains("zone-commit"), "{message}");
+    let ptr = "9.1.168.192.in-addr.arpa. 3600 PTR extra.home.arpa.";
+    if concurrent_control(&k) && std::thread::available_parallelism().unwrap().get() > 1 {
+        // Committed side by side: the reverse zone's commit went through and is reported.
+        assert_eq!(applied, &["1.168.192.in-addr.arpa.".to_owned()]);
+        assert!(has(&k, V4_24, ptr));
+    } else {
+        // One after the other: the failure comes first and the reverse zone is aborted.
+        assert!(applied.is_empty(), "{applied:?}");
+        assert!(!has(&k, V4_24, ptr));
+    }
+    assert_eq!(zone_lines(&k, "home.arpa"), before);
+    assert!(
+        client(&k).open_transactions(None).unwrap().is_empty(),
+        "the failed transaction was aborted"
+    );
+}
+
+#[test]
 fn ownership_survives_backup_and_restore() {
     let k = knot();
     let v = ValuesDir::new();

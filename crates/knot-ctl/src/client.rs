@@ -716,12 +716,32 @@ impl<S: Read + Write> Client<S> {
     /// reported as [`Error::DuplicateInBatch`]: on Knot 3.2 the failing repeat would make the
     /// first change vanish from the committed zone.
     pub fn zone_set_batch(&mut self, zone: &str, records: &[Record]) -> Result<Vec<RecordError>> {
+        let records: Vec<RecordRef<'_>> = records.iter().map(Record::as_ref).collect();
+        self.batch("zone-set", zone, &records, true)
+    }
+
+    /// [`Client::zone_set_batch`] of borrowed records (no copies of a large batch).
+    pub fn zone_set_batch_ref(
+        &mut self,
+        zone: &str,
+        records: &[RecordRef<'_>],
+    ) -> Result<Vec<RecordError>> {
         self.batch("zone-set", zone, records, true)
     }
 
     /// Batched `zone-unset` of exact records (TTL ignored; an empty `data` removes the RRset,
     /// an empty `rtype` the node). Returns refusals by index, like [`Client::zone_set_batch`].
     pub fn zone_unset_batch(&mut self, zone: &str, records: &[Record]) -> Result<Vec<RecordError>> {
+        let records: Vec<RecordRef<'_>> = records.iter().map(Record::as_ref).collect();
+        self.batch("zone-unset", zone, &records, false)
+    }
+
+    /// [`Client::zone_unset_batch`] of borrowed records.
+    pub fn zone_unset_batch_ref(
+        &mut self,
+        zone: &str,
+        records: &[RecordRef<'_>],
+    ) -> Result<Vec<RecordError>> {
         self.batch("zone-unset", zone, records, false)
     }
 
@@ -729,7 +749,7 @@ impl<S: Read + Write> Client<S> {
         &mut self,
         command: &str,
         zone: &str,
-        records: &[Record],
+        records: &[RecordRef<'_>],
         with_ttl: bool,
     ) -> Result<Vec<RecordError>> {
         self.check_command(command)?;
@@ -752,7 +772,7 @@ impl<S: Read + Write> Client<S> {
             while next < records.len() && body.len() < BATCH_BLOCK_BYTES {
                 let (i, r) = (next, &records[next]);
                 next += 1;
-                let key = (r.owner.as_str(), r.rtype.as_str(), r.data.as_str());
+                let key = (r.owner, r.rtype, r.data);
                 match first_seen.entry(key) {
                     std::collections::hash_map::Entry::Occupied(first) => {
                         failures.push(RecordError {
@@ -794,7 +814,7 @@ impl<S: Read + Write> Client<S> {
     fn read_batch_reply(
         &mut self,
         sent: &[usize],
-        records: &[Record],
+        records: &[RecordRef<'_>],
         with_ttl: bool,
         failures: &mut Vec<RecordError>,
     ) -> Result<()> {
@@ -806,7 +826,7 @@ impl<S: Read + Write> Client<S> {
                 _ => None,
             })
             .collect();
-        let chunk: Vec<&Record> = sent.iter().map(|&i| &records[i]).collect();
+        let chunk: Vec<&RecordRef<'_>> = sent.iter().map(|&i| &records[i]).collect();
         for (offset, items) in match_errors(&chunk, errors, with_ttl)? {
             failures.push(RecordError {
                 index: sent[offset],
@@ -936,7 +956,7 @@ impl<S: Read + Write> std::fmt::Debug for Client<S> {
 fn encode_record(
     command: &str,
     zone: &str,
-    r: &Record,
+    r: &RecordRef<'_>,
     with_ttl: bool,
     out: &mut Vec<u8>,
 ) -> std::result::Result<(), codec::CodecError> {
@@ -1012,16 +1032,16 @@ fn backup_items(command: &str, zones: &[&str], opts: &BackupOptions) -> Vec<Item
 /// Errors come in request order. Identical records fail as a suffix (the first may succeed, a
 /// repeat then fails), so the latest feasible match is taken, right to left.
 fn match_errors(
-    records: &[&Record],
+    records: &[&RecordRef<'_>],
     errors: Vec<Items>,
     with_ttl: bool,
 ) -> Result<Vec<(usize, Items)>> {
-    let key = |r: &&Record| {
+    let key = |r: &&RecordRef<'_>| {
         (
-            r.owner.clone(),
+            r.owner.to_owned(),
             r.ttl.filter(|_| with_ttl).map(|t| t.to_string()),
-            r.rtype.clone(),
-            r.data.clone(),
+            r.rtype.to_owned(),
+            r.data.to_owned(),
         )
     };
     let mut out = Vec::with_capacity(errors.len());
@@ -1265,7 +1285,7 @@ mod tests {
         for r in &records {
             for (command, with_ttl) in [("zone-set", true), ("zone-unset", false)] {
                 let mut borrowed = Vec::new();
-                encode_record(command, "home.arpa.", r, with_ttl, &mut borrowed).unwrap();
+                encode_record(command, "home.arpa.", &r.as_ref(), with_ttl, &mut borrowed).unwrap();
                 let mut through_items = Vec::new();
                 codec::encode_unit(
                     &Unit::Data(record_items(command, "home.arpa.", r, with_ttl)),
@@ -1284,7 +1304,8 @@ mod tests {
     fn matches_errors_right_to_left_for_duplicates() {
         let a = Record::new("a", 60, "A", "192.0.2.1");
         let b = Record::new("b", 60, "A", "192.0.2.2");
-        let recs = vec![&a, &b, &a];
+        let (ra, rb) = (a.as_ref(), b.as_ref());
+        let recs = vec![&ra, &rb, &ra];
         let err = |r: &Record| {
             record_items("zone-set", "z", r, true)
                 .with(Item::Error, "such record already exists in zone")

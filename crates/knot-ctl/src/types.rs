@@ -76,6 +76,24 @@ pub struct RecordRef<'a> {
     pub data: &'a str,
 }
 
+impl Record {
+    /// The record borrowed.
+    pub fn as_ref(&self) -> RecordRef<'_> {
+        RecordRef {
+            owner: &self.owner,
+            ttl: self.ttl,
+            rtype: &self.rtype,
+            data: &self.data,
+        }
+    }
+}
+
+impl fmt::Display for RecordRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.to_record(), f)
+    }
+}
+
 impl RecordRef<'_> {
     /// An owned copy.
     pub fn to_record(&self) -> Record {

@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 
 use dnsdhcp::kube;
 use dnsdhcp::records::{self, ApplyOptions, SafetyLimit};
+use dnsdhcp::target::{LocalTarget, Target};
 
 use super::target::TargetArgs;
 use super::{Ctx, EXIT_CHANGES, On, print_raw};
@@ -85,33 +86,67 @@ pub fn run(cmd: RecordsCommand, ctx: &mut Ctx) -> Result<ExitCode> {
             .into());
     }
     let target = a.target.resolve(&ctx.given)?;
-    let values = records::load_values(&a.values)?;
-    let t = match On::open(target)? {
-        On::Kube(c) => {
-            let percent = a.max_change.max_share * 100.0;
-            let mut extra = vec!["--max-change".to_owned(), percent.to_string()];
-            extra.extend(a.force.then(|| "--force".to_owned()));
-            extra.extend(a.json.then(|| "--json".to_owned()));
-            extra.extend(a.exit_code.then(|| "--exit-code".to_owned()));
-            let (code, stdout) = kube::block_on(c.records(&a.values, apply, &extra))?;
-            print_raw(&stdout)?;
-            return Ok(if code == i32::from(EXIT_CHANGES) {
-                ExitCode::from(EXIT_CHANGES)
-            } else {
-                ExitCode::SUCCESS
-            });
-        }
-        On::Local(t) => t,
+    if let Target::Local(t) = target {
+        return run_local(&a, apply, &t, ctx);
+    }
+    // Problems in the values are reported before the cluster is contacted.
+    records::load_values(&a.values)?;
+    let On::Kube(c) = On::open(target)? else {
+        unreachable!("a local target is handled above");
     };
-    let mut client = t.knot().context("connecting to Knot")?;
+    let percent = a.max_change.max_share * 100.0;
+    let mut extra = vec!["--max-change".to_owned(), percent.to_string()];
+    extra.extend(a.force.then(|| "--force".to_owned()));
+    extra.extend(a.json.then(|| "--json".to_owned()));
+    extra.extend(a.exit_code.then(|| "--exit-code".to_owned()));
+    let (code, stdout) = kube::block_on(c.records(&a.values, apply, &extra))?;
+    print_raw(&stdout)?;
+    Ok(if code == i32::from(EXIT_CHANGES) {
+        ExitCode::from(EXIT_CHANGES)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `records plan|apply --local`: the values files are parsed and validated on one thread
+/// while another connects to Knot and reads the zones they mention; then planned.
+fn run_local(a: &RecordsArgs, apply: bool, t: &LocalTarget, ctx: &mut Ctx) -> Result<ExitCode> {
+    let files = records::read_values_files(&a.values)?;
+    let texts: Vec<String> = files.iter().map(|f| f.text.clone()).collect();
+    let (parsed, connected) = std::thread::scope(|scope| {
+        let reading = scope.spawn(|| {
+            t.knot().map(|mut client| {
+                let prefetched = records::prefetch_mentioned(&mut client, &texts);
+                (client, prefetched)
+            })
+        });
+        let parsed = records::parse_values(files).map(|values| {
+            let desired = records::validate(&values);
+            (values, desired)
+        });
+        let connected = reading
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (parsed, connected)
+    });
+    drop(texts);
+    // Reported in this order: the values' syntax, the connection, the values' content, the
+    // server.
+    let (values, desired) = parsed?;
+    let (mut client, prefetched) = connected.context("connecting to Knot")?;
+    let desired = desired?;
+    let (desired, plan) = records::plan_prefetched(&mut client, &values, desired, prefetched?)?;
     if apply {
         let opts = ApplyOptions {
             force: a.force,
             limit: a.max_change,
         };
-        let (desired, plan) = records::plan_from_knot(&mut client, &values)?;
-        // Freed before the transactions are filled: that is when memory peaks.
-        drop((desired, values));
+        if plan.is_empty() {
+            exit_soon((desired, values));
+        } else {
+            // Freed before the transactions are filled: that is when memory peaks.
+            drop((desired, values));
+        }
         let connect = || t.knot();
         let outcome = records::apply_plan_with(&mut client, Some(&connect), plan, &opts)?;
         if a.json {
@@ -125,7 +160,7 @@ pub fn run(cmd: RecordsCommand, ctx: &mut Ctx) -> Result<ExitCode> {
         }
         exit_soon(outcome);
     } else {
-        let (desired, mut plan) = records::plan_from_knot(&mut client, &values)?;
+        let mut plan = plan;
         plan.assess(&a.max_change, a.force);
         if a.json {
             ctx.out.report("records-plan", &plan)?;

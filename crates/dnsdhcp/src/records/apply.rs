@@ -3,7 +3,7 @@
 
 use std::io::{Read, Write};
 
-use knot_ctl::{Client, FlushOptions, Record, RecordStream};
+use knot_ctl::{Client, FlushOptions, Record, RecordRef, RecordStream};
 use serde::Serialize;
 
 use super::error::RecordsError;
@@ -122,8 +122,65 @@ pub fn plan_from_knot<S: Read + Write + Send>(
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (desired, read)
     });
-    let desired = desired?;
-    let (zones, mut buffered) = read?;
+    plan_read(client, values, desired?, read?)
+}
+
+/// Zones read before the values were parsed: the server's zone list and the zones it serves
+/// that the values files mention ([`prefetch_mentioned`]).
+pub struct Prefetched {
+    zones: Vec<String>,
+    buffered: Vec<BufferedZone>,
+}
+
+/// Above this many zones on the server, [`prefetch_mentioned`] reads none (looking for every
+/// name in the values files would cost more than it saves).
+const MENTIONED_ZONES_MAX: usize = 64;
+
+/// Reads the zones the server serves whose names appear in `texts` (the values files, case
+/// aside), before those files are parsed: the caller parses them meanwhile, so that reading
+/// and parsing overlap. A zone the parsed values name that no file mentions as such (e.g. a
+/// reverse zone derived from a network) is read by [`plan_prefetched`].
+pub fn prefetch_mentioned<S: Read + Write>(
+    client: &mut Client<S>,
+    texts: &[String],
+) -> Result<Prefetched, RecordsError> {
+    let zones = server_zones(client)?;
+    let mut buffered = Vec::new();
+    if zones.len() <= MENTIONED_ZONES_MAX {
+        let lowered: Vec<String> = texts.iter().map(|t| t.to_ascii_lowercase()).collect();
+        for zone in &zones {
+            let name = zone.trim_end_matches('.').to_ascii_lowercase();
+            if name.is_empty() || !lowered.iter().any(|t| t.contains(&name)) {
+                continue;
+            }
+            let stream = client
+                .zone_read(zone, None, None)
+                .map_err(knot(format!("zone-read {zone}")))?;
+            buffered.push(BufferedZone::read(zone.clone(), stream));
+        }
+    }
+    Ok(Prefetched { zones, buffered })
+}
+
+/// [`plan_from_knot`] for `values` already validated into `desired`, with zones read in
+/// advance by [`prefetch_mentioned`]; any other zone of the values is read now.
+pub fn plan_prefetched<S: Read + Write + Send>(
+    client: &mut Client<S>,
+    values: &Values,
+    desired: Desired,
+    prefetched: Prefetched,
+) -> Result<(Desired, Plan), RecordsError> {
+    let Prefetched { zones, buffered } = prefetched;
+    plan_read(client, values, desired, (zones, buffered))
+}
+
+/// Plans every zone of `desired` once the server's zone list and some zones are read.
+fn plan_read<S: Read + Write>(
+    client: &mut Client<S>,
+    values: &Values,
+    desired: Desired,
+    (zones, mut buffered): (Vec<String>, Vec<BufferedZone>),
+) -> Result<(Desired, Plan), RecordsError> {
     check_zones_exist(values, &zones)?;
     // Zones read in advance are planned each on its own thread; any other is read now.
     let work: Vec<(&DesiredZone, Option<BufferedZone>)> = desired
@@ -306,7 +363,7 @@ const CONCURRENT_CONTROL: (u32, u32) = (3, 4);
 /// The Knot operations of one zone's plan: (unsets, sets). No record is set twice and none is
 /// unset twice: each RRset appears in at most one change, and a change either unsets its whole
 /// RRset once or unsets each removed record once.
-pub fn zone_operations(zone: &ZonePlan) -> (Vec<Record>, Vec<Record>) {
+pub fn zone_operations(zone: &ZonePlan) -> (Vec<RecordRef<'_>>, Vec<RecordRef<'_>>) {
     let mut unsets = Vec::new();
     let mut sets = Vec::new();
     for c in zone.changes.iter().chain(&zone.ownership_changes) {
@@ -315,21 +372,30 @@ pub fn zone_operations(zone: &ZonePlan) -> (Vec<Record>, Vec<Record>) {
     (unsets, sets)
 }
 
-fn change_operations(c: &RrsetChange, unsets: &mut Vec<Record>, sets: &mut Vec<Record>) {
-    let ttl = c.new_ttl.unwrap_or(0);
+fn change_operations<'p>(
+    c: &'p RrsetChange,
+    unsets: &mut Vec<RecordRef<'p>>,
+    sets: &mut Vec<RecordRef<'p>>,
+) {
+    let record = |ttl: Option<u32>, data: &'p str| RecordRef {
+        owner: &c.owner,
+        ttl,
+        rtype: &c.rtype,
+        data,
+    };
     if c.replaces_whole() {
-        unsets.push(Record::without_ttl(&c.owner, &c.rtype, ""));
+        unsets.push(record(None, ""));
         if c.new_ttl.is_some() {
             for d in c.keep.iter().chain(&c.add) {
-                sets.push(Record::new(&c.owner, ttl, &c.rtype, d));
+                sets.push(record(c.new_ttl, d));
             }
         }
     } else {
         for d in &c.remove {
-            unsets.push(Record::without_ttl(&c.owner, &c.rtype, d));
+            unsets.push(record(None, d));
         }
         for d in &c.add {
-            sets.push(Record::new(&c.owner, ttl, &c.rtype, d));
+            sets.push(record(Some(c.new_ttl.unwrap_or(0)), d));
         }
     }
 }
@@ -348,8 +414,10 @@ pub fn apply_plan<S: Read + Write + Send>(
 
 /// [`apply_plan`]; with `connect`, and a knotd that serves several control connections at
 /// once (Knot 3.4 and later), the zones' transactions are filled side by side, one extra
-/// connection per CPU, so that knotd parses several zones' records at the same time. The
-/// outcome is the same: all filled before any commit, any failure aborts them all.
+/// connection per CPU, so that knotd parses several zones' records at the same time, and then
+/// committed side by side. All are filled before any commit and a failure while filling
+/// aborts them all, as one after the other; a failed commit is reported with the zones that
+/// were committed beside it (one after the other, the zones after it are not committed).
 pub fn apply_plan_with<S: Read + Write + Send>(
     client: &mut Client<S>,
     connect: Option<Connector<'_, S>>,
@@ -379,9 +447,8 @@ pub fn apply_plan_with<S: Read + Write + Send>(
     } else {
         fill_side_by_side(client, &mut side, &work)
     };
-    drop(side);
-    let zones: Vec<String> = open.iter().map(|(z, _)| z.clone()).collect();
     if let Err((zone, message)) = result {
+        let zones: Vec<String> = open.iter().map(|(z, _)| z.clone()).collect();
         abort_all(client, &zones);
         return Err(RecordsError::Transaction {
             zone,
@@ -390,20 +457,12 @@ pub fn apply_plan_with<S: Read + Write + Send>(
         });
     }
 
-    let mut committed = Vec::new();
-    for (i, (zone, marker)) in open.iter().enumerate() {
-        if let Err(e) = client.zone_commit_unmarking(zone, marker) {
-            // A failed commit (e.g. a semantic check) leaves the transaction open: abort it and
-            // every transaction not yet committed.
-            abort_all(client, &zones[i..]);
-            return Err(RecordsError::Transaction {
-                zone: zone.clone(),
-                message: format!("zone-commit: {e}"),
-                applied: committed,
-            });
-        }
-        committed.push(zone.clone());
-    }
+    let committed = if side.is_empty() {
+        commit_in_order(client, &open)?
+    } else {
+        commit_side_by_side(client, &mut side, &open)?
+    };
+    drop(side);
     for zone in &committed {
         client
             .zone_flush(Some(zone), &FlushOptions::default())
@@ -414,6 +473,90 @@ pub fn apply_plan_with<S: Read + Write + Send>(
         committed,
         aborted,
     })
+}
+
+/// Commits the filled transactions one after the other; the first failure aborts it and every
+/// transaction not yet committed. Returns the zones committed.
+fn commit_in_order<S: Read + Write>(
+    client: &mut Client<S>,
+    open: &[(String, Record)],
+) -> Result<Vec<String>, RecordsError> {
+    let mut committed = Vec::new();
+    for (i, (zone, marker)) in open.iter().enumerate() {
+        if let Err(e) = client.zone_commit_unmarking(zone, marker) {
+            // A failed commit (e.g. a semantic check) leaves the transaction open: abort it and
+            // every transaction not yet committed.
+            let rest: Vec<String> = open[i..].iter().map(|(z, _)| z.clone()).collect();
+            abort_all(client, &rest);
+            return Err(RecordsError::Transaction {
+                zone: zone.clone(),
+                message: format!("zone-commit: {e}"),
+                applied: committed,
+            });
+        }
+        committed.push(zone.clone());
+    }
+    Ok(committed)
+}
+
+/// Commits the transactions filled by [`fill_side_by_side`] at once, each on the connection
+/// that filled it (knotd commits them side by side). A failed commit is aborted and reported
+/// with the zones that were committed nonetheless.
+fn commit_side_by_side<S: Read + Write + Send>(
+    client: &mut Client<S>,
+    side: &mut [Client<S>],
+    open: &[(String, Record)],
+) -> Result<Vec<String>, RecordsError> {
+    let mut conns: Vec<&mut Client<S>> = std::iter::once(&mut *client)
+        .chain(side.iter_mut())
+        .collect();
+    let k = conns.len();
+    let mut results: Vec<(usize, Result<(), knot_ctl::Error>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = conns
+            .iter_mut()
+            .enumerate()
+            .map(|(t, conn)| {
+                scope.spawn(move || {
+                    open.iter()
+                        .enumerate()
+                        .filter(|(i, _)| i % k == t)
+                        .map(|(i, (zone, marker))| (i, conn.zone_commit_unmarking(zone, marker)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    drop(conns);
+    results.sort_by_key(|(i, _)| *i);
+    let mut committed = Vec::new();
+    let mut failed: Vec<String> = Vec::new();
+    let mut first_error = None;
+    for (i, result) in results {
+        let zone = open[i].0.clone();
+        match result {
+            Ok(()) => committed.push(zone),
+            Err(e) => {
+                first_error.get_or_insert_with(|| (zone.clone(), e));
+                failed.push(zone);
+            }
+        }
+    }
+    match first_error {
+        None => Ok(committed),
+        Some((zone, e)) => {
+            // A failed commit leaves its transaction open.
+            abort_all(client, &failed);
+            Err(RecordsError::Transaction {
+                zone,
+                message: format!("zone-commit: {e}"),
+                applied: committed,
+            })
+        }
+    }
 }
 
 /// The transactions opened (zone, marker) and the first failure (zone, message).
@@ -516,7 +659,7 @@ fn fill_zone<S: Read + Write>(
 fn send_changes<S: Read + Write>(client: &mut Client<S>, z: &ZonePlan) -> Result<(), String> {
     let (unsets, sets) = zone_operations(z);
     let refused = client
-        .zone_unset_batch(&z.zone, &unsets)
+        .zone_unset_batch_ref(&z.zone, &unsets)
         .map_err(|e| format!("zone-unset: {e}"))?;
     if let Some(r) = refused.first() {
         return Err(format!(
@@ -527,7 +670,7 @@ fn send_changes<S: Read + Write>(client: &mut Client<S>, z: &ZonePlan) -> Result
         ));
     }
     let refused = client
-        .zone_set_batch(&z.zone, &sets)
+        .zone_set_batch_ref(&z.zone, &sets)
         .map_err(|e| format!("zone-set: {e}"))?;
     if let Some(r) = refused.first() {
         return Err(format!(

@@ -26,8 +26,8 @@ pub mod validate;
 pub mod values;
 
 pub use apply::{
-    ApplyOptions, ApplyOutcome, Connector, apply, apply_plan, apply_plan_with, apply_with,
-    plan_from_knot, read_zone, server_zones,
+    ApplyOptions, ApplyOutcome, Connector, Prefetched, apply, apply_plan, apply_plan_with,
+    apply_with, plan_from_knot, plan_prefetched, prefetch_mentioned, read_zone, server_zones,
 };
 pub use error::{Diagnostic, Diagnostics, RecordsError};
 pub use model::{Desired, DesiredZone, Rrset, RrsetKey, Rrsets};
@@ -37,4 +37,4 @@ pub use plan::{
     render_plan,
 };
 pub use validate::{check_zones_exist, validate};
-pub use values::{DEFAULT_TTL, SourceFile, Values, load_values, parse_values};
+pub use values::{DEFAULT_TTL, SourceFile, Values, load_values, parse_values, read_values_files};

@@ -142,6 +142,11 @@ pub fn location(files: &[PathBuf], pos: Pos) -> String {
 
 /// Reads the values files at `paths` and merges them (later files win).
 pub fn load_values<P: AsRef<Path>>(paths: &[P]) -> Result<Values, RecordsError> {
+    parse_values(read_values_files(paths)?)
+}
+
+/// Reads the values files at `paths` whole, in order (for [`parse_values`]).
+pub fn read_values_files<P: AsRef<Path>>(paths: &[P]) -> Result<Vec<SourceFile>, RecordsError> {
     let mut files = Vec::with_capacity(paths.len());
     for p in paths {
         let path = p.as_ref().to_path_buf();
@@ -151,7 +156,7 @@ pub fn load_values<P: AsRef<Path>>(paths: &[P]) -> Result<Values, RecordsError> 
         })?;
         files.push(SourceFile { path, text });
     }
-    parse_values(files)
+    Ok(files)
 }
 
 /// Merges already-read values files (in order, later wins) and extracts zones and records.
