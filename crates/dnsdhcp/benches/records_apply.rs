@@ -221,13 +221,18 @@ fn knotd_alone(n: usize) -> Duration {
     let forward: Vec<Record> = (0..n)
         .map(|i| {
             let (a, b, c) = addr(i);
-            Record::new(&format!("h{i}"), 3600, "A", &format!("10.{a}.{b}.{c}"))
+            Record::new(format!("h{i}"), 3600, "A", format!("10.{a}.{b}.{c}"))
         })
         .collect();
     let reverse: Vec<Record> = (0..n)
         .map(|i| {
             let (a, b, c) = addr(i);
-            Record::new(&format!("{c}.{b}.{a}"), 3600, "PTR", &format!("h{i}.{FORWARD}."))
+            Record::new(
+                format!("{c}.{b}.{a}"),
+                3600,
+                "PTR",
+                format!("h{i}.{FORWARD}."),
+            )
         })
         .collect();
     let mut client = Client::connect(knot.socket_path()).expect("connect");

@@ -62,7 +62,8 @@ enum Records {
     Many(Vec<Box<[u8]>>),
 }
 
-fn pack(wire: &[u8], text: &str) -> Box<[u8]> {
+/// One record of an [`RdataSet`] packed in one allocation: wire length, wire form, text.
+pub(crate) fn pack(wire: &[u8], text: &str) -> Box<[u8]> {
     let len = u16::try_from(wire.len()).expect("rdata is at most 65535 bytes");
     let mut b = Vec::with_capacity(2 + wire.len() + text.len());
     b.extend_from_slice(&len.to_le_bytes());
@@ -97,18 +98,23 @@ impl RdataSet {
 
     /// [`RdataSet::insert`] from borrowed parts (one allocation: the packed record).
     pub fn insert_ref(&mut self, wire: &[u8], text: &str) {
-        let packed = pack(wire, text);
+        self.insert_packed(pack(wire, text));
+    }
+
+    /// [`RdataSet::insert`] of a record already [`pack`]ed.
+    pub(crate) fn insert_packed(&mut self, packed: Box<[u8]>) {
         match std::mem::take(&mut self.0) {
             Records::Empty => self.0 = Records::One(packed),
             Records::One(one) => {
-                self.0 = match wire_of(&one).cmp(wire) {
+                let order = wire_of(&one).cmp(wire_of(&packed));
+                self.0 = match order {
                     std::cmp::Ordering::Equal => Records::One(packed),
                     std::cmp::Ordering::Less => Records::Many(vec![one, packed]),
                     std::cmp::Ordering::Greater => Records::Many(vec![packed, one]),
                 }
             }
             Records::Many(mut many) => {
-                match many.binary_search_by(|p| wire_of(p).cmp(wire)) {
+                match many.binary_search_by(|p| wire_of(p).cmp(wire_of(&packed))) {
                     Ok(i) => many[i] = packed,
                     Err(i) => many.insert(i, packed),
                 }

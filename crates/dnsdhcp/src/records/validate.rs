@@ -8,15 +8,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use domain::base::iana::Rtype;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::error::{Diagnostic, RecordsError};
-use super::model::{Desired, DesiredRrset, DesiredZone, Rrset, RrsetKey, Rrsets, Sources};
+use super::model::{Desired, DesiredRrset, DesiredZone, Rrset, RrsetKey, Rrsets, Sources, pack};
 use super::ownership::OWNERSHIP_LABEL;
 use super::ptr::{is_reverse_zone, most_specific_reverse_zone};
-use super::rr::{
-    DName, MAX_TTL, ParsedRr, dnssec_type, forbidden_type, fqdn, parse_abs_name, parse_rr,
-};
+use super::rr::{DName, MAX_TTL, dnssec_type, forbidden_type, fqdn, parse_abs_name, parse_rr};
 use super::values::{DEFAULT_TTL, Pos, RecordEntry, Values};
 
 struct ZoneInfo {
@@ -26,11 +24,34 @@ struct ZoneInfo {
 }
 
 struct Item {
-    rr: ParsedRr,
+    /// Absolute owner, lowercase.
+    owner: DName,
+    rtype: Rtype,
+    ttl: u32,
+    /// The rdata packed for the RRset ([`super::model::pack`]), until the RRset takes it.
+    packed: Option<Box<[u8]>>,
     zone: usize,
     pos: Pos,
-    /// The address, when the record gets a derived PTR.
-    ptr: Option<IpAddr>,
+    /// The derived PTR, when the record gets one: the reverse zone (index in `zones`) and
+    /// the PTR's owner.
+    ptr: Option<(usize, DName)>,
+}
+
+/// Which parsed records make one zone's RRsets (indexes into the items, in entry order): its
+/// own records, and the address records whose PTRs it holds.
+#[derive(Default)]
+struct ZoneItems {
+    /// The zone's own records, with their packed rdata.
+    own: Vec<(u32, Box<[u8]>)>,
+    derived: Vec<u32>,
+}
+
+/// One zone's RRsets, sorted, with its CNAME RRsets' first positions and the TTL conflicts
+/// found (by item index, for the order of messages).
+struct Grouped {
+    rrsets: Rrsets,
+    cnames: BTreeMap<RrsetKey, Pos>,
+    diags: Vec<(u32, Diagnostic)>,
 }
 
 /// Validates `values` into the desired state. Every problem is reported at once.
@@ -102,122 +123,62 @@ pub fn validate(values: &Values) -> Result<Desired, RecordsError> {
     }
 
     // Each entry on its own: parsed on every CPU, the problems kept in entry order.
-    let parts = super::par::map(super::par::chunks(&values.records, 4096), |entries| {
-        parse_entries(entries, values, &zones, &zone_names)
-    });
-    let mut items: Vec<Item> = Vec::with_capacity(values.records.len());
-    for (part, part_diags) in parts {
-        items.extend(part);
-        diags.extend(part_diags);
-    }
-
-    // Group into RRsets; one TTL per RRset. The rdata moves into the desired state; what the
-    // PTRs below need stays in `items`. Hash maps while grouping, sorted once at the end.
-    let mut groups: Vec<FxHashMap<RrsetKey, DesiredRrset>> =
-        zones.iter().map(|_| FxHashMap::default()).collect();
-    if zones.len() <= 2 {
-        // The common shape (one forward and at most one reverse zone): room for every record.
-        for g in &mut groups {
-            g.reserve(items.len());
-        }
-    }
-    // Where each CNAME RRset was first declared (for the checks below); explicit PTR RRsets.
-    let mut cname_pos: BTreeMap<(usize, RrsetKey), Pos> = BTreeMap::new();
-    let mut explicit_ptrs: BTreeSet<(usize, RrsetKey)> = BTreeSet::new();
-    for it in &mut items {
-        let key = RrsetKey::new(&it.rr.owner, it.rr.rtype);
-        match key.rtype {
-            Rtype::CNAME => {
-                cname_pos.entry((it.zone, key.clone())).or_insert(it.pos);
-            }
-            Rtype::PTR => {
-                explicit_ptrs.insert((it.zone, key.clone()));
-            }
-            _ => {}
-        }
-        let set = groups[it.zone].entry(key).or_insert_with(|| DesiredRrset {
-            rrset: Rrset::new(it.rr.ttl),
-            sources: Sources::default(),
-        });
-        if set.rrset.ttl != it.rr.ttl {
-            let first = set
-                .sources
-                .first()
-                .map(|p| values.location(p))
-                .unwrap_or_default();
-            let (owner, rtype) = (fqdn(&it.rr.owner), it.rr.rtype);
-            diags.push(values.diagnostic(
-                it.pos,
-                format!(
-                    "{} {rtype} has TTL {} here but {} at {first}; an RRset has one TTL",
-                    owner.to_ascii_lowercase(),
-                    it.rr.ttl,
-                    set.rrset.ttl,
-                ),
-            ));
-            continue;
-        }
-        set.rrset.rdata.insert_ref(&it.rr.wire, &it.rr.data);
-        it.rr.wire = Vec::new();
-        it.rr.data = String::new();
-        set.sources.push(it.pos);
-    }
-
-    // Derived PTRs: into the most specific configured reverse zone; explicit PTRs keep their
-    // TTL, derived ones take the lowest TTL of their addresses.
     let reverse_zones: Vec<DName> = zone_names
         .iter()
         .filter(|z| is_reverse_zone(z))
         .cloned()
         .collect();
+    let ctx = ParseContext {
+        values,
+        zones: &zones,
+        zone_names: &zone_names,
+        reverse_zones: &reverse_zones,
+    };
+    let parts = super::par::map(super::par::chunks(&values.records, 4096), |entries| {
+        parse_entries(entries, &ctx)
+    });
+    let mut items: Vec<Item> = Vec::with_capacity(values.records.len());
     let mut notes = Vec::new();
-    for it in items {
-        let Some(addr) = it.ptr else { continue };
-        let Some((rzone, rname)) = most_specific_reverse_zone(addr, &reverse_zones) else {
-            notes.push(format!(
-                "{}: no configured reverse zone contains {addr}; no PTR for {}",
-                values.location(it.pos),
-                fqdn(&it.rr.owner)
-            ));
-            continue;
-        };
-        let rz = zone_names
-            .iter()
-            .position(|z| z == rzone)
-            .expect("zone from list");
-        // PTR rdata: the forward owner (already canonical).
-        let key = RrsetKey::new(&rname, Rtype::PTR);
-        let explicit = !explicit_ptrs.is_empty() && explicit_ptrs.contains(&(rz, key.clone()));
-        let set = groups[rz].entry(key).or_insert_with(|| DesiredRrset {
-            rrset: Rrset::new(it.rr.ttl),
-            sources: Sources::default(),
-        });
-        if !explicit {
-            set.rrset.ttl = set.rrset.ttl.min(it.rr.ttl);
-        }
-        set.rrset
-            .rdata
-            .insert_ref(it.rr.owner.as_slice(), &fqdn(&it.rr.owner));
-        set.sources.push(it.pos);
+    for (part, part_diags, part_notes) in parts {
+        items.extend(part);
+        diags.extend(part_diags);
+        notes.extend(part_notes);
     }
+
+    // Into RRsets: every zone on its own thread (its own records, then the PTRs derived into
+    // it), sorted there too; one TTL per RRset.
+    let mut by_zone: Vec<ZoneItems> = zones.iter().map(|_| ZoneItems::default()).collect();
+    for (i, it) in items.iter_mut().enumerate() {
+        let i = u32::try_from(i).expect("fewer than 2^32 records");
+        let packed = it.packed.take().expect("packed when parsed");
+        by_zone[it.zone].own.push((i, packed));
+        if let Some((rz, _)) = &it.ptr {
+            by_zone[*rz].derived.push(i);
+        }
+    }
+    let grouped = super::par::map(by_zone, |z| group_zone(z, &items, values));
+    drop(items);
     let files: Arc<[PathBuf]> = values.paths().into();
-    // Each zone sorted on its own thread (zones are independent).
-    let sorted = super::par::map(groups, sorted_rrsets);
-    let desired = Desired {
-        zones: zones
-            .iter()
-            .zip(sorted)
-            .map(|(z, rrsets)| DesiredZone {
-                name: z.name.clone(),
-                rrsets,
-                files: files.clone(),
-            })
-            .collect(),
+    let mut ttl_diags = Vec::new();
+    let mut cname_pos = Vec::new();
+    let mut desired = Desired {
+        zones: Vec::with_capacity(zones.len()),
         notes,
     };
+    for (zi, (z, g)) in zones.iter().zip(grouped).enumerate() {
+        ttl_diags.extend(g.diags);
+        cname_pos.extend(g.cnames.into_iter().map(|(key, pos)| (zi, key, pos)));
+        desired.zones.push(DesiredZone {
+            name: z.name.clone(),
+            rrsets: g.rrsets,
+            files: files.clone(),
+        });
+    }
+    ttl_diags.sort_by_key(|(i, _)| *i);
+    diags.extend(ttl_diags.into_iter().map(|(_, d)| d));
 
     // CNAME and other data: never at the same owner; at most one CNAME record.
-    for ((zi, key), pos) in cname_pos {
+    for (zi, key, pos) in cname_pos {
         let zone = &desired.zones[zi];
         let others: Vec<String> = zone
             .rrsets
@@ -247,11 +208,16 @@ pub fn validate(values: &Values) -> Result<Desired, RecordsError> {
 /// entry that does not.
 fn parse_entries(
     entries: &[RecordEntry],
-    values: &Values,
-    zones: &[ZoneInfo],
-    zone_names: &[DName],
-) -> (Vec<Item>, Vec<Diagnostic>) {
+    ctx: &ParseContext,
+) -> (Vec<Item>, Vec<Diagnostic>, Vec<String>) {
+    let ParseContext {
+        values,
+        zones,
+        zone_names,
+        reverse_zones,
+    } = *ctx;
     let mut diags: Vec<Diagnostic> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
     let mut items: Vec<Item> = Vec::with_capacity(entries.len());
     for entry in entries {
         let pos = entry.pos();
@@ -385,18 +351,122 @@ fn parse_entries(
             err("a CNAME cannot be at the zone apex".into());
             continue;
         }
-        let ptr = (is_addr && explicit_ptr.unwrap_or(true))
+        let addr = (is_addr && explicit_ptr.unwrap_or(true))
             .then(|| rr_address(&rr.wire))
             .flatten();
+        let ptr = addr.and_then(|addr| {
+            let Some((rzone, name)) = most_specific_reverse_zone(addr, reverse_zones) else {
+                notes.push(format!(
+                    "{}: no configured reverse zone contains {addr}; no PTR for {}",
+                    values.location(pos),
+                    fqdn(&rr.owner)
+                ));
+                return None;
+            };
+            let rz = zone_names
+                .iter()
+                .position(|z| z == rzone)
+                .expect("zone from list");
+            Some((rz, name))
+        });
         items.push(Item {
-            rr,
+            packed: Some(pack(&rr.wire, &rr.data)),
+            owner: rr.owner,
+            rtype: rr.rtype,
+            ttl: rr.ttl,
             zone: zone_idx,
             pos,
             ptr,
         });
     }
 
-    (items, diags)
+    (items, diags, notes)
+}
+
+/// What [`parse_entries`] reads besides the entries.
+#[derive(Clone, Copy)]
+struct ParseContext<'a> {
+    values: &'a Values,
+    zones: &'a [ZoneInfo],
+    zone_names: &'a [DName],
+    /// The reverse zones among `zones`.
+    reverse_zones: &'a [DName],
+}
+
+/// One zone's RRsets from the `items` `z` names: its own records first, then the PTRs derived
+/// into it (explicit PTRs keep their TTL, derived ones take the lowest TTL of their
+/// addresses).
+fn group_zone(z: ZoneItems, items: &[Item], values: &Values) -> Grouped {
+    let mut group: FxHashMap<RrsetKey, DesiredRrset> = FxHashMap::default();
+    group.reserve(z.own.len() + z.derived.len());
+    let mut cnames: BTreeMap<RrsetKey, Pos> = BTreeMap::new();
+    let mut explicit_ptrs: FxHashSet<RrsetKey> = FxHashSet::default();
+    let mut diags = Vec::new();
+    for (i, packed) in z.own {
+        let it = &items[i as usize];
+        let key = RrsetKey::new(&it.owner, it.rtype);
+        match key.rtype {
+            Rtype::CNAME => {
+                cnames.entry(key.clone()).or_insert(it.pos);
+            }
+            Rtype::PTR => {
+                explicit_ptrs.insert(key.clone());
+            }
+            _ => {}
+        }
+        let set = group.entry(key).or_insert_with(|| DesiredRrset {
+            rrset: Rrset::new(it.ttl),
+            sources: Sources::default(),
+        });
+        if set.rrset.ttl != it.ttl {
+            diags.push((i, ttl_conflict(values, it, set)));
+            continue;
+        }
+        set.rrset.rdata.insert_packed(packed);
+        set.sources.push(it.pos);
+    }
+    for i in z.derived {
+        let it = &items[i as usize];
+        let Some((_, name)) = &it.ptr else { continue };
+        let key = RrsetKey::new(name, Rtype::PTR);
+        let explicit = !explicit_ptrs.is_empty() && explicit_ptrs.contains(&key);
+        let set = group.entry(key).or_insert_with(|| DesiredRrset {
+            rrset: Rrset::new(it.ttl),
+            sources: Sources::default(),
+        });
+        if !explicit {
+            set.rrset.ttl = set.rrset.ttl.min(it.ttl);
+        }
+        // PTR rdata: the forward owner (already canonical).
+        set.rrset
+            .rdata
+            .insert_ref(it.owner.as_slice(), &fqdn(&it.owner));
+        set.sources.push(it.pos);
+    }
+    Grouped {
+        rrsets: sorted_rrsets(group),
+        cnames,
+        diags,
+    }
+}
+
+/// The message for a record whose TTL differs from the one its RRset already has.
+fn ttl_conflict(values: &Values, it: &Item, set: &DesiredRrset) -> Diagnostic {
+    let first = set
+        .sources
+        .first()
+        .map(|p| values.location(p))
+        .unwrap_or_default();
+    let (owner, rtype) = (fqdn(&it.owner), it.rtype);
+    values.diagnostic(
+        it.pos,
+        format!(
+            "{} {rtype} has TTL {} here but {} at {first}; an RRset has one TTL",
+            owner.to_ascii_lowercase(),
+            it.ttl,
+            set.rrset.ttl,
+        ),
+    )
 }
 
 /// The grouped RRsets of one zone as a sorted map. Sorted by reference (the first eight bytes of
