@@ -507,35 +507,13 @@ fn commit_side_by_side<S: Read + Write + Send>(
     side: &mut [Client<S>],
     open: &[(String, Record)],
 ) -> Result<Vec<String>, RecordsError> {
-    let mut conns: Vec<&mut Client<S>> = std::iter::once(&mut *client)
-        .chain(side.iter_mut())
-        .collect();
-    let k = conns.len();
-    let mut results: Vec<(usize, Result<(), knot_ctl::Error>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = conns
-            .iter_mut()
-            .enumerate()
-            .map(|(t, conn)| {
-                scope.spawn(move || {
-                    open.iter()
-                        .enumerate()
-                        .filter(|(i, _)| i % k == t)
-                        .map(|(i, (zone, marker))| (i, conn.zone_commit_unmarking(zone, marker)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
+    let results = on_connections(client, side, open.len(), |conn, i| {
+        conn.zone_commit_unmarking(&open[i].0, &open[i].1)
     });
-    drop(conns);
-    results.sort_by_key(|(i, _)| *i);
     let mut committed = Vec::new();
     let mut failed: Vec<String> = Vec::new();
     let mut first_error = None;
-    for (i, result) in results {
+    for (i, result) in results.into_iter().enumerate() {
         let zone = open[i].0.clone();
         match result {
             Ok(()) => committed.push(zone),
@@ -561,9 +539,6 @@ fn commit_side_by_side<S: Read + Write + Send>(
 
 /// The transactions opened (zone, marker) and the first failure (zone, message).
 type Filled = (Vec<(String, Record)>, Result<(), (String, String)>);
-
-/// One zone's fill: its index in the work, the transaction opened, the failure.
-type ZoneFill = (usize, Option<(String, Record)>, Result<(), String>);
 
 /// Opens one marked transaction per zone ([`crate::txn`]) and sends its changes, zone after
 /// zone; stops at the first failure.
@@ -596,29 +571,26 @@ fn side_connections<S: Read + Write>(
     (0..want).map_while(|_| connect().ok()).collect()
 }
 
-/// [`fill_transactions`] over `client` and `side` at once: zone `i` on connection
-/// `i % connections`, each connection on its own thread. Every zone is tried; the first
-/// failure in zone order is reported.
-fn fill_side_by_side<S: Read + Write + Send>(
+/// `f(connection, i)` for every `i` in `0..n`, item `i` on connection `i % connections` of
+/// `client` and `side`, each connection on its own thread; the results in item order.
+fn on_connections<S: Read + Write + Send, R: Send>(
     client: &mut Client<S>,
     side: &mut [Client<S>],
-    work: &[&ZonePlan],
-) -> Filled {
+    n: usize,
+    f: impl Fn(&mut Client<S>, usize) -> R + Sync,
+) -> Vec<R> {
     let mut conns: Vec<&mut Client<S>> = std::iter::once(client).chain(side.iter_mut()).collect();
     let k = conns.len();
-    let mut results: Vec<ZoneFill> = std::thread::scope(|scope| {
+    let f = &f;
+    let mut results: Vec<(usize, R)> = std::thread::scope(|scope| {
         let handles: Vec<_> = conns
             .iter_mut()
             .enumerate()
             .map(|(t, conn)| {
                 scope.spawn(move || {
-                    work.iter()
-                        .enumerate()
-                        .filter(|(i, _)| i % k == t)
-                        .map(|(i, z)| {
-                            let (opened, result) = fill_zone(conn, z);
-                            (i, opened, result)
-                        })
+                    (t..n)
+                        .step_by(k)
+                        .map(|i| (i, f(conn, i)))
                         .collect::<Vec<_>>()
                 })
             })
@@ -628,10 +600,22 @@ fn fill_side_by_side<S: Read + Write + Send>(
             .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect()
     });
-    results.sort_by_key(|(i, _, _)| *i);
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
+/// [`fill_transactions`] over `client` and `side` at once: zone `i` on connection
+/// `i % connections`, each connection on its own thread. Every zone is tried; the first
+/// failure in zone order is reported.
+fn fill_side_by_side<S: Read + Write + Send>(
+    client: &mut Client<S>,
+    side: &mut [Client<S>],
+    work: &[&ZonePlan],
+) -> Filled {
+    let results = on_connections(client, side, work.len(), |conn, i| fill_zone(conn, work[i]));
     let mut open = Vec::new();
     let mut first_error = None;
-    for (i, opened, result) in results {
+    for (i, (opened, result)) in results.into_iter().enumerate() {
         open.extend(opened);
         if let (Err(message), None) = (result, &first_error) {
             first_error = Some((work[i].zone.clone(), message));
