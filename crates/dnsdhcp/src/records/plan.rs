@@ -560,38 +560,39 @@ fn zone_data(zone: &str, owner: &str, r: &CurrentRef<'_>, e: String) -> RecordsE
 /// Conflicts with data the tool does not own (Knot would refuse them at commit): a declared
 /// CNAME beside other data, or declared data beside a CNAME.
 fn conflicts(desired: &DesiredZone, unmanaged: &FxHashMap<String, BTreeSet<Rtype>>) -> Vec<String> {
-    let mut out = Vec::new();
-    if unmanaged.is_empty() {
-        return out;
-    }
-    for (key, d) in &desired.rrsets {
-        let Some(types) = unmanaged.get(&key.owner) else {
-            continue;
-        };
-        let clash = if key.rtype == Rtype::CNAME {
-            Some(
-                types
-                    .iter()
-                    .map(|t| t.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            )
-        } else if types.contains(&Rtype::CNAME) {
-            Some("CNAME".to_owned())
-        } else {
-            None
-        };
-        if let Some(other) = clash {
-            out.push(format!(
-                "{} ({}): {} {} would sit beside {other} records the tool does not own",
-                desired.sources_text(d),
-                key.owner,
-                key.owner,
-                key.rtype
-            ));
+    // Looked up from the (usually few) owners of unmanaged data; reported in key order.
+    let mut found: Vec<(&RrsetKey, String)> = Vec::new();
+    for (owner, types) in unmanaged {
+        for (key, d) in desired.rrsets.at_owner(owner) {
+            let clash = if key.rtype == Rtype::CNAME {
+                Some(
+                    types
+                        .iter()
+                        .map(|t| t.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                )
+            } else if types.contains(&Rtype::CNAME) {
+                Some("CNAME".to_owned())
+            } else {
+                None
+            };
+            if let Some(other) = clash {
+                found.push((
+                    key,
+                    format!(
+                        "{} ({}): {} {} would sit beside {other} records the tool does not own",
+                        desired.sources_text(d),
+                        key.owner,
+                        key.owner,
+                        key.rtype
+                    ),
+                ));
+            }
         }
     }
-    out
+    found.sort_by(|a, b| a.0.cmp(b.0));
+    found.into_iter().map(|(_, message)| message).collect()
 }
 
 /// `owner` lowercased, with a trailing dot, into `out`.

@@ -67,32 +67,50 @@ pub fn fqdn(name: &impl ToName) -> String {
 /// The text of an absolute name's wire form when every label is plain (letters, digits, `-`,
 /// `_`, `*`: printed as themselves); `None` otherwise.
 fn plain_fqdn(wire: &[u8]) -> Option<String> {
+    let mut text = String::with_capacity(wire.len());
+    push_plain_fqdn(wire, &mut text).then_some(text)
+}
+
+/// Appends [`plain_fqdn`]'s text to `out`; false (with `out` partly written) if the name is not
+/// plain or the wire form is malformed.
+fn push_plain_fqdn(wire: &[u8], out: &mut String) -> bool {
     if wire == [0] {
-        return Some(".".to_owned());
+        out.push('.');
+        return true;
     }
-    // The text is the wire form with each length byte after the first turned into a dot: one
-    // copy, then one pass over the bytes.
-    let (&first, rest) = wire.split_first()?;
-    let mut text = rest.to_vec();
-    let mut next = usize::from(first);
-    for i in 0..text.len() {
-        let b = text[i];
-        if i == next {
-            if b == 0 {
-                if i + 2 != wire.len() {
-                    return None;
-                }
-                text[i] = b'.';
-                // Only ASCII letters, digits, `-`, `_`, `*` and dots are left.
-                return String::from_utf8(text).ok();
-            }
-            next = i + 1 + usize::from(b);
-            text[i] = b'.';
-        } else if !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'*')) {
-            return None;
+    let mut i = 0;
+    while i < wire.len() {
+        let n = usize::from(wire[i]);
+        if n == 0 {
+            return i + 1 == wire.len();
         }
+        let Some(label) = wire.get(i + 1..i + 1 + n) else {
+            return false;
+        };
+        if !label
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'*'))
+        {
+            return false;
+        }
+        // Plain labels are ASCII.
+        out.extend(label.iter().map(|&b| char::from(b)));
+        out.push('.');
+        i += 1 + n;
     }
-    None
+    false
+}
+
+/// [`fqdn`] written into `out` (cleared first), reusing its allocation.
+pub fn fqdn_into(name: &impl ToName, out: &mut String) {
+    out.clear();
+    if let Some(wire) = name.as_flat_slice()
+        && push_plain_fqdn(wire, out)
+    {
+        return;
+    }
+    out.clear();
+    out.push_str(&fqdn(name));
 }
 
 /// Parses an absolute or relative name; a name without a trailing dot is taken as absolute.
@@ -365,11 +383,17 @@ mod tests {
                 "{text}"
             );
             assert_eq!(fqdn(&name), *text);
+            let mut out = String::from("left over");
+            fqdn_into(&name, &mut out);
+            assert_eq!(out, *text);
         }
         for text in ["a\\.b.", "sp\\032ace.", "\\195\\169t\\195\\169."] {
             let name = parse_abs_name(text).unwrap();
             assert_eq!(plain_fqdn(name.as_slice()), None, "{text}");
             assert_eq!(fqdn(&name), format!("{name}."));
+            let mut out = String::from("left over");
+            fqdn_into(&name, &mut out);
+            assert_eq!(out, fqdn(&name));
         }
         // Malformed wire forms are refused, never read past their end.
         for wire in [&b""[..], b"\x01a", b"\x05ab\x00", b"\x01a\x00\x00"] {

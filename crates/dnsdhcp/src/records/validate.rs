@@ -14,7 +14,9 @@ use super::error::{Diagnostic, RecordsError};
 use super::model::{Desired, DesiredRrset, DesiredZone, Rrset, RrsetKey, Rrsets, Sources, pack};
 use super::ownership::OWNERSHIP_LABEL;
 use super::ptr::{is_reverse_zone, most_specific_reverse_zone};
-use super::rr::{DName, MAX_TTL, dnssec_type, forbidden_type, fqdn, parse_abs_name, parse_rr};
+use super::rr::{
+    DName, MAX_TTL, dnssec_type, forbidden_type, fqdn, fqdn_into, parse_abs_name, parse_rr,
+};
 use super::values::{DEFAULT_TTL, Pos, RecordEntry, Values};
 
 struct ZoneInfo {
@@ -425,6 +427,7 @@ fn group_zone(z: ZoneItems, items: &[Item], values: &Values) -> Grouped {
         set.rrset.rdata.insert_packed(packed);
         set.sources.push(it.pos);
     }
+    let mut text = String::new();
     for i in z.derived {
         let it = &items[i as usize];
         let Some((_, name)) = &it.ptr else { continue };
@@ -438,9 +441,8 @@ fn group_zone(z: ZoneItems, items: &[Item], values: &Values) -> Grouped {
             set.rrset.ttl = set.rrset.ttl.min(it.ttl);
         }
         // PTR rdata: the forward owner (already canonical).
-        set.rrset
-            .rdata
-            .insert_ref(it.owner.as_slice(), &fqdn(&it.owner));
+        fqdn_into(&it.owner, &mut text);
+        set.rrset.rdata.insert_ref(it.owner.as_slice(), &text);
         set.sources.push(it.pos);
     }
     Grouped {
