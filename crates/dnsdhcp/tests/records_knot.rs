@@ -505,10 +505,25 @@ fn a_refused_change_aborts_the_transaction() {
     assert!(client(&k).open_transactions(None).unwrap().is_empty());
 }
 
-/// Whether this knotd serves several control connections at once (Knot 3.4 and later).
-fn concurrent_control(k: &KnotServer) -> bool {
+/// Whether an apply with a connector fills zones side by side here: knotd serves several
+/// control connections at once (Knot 3.4 and later) and there is more than one CPU.
+fn side_by_side(k: &KnotServer) -> bool {
     let v = client(k).version().unwrap();
-    (v.major, v.minor) >= (3, 4)
+    (v.major, v.minor) >= (3, 4) && std::thread::available_parallelism().unwrap().get() > 1
+}
+
+/// Applies `plan` as the CLI does: with more connections where knotd serves them.
+fn apply_plan_connected(
+    k: &KnotServer,
+    plan: records::Plan,
+) -> Result<records::ApplyOutcome, RecordsError> {
+    let connect = || Client::connect(k.socket_path());
+    apply_plan_with(
+        &mut client(k),
+        Some(&connect),
+        plan,
+        &ApplyOptions::default(),
+    )
 }
 
 #[test]
@@ -532,7 +547,7 @@ fn zones_filled_side_by_side_on_knot_3_4_all_abort_when_one_is_refused() {
     .unwrap();
     assert_eq!(outcome.committed, ["home.arpa.", "1.168.192.in-addr.arpa."]);
     let side = opened.load(Ordering::SeqCst);
-    if concurrent_control(&k) && std::thread::available_parallelism().unwrap().get() > 1 {
+    if side_by_side(&k) {
         assert_eq!(side, 1, "one more connection for the second zone");
     } else {
         assert_eq!(
@@ -558,13 +573,7 @@ fn zones_filled_side_by_side_on_knot_3_4_all_abort_when_one_is_refused() {
     k.knotc_ok(&["zone-commit", V4_24]);
     let (home, reverse) = (zone_lines(&k, "home.arpa"), zone_lines(&k, V4_24));
     let serials = (serial(&k, "home.arpa"), serial(&k, V4_24));
-    let err = apply_plan_with(
-        &mut client(&k),
-        Some(&connect),
-        plan,
-        &ApplyOptions::default(),
-    )
-    .unwrap_err();
+    let err = apply_plan_connected(&k, plan).unwrap_err();
     assert!(
         matches!(&err, RecordsError::Transaction { zone, message, applied }
             if zone == "1.168.192.in-addr.arpa." && message.contains("zone-unset")
@@ -600,14 +609,7 @@ fn a_failing_commit_beside_another_zone_is_aborted_and_the_rest_reported() {
     k.knotc_ok(&["zone-set", "home.arpa", "alias", "300", "A", "192.168.1.99"]);
     k.knotc_ok(&["zone-commit", "home.arpa"]);
     let before = zone_lines(&k, "home.arpa");
-    let connect = || Client::connect(k.socket_path());
-    let err = apply_plan_with(
-        &mut client(&k),
-        Some(&connect),
-        plan,
-        &ApplyOptions::default(),
-    )
-    .unwrap_err();
+    let err = apply_plan_connected(&k, plan).unwrap_err();
     let RecordsError::Transaction {
         zone,
         message,
@@ -619,7 +621,7 @@ fn a_failing_commit_beside_another_zone_is_aborted_and_the_rest_reported() {
     assert_eq!(zone, "home.arpa.");
     assert!(message.contains("zone-commit"), "{message}");
     let ptr = "9.1.168.192.in-addr.arpa. 3600 PTR extra.home.arpa.";
-    if concurrent_control(&k) && std::thread::available_parallelism().unwrap().get() > 1 {
+    if side_by_side(&k) {
         // Committed side by side: the reverse zone's commit went through and is reported.
         assert_eq!(applied, &["1.168.192.in-addr.arpa.".to_owned()]);
         assert!(has(&k, V4_24, ptr));
