@@ -126,6 +126,50 @@ fn pod_tmp_dirs(fake: &FakeApi) -> Vec<String> {
         .collect()
 }
 
+/// A fake pod of a release without the `backup` container (the in-pod work runs in the daemons'
+/// own containers) whose deletion runs `on_delete` (the "restart"), and a cluster that waits
+/// `confirm` for the new pod to confirm a restore.
+async fn restarting_pod(
+    knot: &KnotServer,
+    kea_env: &[(&str, String)],
+    on_delete: Arc<dyn Fn() + Send + Sync>,
+    confirm: Duration,
+) -> (FakeApi, Cluster) {
+    let mut config = FakeConfig::new(BIN)
+        .container("knot-auth", &knot_env(knot))
+        .container("kea-dhcp4", kea_env);
+    config.on_delete = Some(on_delete);
+    let fake = FakeApi::start(config).await;
+    let mut c = cluster(&fake);
+    c.timeouts.confirm = confirm;
+    (fake, c)
+}
+
+/// The parts of a restore reported incomplete: what is restored, what is not, the command
+/// that finishes it, and why it stopped. Panics on any other error.
+fn incomplete(
+    err: &KubeError,
+) -> (
+    &Vec<String>,
+    &Vec<String>,
+    &String,
+    &(dyn std::error::Error + Send + Sync),
+) {
+    let KubeError::Incomplete(inner) = err else {
+        panic!("expected an incomplete restore, got {err:?}");
+    };
+    let dnsdhcp::restore::RestoreError::Incomplete {
+        restored,
+        not_restored,
+        finish,
+        cause,
+    } = inner.as_ref()
+    else {
+        panic!("expected RestoreError::Incomplete, got {inner:?}");
+    };
+    (restored, not_restored, finish, cause.as_ref())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fake_api_v5_backup_all_then_restore_by_simulated_pod_restart_with_real_knotd_and_kea() {
     let knot = Arc::new(KnotServer::start(&[(ZONE, ZONE_TEXT)]));
@@ -159,12 +203,7 @@ async fn fake_api_v5_backup_all_then_restore_by_simulated_pod_restart_with_real_
         };
         pod::post_start(&cfg, &mut |_| {}).expect("post-start");
     });
-    let mut config = FakeConfig::new(BIN)
-        .container("knot-auth", &knot_env(&knot))
-        .container("kea-dhcp4", &kenv);
-    config.on_delete = Some(on_delete);
-    let fake = FakeApi::start(config).await;
-    let c = cluster(&fake);
+    let (fake, c) = restarting_pod(&knot, &kenv, on_delete, Duration::from_secs(30)).await;
     let out = tempfile::tempdir().unwrap();
 
     let zb = c.backup_zones(out.path()).await.expect("zone backup");
@@ -730,18 +769,7 @@ async fn fake_api_live_restore_failing_at_the_leases_is_reported_incomplete_with
         .restore(Some(&zb.zones.path), Some(&lb.latest.path), true)
         .await
         .expect_err("the leases cannot be restored");
-    let KubeError::Incomplete(inner) = &err else {
-        panic!("expected an incomplete restore, got {err:?}");
-    };
-    let dnsdhcp::restore::RestoreError::Incomplete {
-        restored,
-        not_restored,
-        finish,
-        ..
-    } = inner.as_ref()
-    else {
-        panic!("expected RestoreError::Incomplete, got {inner:?}");
-    };
+    let (restored, not_restored, finish, _) = incomplete(&err);
     assert_eq!(restored.len(), 1, "{restored:?}");
     assert!(restored[0].starts_with("zone home.test"), "{restored:?}");
     assert_eq!(
@@ -894,18 +922,7 @@ async fn fake_api_live_restore_stopped_by_knotd_dying_between_zones_is_reported_
         .restore(Some(&zb.zones.path), None, true)
         .await
         .expect_err("knotd died");
-    let KubeError::Incomplete(inner) = &err else {
-        panic!("expected an incomplete restore, got {err:?}");
-    };
-    let dnsdhcp::restore::RestoreError::Incomplete {
-        restored,
-        not_restored,
-        finish,
-        ..
-    } = inner.as_ref()
-    else {
-        panic!("expected RestoreError::Incomplete, got {inner:?}");
-    };
+    let (restored, not_restored, finish, _) = incomplete(&err);
     assert!(relay.killed(), "knotd was not killed");
     let first = first_touched.lock().unwrap().expect("a zone was touched");
     assert_eq!(restored.len(), 1, "{restored:?}");
@@ -1014,13 +1031,7 @@ async fn fake_api_restart_restore_the_new_pod_does_not_confirm_is_reported_incom
         kea.restart();
         k2.knotc_ok(&["zone-purge", "-f", ZONE]);
     });
-    let mut config = FakeConfig::new(BIN)
-        .container("knot-auth", &knot_env(&knot))
-        .container("kea-dhcp4", &kenv);
-    config.on_delete = Some(on_delete);
-    let fake = FakeApi::start(config).await;
-    let mut c = cluster(&fake);
-    c.timeouts.confirm = Duration::from_secs(3);
+    let (_fake, c) = restarting_pod(&knot, &kenv, on_delete, Duration::from_secs(3)).await;
     let out = tempfile::tempdir().unwrap();
     let zb = c.backup_zones(out.path()).await.expect("zone backup");
     let lb = c.backup_leases(out.path()).await.expect("lease backup");
@@ -1029,18 +1040,7 @@ async fn fake_api_restart_restore_the_new_pod_does_not_confirm_is_reported_incom
         .restore(Some(&zb.zones.path), Some(&lb.latest.path), false)
         .await
         .expect_err("the zone is not served");
-    let KubeError::Incomplete(inner) = &err else {
-        panic!("expected an incomplete restore, got {err:?}");
-    };
-    let dnsdhcp::restore::RestoreError::Incomplete {
-        restored,
-        not_restored,
-        finish,
-        cause,
-    } = inner.as_ref()
-    else {
-        panic!("expected RestoreError::Incomplete, got {inner:?}");
-    };
+    let (restored, not_restored, finish, cause) = incomplete(&err);
     assert_eq!(restored, &vec!["leases (5 held)".to_owned()]);
     assert_eq!(not_restored, &vec![format!("zone {ZONE}.")]);
     assert_eq!(
@@ -1060,13 +1060,7 @@ async fn fake_api_restart_restore_is_not_confirmed_by_the_damaged_zone_s_own_new
     let kenv = kea_env(&kea.lock().unwrap());
     // The "restarted" pod never runs post-start: the zone keeps its damage, whose serial is
     // past the archived one.
-    let mut config = FakeConfig::new(BIN)
-        .container("knot-auth", &knot_env(&knot))
-        .container("kea-dhcp4", &kenv);
-    config.on_delete = Some(Arc::new(|| {}));
-    let fake = FakeApi::start(config).await;
-    let mut c = cluster(&fake);
-    c.timeouts.confirm = Duration::from_secs(3);
+    let (_fake, c) = restarting_pod(&knot, &kenv, Arc::new(|| {}), Duration::from_secs(3)).await;
     let out = tempfile::tempdir().unwrap();
     let zb = c.backup_zones(out.path()).await.expect("zone backup");
     knot.knotc_ok(&["zone-begin", ZONE]);
@@ -1079,18 +1073,7 @@ async fn fake_api_restart_restore_is_not_confirmed_by_the_damaged_zone_s_own_new
         .restore(Some(&zb.zones.path), None, false)
         .await
         .expect_err("the damaged zone is still served");
-    let KubeError::Incomplete(inner) = &err else {
-        panic!("expected an incomplete restore, got {err:?}");
-    };
-    let dnsdhcp::restore::RestoreError::Incomplete {
-        restored,
-        not_restored,
-        cause,
-        ..
-    } = inner.as_ref()
-    else {
-        panic!("expected RestoreError::Incomplete, got {inner:?}");
-    };
+    let (restored, not_restored, _, cause) = incomplete(&err);
     assert!(restored.is_empty(), "{restored:?}");
     assert_eq!(not_restored, &vec![format!("zone {ZONE}.")]);
     assert!(
