@@ -19,6 +19,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 
+use dnsdhcp::pod::{self, PostStartConfig};
+use dnsdhcp::target::LocalTarget;
+use test_support::kea::KeaServer;
+use test_support::knot::KnotServer;
+
 /// A hook called with the container and command line of each exec.
 pub type OnExec = Arc<dyn Fn(&str, &[String]) + Send + Sync>;
 
@@ -468,4 +473,32 @@ async fn serve_exec(
     while let Some(Ok(_)) = ws.next().await {}
     execs.lock().unwrap()[index].exit = Some(code);
     Ok(())
+}
+
+/// What deleting the pod does to the daemons, for [`FakeConfig::on_delete`]: with `kea`, Kea
+/// stops, `init-leases` puts its restored lease file in place and Kea starts again; then
+/// post-start runs against `knot` (zones restored, no static records).
+pub fn pod_restart(
+    knot: Arc<KnotServer>,
+    kea: Option<Arc<Mutex<KeaServer>>>,
+) -> Arc<dyn Fn() + Send + Sync> {
+    Arc::new(move || {
+        if let Some(kea) = &kea {
+            let mut kea = kea.lock().unwrap();
+            kea.stop();
+            pod::init_leases(&kea.lease_file()).expect("init-leases");
+            kea.restart();
+        }
+        let cfg = PostStartConfig {
+            target: LocalTarget {
+                knot_socket: knot.socket_path().to_owned(),
+                ..LocalTarget::default()
+            },
+            zones_dir: knot.zones_dir().to_owned(),
+            values_files: vec![],
+            timeout: std::time::Duration::from_secs(30),
+            apply: Default::default(),
+        };
+        pod::post_start(&cfg, &mut |_| {}).expect("post-start");
+    })
 }

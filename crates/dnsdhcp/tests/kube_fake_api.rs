@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use dnsdhcp::archive::{self, Limits};
 use dnsdhcp::backup::{LEASES_ARCHIVE, ZONES_ARCHIVE};
 use dnsdhcp::kube::{Cluster, KEA_CONTAINER, KNOT_CONTAINER, KubeError, KubeTarget, ProgressMode};
-use dnsdhcp::pod::{self, PostStartConfig};
+use dnsdhcp::pod;
 use dnsdhcp::target::LocalTarget;
 use kea_leases::ControlClient;
 use kube_fake::{FakeApi, FakeConfig};
@@ -185,24 +185,7 @@ async fn fake_api_v5_backup_all_then_restore_by_simulated_pod_restart_with_real_
     let serial_backed_up = serial(&knot).unwrap();
 
     // Deleting the pod: Kea stops, init-leases runs, Kea starts, post-start runs on Knot.
-    let (k2, kea2) = (knot.clone(), kea.clone());
-    let on_delete = Arc::new(move || {
-        let mut kea = kea2.lock().unwrap();
-        kea.stop();
-        pod::init_leases(&kea.lease_file()).expect("init-leases");
-        kea.restart();
-        let cfg = PostStartConfig {
-            target: LocalTarget {
-                knot_socket: k2.socket_path().to_owned(),
-                ..LocalTarget::default()
-            },
-            zones_dir: k2.zones_dir().to_owned(),
-            values_files: vec![],
-            timeout: Duration::from_secs(30),
-            apply: Default::default(),
-        };
-        pod::post_start(&cfg, &mut |_| {}).expect("post-start");
-    });
+    let on_delete = kube_fake::pod_restart(knot.clone(), Some(kea.clone()));
     let (fake, c) = restarting_pod(&knot, &kenv, on_delete, Duration::from_secs(30)).await;
     let out = tempfile::tempdir().unwrap();
 

@@ -13,8 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dnsdhcp::kube::{Cluster, KubeTarget, ProgressMode};
-use dnsdhcp::pod::{self, PostStartConfig};
-use dnsdhcp::target::LocalTarget;
 use kea_leases::ControlClient;
 use kube_fake::{FakeApi, FakeConfig};
 use test_support::kea::{KeaConfig, KeaServer};
@@ -138,24 +136,7 @@ async fn fake_api_restores_original_chart_archives_by_pod_restart_and_live() {
     let leases_archive = work.path().join("kea-leases.tar.gz");
     tar_czf(&leases_archive, &work.path().join("var-lib-kea"), &["."]);
 
-    let (k2, kea2) = (knot.clone(), kea.clone());
-    let on_delete = Arc::new(move || {
-        let mut kea = kea2.lock().unwrap();
-        kea.stop();
-        pod::init_leases(&kea.lease_file()).expect("init-leases");
-        kea.restart();
-        let cfg = PostStartConfig {
-            target: LocalTarget {
-                knot_socket: k2.socket_path().to_owned(),
-                ..LocalTarget::default()
-            },
-            zones_dir: k2.zones_dir().to_owned(),
-            values_files: vec![],
-            timeout: Duration::from_secs(30),
-            apply: Default::default(),
-        };
-        pod::post_start(&cfg, &mut |_| {}).expect("post-start");
-    });
+    let on_delete = kube_fake::pod_restart(knot.clone(), Some(kea.clone()));
     let knot_env = vec![
         (
             "DNSDHCP_KNOT_SOCKET",
@@ -226,20 +207,7 @@ async fn fake_api_restores_an_imported_restore_scripts_zone_archive_keeping_the_
     let imported = dnsdhcp::legacy::import(&archive, &work.path().join("new")).expect("import");
     let path = imported.written[0].path.clone();
 
-    let k2 = knot.clone();
-    let on_delete = Arc::new(move || {
-        let cfg = PostStartConfig {
-            target: LocalTarget {
-                knot_socket: k2.socket_path().to_owned(),
-                ..LocalTarget::default()
-            },
-            zones_dir: k2.zones_dir().to_owned(),
-            values_files: vec![],
-            timeout: Duration::from_secs(30),
-            apply: Default::default(),
-        };
-        pod::post_start(&cfg, &mut |_| {}).expect("post-start");
-    });
+    let on_delete = kube_fake::pod_restart(knot.clone(), None);
     let knot_env = vec![
         (
             "DNSDHCP_KNOT_SOCKET",
