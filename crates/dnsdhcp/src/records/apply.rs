@@ -153,10 +153,7 @@ pub fn prefetch_mentioned<S: Read + Write>(
             if name.is_empty() || !lowered.iter().any(|t| t.contains(&name)) {
                 continue;
             }
-            let stream = client
-                .zone_read(zone, None, None)
-                .map_err(knot(format!("zone-read {zone}")))?;
-            buffered.push(BufferedZone::read(zone.clone(), stream));
+            buffered.push(BufferedZone::fetch(client, zone.clone())?);
         }
     }
     Ok(Prefetched { zones, buffered })
@@ -170,8 +167,7 @@ pub fn plan_prefetched<S: Read + Write + Send>(
     desired: Desired,
     prefetched: Prefetched,
 ) -> Result<(Desired, Plan), RecordsError> {
-    let Prefetched { zones, buffered } = prefetched;
-    plan_read(client, values, desired, (zones, buffered))
+    plan_read(client, values, desired, prefetched)
 }
 
 /// Plans every zone of `desired` once the server's zone list and some zones are read.
@@ -179,7 +175,10 @@ fn plan_read<S: Read + Write>(
     client: &mut Client<S>,
     values: &Values,
     desired: Desired,
-    (zones, mut buffered): (Vec<String>, Vec<BufferedZone>),
+    Prefetched {
+        zones,
+        mut buffered,
+    }: Prefetched,
 ) -> Result<(Desired, Plan), RecordsError> {
     check_zones_exist(values, &zones)?;
     // Zones read in advance are planned each on its own thread; any other is read now.
@@ -232,7 +231,7 @@ fn plan_read<S: Read + Write>(
 fn prefetch_zones<S: Read + Write + Send>(
     client: &mut Client<S>,
     values: &Values,
-) -> Result<(Vec<String>, Vec<BufferedZone>), RecordsError> {
+) -> Result<Prefetched, RecordsError> {
     let zones = server_zones(client)?;
     let mut buffered: Vec<BufferedZone> = Vec::new();
     for z in &values.zones {
@@ -244,12 +243,9 @@ fn prefetch_zones<S: Read + Write + Send>(
         if !served || buffered.iter().any(|b| b.zone.eq_ignore_ascii_case(&name)) {
             continue;
         }
-        let stream = client
-            .zone_read(&name, None, None)
-            .map_err(knot(format!("zone-read {name}")))?;
-        buffered.push(BufferedZone::read(name, stream));
+        buffered.push(BufferedZone::fetch(client, name)?);
     }
-    Ok((zones, buffered))
+    Ok(Prefetched { zones, buffered })
 }
 
 /// One zone's `zone-read` reply kept compactly: per record its TTL, the lengths of owner, type
@@ -261,6 +257,14 @@ struct BufferedZone {
 }
 
 impl BufferedZone {
+    /// `zone-read` of `zone`, kept whole.
+    fn fetch<S: Read + Write>(client: &mut Client<S>, zone: String) -> Result<Self, RecordsError> {
+        let stream = client
+            .zone_read(&zone, None, None)
+            .map_err(knot(format!("zone-read {zone}")))?;
+        Ok(Self::read(zone, stream))
+    }
+
     fn read<S: Read + Write>(zone: String, mut stream: RecordStream<'_, S>) -> Self {
         let mut bytes = Vec::new();
         let mut error = None;
