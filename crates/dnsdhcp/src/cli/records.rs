@@ -11,7 +11,7 @@ use dnsdhcp::records::{self, ApplyOptions, SafetyLimit};
 use dnsdhcp::target::{LocalTarget, Target};
 
 use super::target::TargetArgs;
-use super::{Ctx, EXIT_CHANGES, On, print_raw};
+use super::{Ctx, EXIT_CHANGES, connect, print_raw};
 
 #[derive(Subcommand, Debug)]
 pub enum RecordsCommand {
@@ -85,15 +85,13 @@ pub fn run(cmd: RecordsCommand, ctx: &mut Ctx) -> Result<ExitCode> {
             )
             .into());
     }
-    let target = a.target.resolve(&ctx.given)?;
-    if let Target::Local(t) = target {
-        return run_local(&a, apply, &t, ctx);
-    }
+    let k = match a.target.resolve(&ctx.given)? {
+        Target::Local(t) => return run_local(&a, apply, &t, ctx),
+        Target::Kube(k) => k,
+    };
     // Problems in the values are reported before the cluster is contacted.
     records::load_values(&a.values)?;
-    let On::Kube(c) = On::open(target)? else {
-        unreachable!("a local target is handled above");
-    };
+    let c = connect(&k)?;
     let percent = a.max_change.max_share * 100.0;
     let mut extra = vec!["--max-change".to_owned(), percent.to_string()];
     extra.extend(a.force.then(|| "--force".to_owned()));
