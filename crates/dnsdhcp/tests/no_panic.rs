@@ -35,6 +35,33 @@ fn yaml_quote(s: &str) -> String {
     serde_json::to_string(s).unwrap()
 }
 
+/// Entries that end inside an open `(` group or quote; the zone-file scanner of `domain` 0.12
+/// indexed past its buffer on these (found by `values_files_never_panic`).
+#[test]
+fn records_left_open_are_refused_with_the_line() {
+    for rec in [
+        "a TXT (A",
+        "x CAA (0 issue \"ca",
+        "n NSEC3PARAM (1 0 0",
+        "t TXT \"open",
+    ] {
+        let text = format!(
+            "zones:\n  - name: home.arpa\nstaticRecords:\n  - {}\n",
+            yaml_quote(rec)
+        );
+        let files = vec![SourceFile {
+            path: "values.yaml".into(),
+            text,
+        }];
+        let values = records::parse_values(files).expect("the YAML itself is well formed");
+        let err = records::validate(&values).expect_err(rec).to_string();
+        assert!(
+            err.contains("values.yaml:4") && err.contains("never closed"),
+            "{rec}: {err}"
+        );
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
 
