@@ -22,6 +22,7 @@ mod par;
 pub mod plan;
 pub mod ptr;
 pub mod rr;
+mod simple_list;
 pub mod validate;
 pub mod values;
 

@@ -519,13 +519,13 @@ fn unread_records(values: &Values, key: &str, node: &Node, diags: &mut Vec<Diagn
 // ---------------------------------------------------------------------------------------------
 // A YAML tree with positions.
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 struct Node {
     kind: Kind,
     pos: Pos,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 enum Kind {
     Null,
     Bool(bool),
@@ -544,17 +544,61 @@ fn parse_yaml(idx: usize, f: &SourceFile) -> Result<Node, RecordsError> {
             pos: Pos::default(),
         });
     }
+    if let Some(node) = parse_yaml_fast(idx, f) {
+        return Ok(node);
+    }
+    parse_yaml_general(idx, &f.path, &f.text)
+}
+
+/// The general YAML parser over the whole text.
+fn parse_yaml_general(idx: usize, path: &Path, text: &str) -> Result<Node, RecordsError> {
     // Comments are never read: the parser only checks their syntax.
     let mut options = serde_saphyr::Options::default();
     options.emit_comments = false;
     let raw: Spanned<RawNode> =
-        serde_saphyr::from_str_with_options(&f.text, options).map_err(|e| RecordsError::Yaml {
-            path: f.path.clone(),
+        serde_saphyr::from_str_with_options(text, options).map_err(|e| RecordsError::Yaml {
+            path: path.to_path_buf(),
             line: e.location().map(|l| l.line() as u32).unwrap_or(0),
             column: e.location().map(|l| l.column() as u32).unwrap_or(0),
             message: e.to_string(),
         })?;
     Ok(to_node(idx, raw))
+}
+
+/// A long top-level `staticRecords` list of one-line strings read by [`simple_list`], the rest
+/// of the file by the general parser; `None` (read it all with the general parser) whenever the
+/// list has another shape, the rest does not parse, or the list's key is not where the general
+/// parser puts it (a duplicate key, or text that only looks like a key).
+fn parse_yaml_fast(idx: usize, f: &SourceFile) -> Option<Node> {
+    const KEY: &str = "staticRecords";
+    let split = super::simple_list::split(&f.text, KEY)?;
+    let mut node = parse_yaml_general(idx, &f.path, &split.rest).ok()?;
+    let Kind::Map(top) = &mut node.kind else {
+        return None;
+    };
+    let (_, list) = top.iter_mut().find(|(k, _)| k == KEY)?;
+    if list.pos.line != split.key_line || !matches!(&list.kind, Kind::Seq(v) if v.is_empty()) {
+        return None;
+    }
+    let at = |line: u32, column: u32| Pos {
+        file: idx,
+        line,
+        column,
+    };
+    *list = Node {
+        kind: Kind::Seq(
+            split
+                .items
+                .into_iter()
+                .map(|(text, line, column)| Node {
+                    kind: Kind::Str(text),
+                    pos: at(line, column),
+                })
+                .collect(),
+        ),
+        pos: at(split.list_pos.0, split.list_pos.1),
+    };
+    Some(node)
 }
 
 fn to_node(file: usize, raw: Spanned<RawNode>) -> Node {
@@ -731,6 +775,91 @@ mod tests {
         SourceFile {
             path: PathBuf::from(name),
             text: text.to_owned(),
+        }
+    }
+
+    /// The fast reader of long lists must give the general parser's tree, positions included,
+    /// whenever it accepts a text.
+    fn same_as_general(text: &str) -> bool {
+        let f = src("v.yaml", text);
+        let Some(fast) = parse_yaml_fast(0, &f) else {
+            return false;
+        };
+        let general = parse_yaml_general(0, &f.path, text).expect("the general parser accepts it");
+        assert_eq!(fast, general, "{text}");
+        true
+    }
+
+    #[test]
+    fn long_lists_read_fast_as_the_general_parser_reads_them() {
+        for text in [
+            "staticRecords:\n  - \"a IN A 10.0.0.1\"\n  - 'b A 10.0.0.2'  # c\n  - c 60 A 10.0.0.3\n",
+            "zones:\n  - name: x\nstaticRecords:  # list\n\n  - \"a A 1.2.3.4\"\n\n  # gap\n  - b A 1.2.3.5\nother:\n  k: v\n",
+            "staticRecords:\n- a A 1.2.3.4\n- \"b A 1.2.3.5\"\nzones: [home.arpa]\n",
+            "staticRecords:\n    -   \"x TXT \\\"no escapes here\"\n",
+            "staticRecords:\n  - \"@ MX 10 mail\"\n  - '*.w A 10.0.0.9'\n  - _sip._tcp SRV 0 5 5060 sip\n",
+            "staticRecords:\n  - \"é TXT ünïcode\"\n  - \"\"\n  - ''\n",
+            "staticRecords:\n  - a TXT \"x\" [b] {c}\n",
+            "# head\n\nstaticRecords:\n  - a A 1.2.3.4",
+        ] {
+            if !text.contains("\\") {
+                assert!(same_as_general(text), "declined: {text}");
+            } else {
+                same_as_general(text);
+            }
+        }
+    }
+
+    #[test]
+    fn the_fast_reader_leaves_tricky_files_to_the_general_parser() {
+        // A duplicate key (the last wins), a key inside a multi-line string, a key in a flow map.
+        for text in [
+            "staticRecords:\n  - a A 1.2.3.4\nstaticRecords:\n  - b A 1.2.3.5\n",
+            "x: \"one\nstaticRecords:\n  - a A 1.2.3.4\n  two\"\n",
+            "staticRecords:\n  - a A 1.2.3.4\nbroken: [\n",
+        ] {
+            let f = src("v.yaml", text);
+            assert!(parse_yaml_fast(0, &f).is_none(), "{text}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, failure_persistence: None, ..Default::default() })]
+
+        #[test]
+        fn fast_and_general_readers_agree(
+            indent in 0usize..4,
+            gap in 1usize..3,
+            items in proptest::collection::vec(proptest::prelude::prop_oneof![
+                "[a-z0-9_.*@ ]{0,12} (A|TXT|MX) [ -~]{0,20}",
+                "\"[ -~]{0,20}\"",
+                "'[ -~]{0,20}'",
+                "[ -~]{0,24}",
+                proptest::prelude::Just(String::new()),
+                proptest::prelude::Just("# c".to_owned()),
+            ], 1..8),
+            after in proptest::prelude::prop_oneof![
+                proptest::prelude::Just(String::new()),
+                proptest::prelude::Just("zones: [a]\n".to_owned()),
+                proptest::prelude::Just("x:\n  y: 1\n".to_owned()),
+                "[ -~]{0,12}\n",
+            ],
+        ) {
+            let mut text = String::from("staticRecords:\n");
+            for it in &items {
+                if it.is_empty() || it.starts_with('#') {
+                    text.push_str(&format!("{}{it}\n", " ".repeat(indent)));
+                } else {
+                    text.push_str(&format!("{}-{}{it}\n", " ".repeat(indent), " ".repeat(gap)));
+                }
+            }
+            text.push_str(&after);
+            let f = src("v.yaml", &text);
+            if let Some(fast) = parse_yaml_fast(0, &f) {
+                let general = parse_yaml_general(0, &f.path, &text);
+                proptest::prop_assert!(general.is_ok(), "general refused what the fast reader took: {text}");
+                proptest::prop_assert_eq!(fast, general.unwrap(), "{}", text);
+            }
         }
     }
 
