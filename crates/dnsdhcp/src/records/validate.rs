@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use domain::base::iana::Rtype;
-use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::error::{Diagnostic, RecordsError};
 use super::model::{Desired, DesiredRrset, DesiredZone, Rrset, RrsetKey, Rrsets, Sources, pack};
@@ -398,55 +397,86 @@ struct ParseContext<'a> {
 /// One zone's RRsets from the `items` `z` names: its own records first, then the PTRs derived
 /// into it (explicit PTRs keep their TTL, derived ones take the lowest TTL of their
 /// addresses).
+///
+/// Built by sorting rather than hashing: every record's key is made once, the keys are sorted
+/// (own records before derived PTRs, each in entry order, among equal keys) and each run of
+/// equal keys becomes one RRset, already in the order [`Rrsets`] keeps.
 fn group_zone(z: ZoneItems, items: &[Item], values: &Values) -> Grouped {
-    let mut group: FxHashMap<RrsetKey, DesiredRrset> = FxHashMap::default();
-    group.reserve(z.own.len() + z.derived.len());
-    let mut cnames: BTreeMap<RrsetKey, Pos> = BTreeMap::new();
-    let mut explicit_ptrs: FxHashSet<RrsetKey> = FxHashSet::default();
-    let mut diags = Vec::new();
-    for (i, packed) in z.own {
+    let own = z.own.len();
+    let mut keys: Vec<RrsetKey> = Vec::with_capacity(own + z.derived.len());
+    let mut packed: Vec<Option<Box<[u8]>>> = Vec::with_capacity(own);
+    let mut from: Vec<u32> = Vec::with_capacity(own + z.derived.len());
+    for (i, p) in z.own {
         let it = &items[i as usize];
-        let key = RrsetKey::new(&it.owner, it.rtype);
-        match key.rtype {
-            Rtype::CNAME => {
-                cnames.entry(key.clone()).or_insert(it.pos);
-            }
-            Rtype::PTR => {
-                explicit_ptrs.insert(key.clone());
-            }
-            _ => {}
-        }
-        let set = group.entry(key).or_insert_with(|| DesiredRrset {
-            rrset: Rrset::new(it.ttl),
-            sources: Sources::default(),
-        });
-        if set.rrset.ttl != it.ttl {
-            diags.push((i, ttl_conflict(values, it, set)));
-            continue;
-        }
-        set.rrset.rdata.insert_packed(packed);
-        set.sources.push(it.pos);
+        keys.push(RrsetKey::new(&it.owner, it.rtype));
+        packed.push(Some(p));
+        from.push(i);
     }
-    let mut text = String::new();
     for i in z.derived {
         let it = &items[i as usize];
         let Some((_, name)) = &it.ptr else { continue };
-        let key = RrsetKey::new(name, Rtype::PTR);
-        let explicit = !explicit_ptrs.is_empty() && explicit_ptrs.contains(&key);
-        let set = group.entry(key).or_insert_with(|| DesiredRrset {
-            rrset: Rrset::new(it.ttl),
-            sources: Sources::default(),
-        });
-        if !explicit {
-            set.rrset.ttl = set.rrset.ttl.min(it.ttl);
+        keys.push(RrsetKey::new(name, Rtype::PTR));
+        from.push(i);
+    }
+    let order = sorted_order(&keys);
+
+    let mut rrsets: Vec<(RrsetKey, DesiredRrset)> = Vec::with_capacity(keys.len());
+    let mut cnames: BTreeMap<RrsetKey, Pos> = BTreeMap::new();
+    let mut diags = Vec::new();
+    let mut text = String::new();
+    let mut run_start = 0;
+    while run_start < order.len() {
+        let first = order[run_start] as usize;
+        let mut run_end = run_start + 1;
+        while run_end < order.len() && keys[order[run_end] as usize] == keys[first] {
+            run_end += 1;
         }
-        // PTR rdata: the forward owner (already canonical).
-        fqdn_into(&it.owner, &mut text);
-        set.rrset.rdata.insert_ref(it.owner.as_slice(), &text);
-        set.sources.push(it.pos);
+        let placeholder = RrsetKey {
+            owner: String::new(),
+            rtype: Rtype::A,
+        };
+        let key = std::mem::replace(&mut keys[first], placeholder);
+        let mut set: Option<DesiredRrset> = None;
+        let mut explicit = false;
+        for &k in &order[run_start..run_end] {
+            let k = k as usize;
+            let i = from[k];
+            let it = &items[i as usize];
+            let set = set.get_or_insert_with(|| DesiredRrset {
+                rrset: Rrset::new(it.ttl),
+                sources: Sources::default(),
+            });
+            if k < own {
+                match key.rtype {
+                    Rtype::CNAME if !cnames.contains_key(&key) => {
+                        cnames.insert(key.clone(), it.pos);
+                    }
+                    Rtype::PTR => explicit = true,
+                    _ => {}
+                }
+                if set.rrset.ttl != it.ttl {
+                    diags.push((i, ttl_conflict(values, it, set)));
+                    continue;
+                }
+                let p = packed[k].take().expect("each record is grouped once");
+                set.rrset.rdata.insert_packed(p);
+            } else {
+                if !explicit {
+                    set.rrset.ttl = set.rrset.ttl.min(it.ttl);
+                }
+                // PTR rdata: the forward owner (already canonical).
+                fqdn_into(&it.owner, &mut text);
+                set.rrset.rdata.insert_ref(it.owner.as_slice(), &text);
+            }
+            set.sources.push(it.pos);
+        }
+        if let Some(set) = set {
+            rrsets.push((key, set));
+        }
+        run_start = run_end;
     }
     Grouped {
-        rrsets: sorted_rrsets(group),
+        rrsets: Rrsets::from_sorted(rrsets),
         cnames,
         diags,
     }
@@ -471,15 +501,14 @@ fn ttl_conflict(values: &Values, it: &Item, set: &DesiredRrset) -> Diagnostic {
     )
 }
 
-/// The grouped RRsets of one zone as a sorted map. Sorted by reference (the first eight bytes of
-/// the owner, then the whole key) and built in one pass: moving the large entries around and
-/// reaching each owner's text for every comparison cost more than the rest of validation.
-fn sorted_rrsets(group: FxHashMap<RrsetKey, DesiredRrset>) -> Rrsets {
-    let mut all: Vec<(RrsetKey, DesiredRrset)> = group.into_iter().collect();
-    let mut order: Vec<(u64, u32)> = all
+/// The positions of `keys` in key order, equal keys in their order in `keys`. Sorted by the
+/// first eight bytes of the owner, then the whole key: reaching each owner's text for every
+/// comparison costs more than the rest of grouping.
+fn sorted_order(keys: &[RrsetKey]) -> Vec<u32> {
+    let mut order: Vec<(u64, u32)> = keys
         .iter()
         .enumerate()
-        .map(|(i, (k, _))| {
+        .map(|(i, k)| {
             let mut prefix = [0u8; 8];
             let owner = k.owner.as_bytes();
             let n = owner.len().min(8);
@@ -489,23 +518,10 @@ fn sorted_rrsets(group: FxHashMap<RrsetKey, DesiredRrset>) -> Rrsets {
         .collect();
     order.sort_unstable_by(|a, b| {
         a.0.cmp(&b.0)
-            .then_with(|| all[a.1 as usize].0.cmp(&all[b.1 as usize].0))
+            .then_with(|| keys[a.1 as usize].cmp(&keys[b.1 as usize]))
+            .then(a.1.cmp(&b.1))
     });
-    // Position j takes the entry at order[j]: each cycle of the permutation by swaps.
-    let mut done = vec![false; all.len()];
-    for i in 0..all.len() {
-        let mut cur = i;
-        while !done[cur] {
-            done[cur] = true;
-            let next = order[cur].1 as usize;
-            if next == i {
-                break;
-            }
-            all.swap(cur, next);
-            cur = next;
-        }
-    }
-    Rrsets::from_sorted(all)
+    order.into_iter().map(|(_, i)| i).collect()
 }
 
 /// The address of an A or AAAA record's wire rdata.
