@@ -370,7 +370,8 @@ pub fn plan_zone_records(
         .collect();
     let cur = read_current(&zone, &index, &listed, current)?;
 
-    let mut changes: Vec<RrsetChange> = Vec::new();
+    // Room for a change per declared RRset (a first apply): pages never written cost nothing.
+    let mut changes: Vec<RrsetChange> = Vec::with_capacity(desired.rrsets.len());
     let mut affected_records = 0;
     for (i, (key, d)) in desired.rrsets.iter().enumerate() {
         let owned = cur.owned[i];
@@ -406,7 +407,17 @@ pub fn plan_zone_records(
             ownership_changes.push(c);
         }
     }
-    let fmt_key = |k: &RrsetKey| format!("{} {}", k.owner, k.rtype);
+    let fmt_key = |k: &RrsetKey| match k.rtype.to_mnemonic_str() {
+        // Without the formatting machinery: this runs for every RRset of a first apply.
+        Some(t) => {
+            let mut s = String::with_capacity(k.owner.len() + 1 + t.len());
+            s.push_str(&k.owner);
+            s.push(' ');
+            s.push_str(t);
+            s
+        }
+        None => format!("{} {}", k.owner, k.rtype),
+    };
     Ok(ZonePlan {
         ownership_added: desired
             .rrsets
