@@ -213,11 +213,20 @@ impl Out {
     }
 
     pub fn plan(&mut self, plan: &Plan) {
-        let text = records::render_plan(plan, self.color);
+        self.plan_text(&records::render_plan(plan, self.color));
+    }
+
+    /// A plan already rendered ([`records::render_plan`] with [`Out::color`]).
+    pub fn plan_text(&mut self, text: &str) {
         let _ = write!(self.out, "{text}");
         if !text.ends_with('\n') && !text.is_empty() {
             self.line(String::new());
         }
+    }
+
+    /// Whether output is colored.
+    pub fn color(&self) -> bool {
+        self.color
     }
 
     pub fn applied(&mut self, committed: &[String]) {

@@ -459,9 +459,34 @@ pub fn apply_plan_with<S: Read + Write + Send>(
     opts: &ApplyOptions,
 ) -> Result<ApplyOutcome, RecordsError> {
     plan.assess(&opts.limit, opts.force);
-    check_conflicts(&plan)?;
+    let Applied { committed, aborted } = apply_assessed(client, connect, &plan, opts)?;
+    Ok(ApplyOutcome {
+        plan,
+        committed,
+        aborted,
+    })
+}
+
+/// What [`apply_assessed`] did.
+#[derive(Debug)]
+pub struct Applied {
+    /// Zones whose transaction was committed.
+    pub committed: Vec<String>,
+    /// Transactions an interrupted dnsdhcp had left open, aborted before this apply.
+    pub aborted: Vec<crate::txn::Aborted>,
+}
+
+/// [`apply_plan_with`] for a plan already assessed with `opts` ([`Plan::assess`]) that stays
+/// the caller's, who may read it meanwhile (the CLI renders it while Knot works).
+pub fn apply_assessed<S: Read + Write + Send>(
+    client: &mut Client<S>,
+    connect: Option<Connector<'_, S>>,
+    plan: &Plan,
+    opts: &ApplyOptions,
+) -> Result<Applied, RecordsError> {
+    check_conflicts(plan)?;
     if !opts.force {
-        opts.limit.check(&plan)?;
+        opts.limit.check(plan)?;
     }
     let work: Vec<&ZonePlan> = plan.zones.iter().filter(|z| !z.is_empty()).collect();
     // Transactions an interrupted dnsdhcp left open are aborted; anyone else's refuses.
@@ -502,11 +527,7 @@ pub fn apply_plan_with<S: Read + Write + Send>(
             .zone_flush(Some(zone), &FlushOptions::default())
             .map_err(knot(format!("zone-flush {zone}")))?;
     }
-    Ok(ApplyOutcome {
-        plan,
-        committed,
-        aborted,
-    })
+    Ok(Applied { committed, aborted })
 }
 
 /// Commits the filled transactions one after the other; the first failure aborts it and every
