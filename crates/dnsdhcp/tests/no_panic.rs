@@ -31,6 +31,18 @@ fn record() -> impl Strategy<Value = String> {
     ]
 }
 
+/// A zone-file line: directives, records of many types (parentheses and quotes included), noise.
+fn zone_line() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("$TTL 3600".to_owned()),
+        Just("$ORIGIN sub".to_owned()),
+        Just("@ 60 IN SOA ( ns hm 1 2 3 4 5 )".to_owned()),
+        "[a-z@*. ]{0,6} [0-9]{0,3} (IN )?(A|AAAA|NS|CNAME|TXT|MX|SRV|PTR|CAA|SOA|NSEC|RRSIG|DNSKEY|DS|HINFO|LOC|APL|SVCB|HTTPS|TYPE65000|WALLET|ZONEMD) [ -~]{0,30}",
+        "[()\";\\\\ a-z0-9]{0,20}",
+        "[ -~\t]{0,40}",
+    ]
+}
+
 fn yaml_quote(s: &str) -> String {
     serde_json::to_string(s).unwrap()
 }
@@ -110,6 +122,17 @@ proptest! {
         std::fs::write(&p, data).unwrap();
         let report = archive::verify(&p, &Limits::default());
         prop_assert!(!report.ok || report.problems.is_empty());
+    }
+
+    /// Zone files as archives carry them, fed in two pieces as they stream by.
+    #[test]
+    fn zone_files_never_panic(lines in proptest::collection::vec(zone_line(), 0..8), soa in any::<bool>(), cut in 0usize..64) {
+        let text = lines.join("\n");
+        let mut checker = archive::zone_checker("z.zone", "home.arpa", soa).expect("a valid zone name");
+        let (head, tail) = text.as_bytes().split_at(cut.min(text.len()));
+        if checker.feed(head).is_ok() && checker.feed(tail).is_ok() {
+            let _ = checker.finish();
+        }
     }
 
     #[test]
