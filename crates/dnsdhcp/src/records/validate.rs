@@ -2,6 +2,7 @@
 //! file, line and column. Nothing here talks to Knot except [`check_zones_exist`], which takes
 //! the server's zone list as plain input.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -14,7 +15,8 @@ use super::model::{Desired, DesiredRrset, DesiredZone, Rrset, RrsetKey, Rrsets, 
 use super::ownership::OWNERSHIP_LABEL;
 use super::ptr::{is_reverse_zone, most_specific_reverse_zone};
 use super::rr::{
-    DName, MAX_TTL, dnssec_type, forbidden_type, fqdn, fqdn_into, parse_abs_name, parse_rr,
+    DName, MAX_TTL, ParsedRr, dnssec_type, forbidden_type, fqdn, fqdn_into, parse_abs_name,
+    parse_rr,
 };
 use super::values::{DEFAULT_TTL, Pos, RecordEntry, Values};
 
@@ -211,164 +213,32 @@ fn parse_entries(
     entries: &[RecordEntry],
     ctx: &ParseContext,
 ) -> (Vec<Item>, Vec<Diagnostic>, Vec<String>) {
-    let ParseContext {
-        values,
-        zones,
-        zone_names,
-        reverse_zones,
-    } = *ctx;
     let mut diags: Vec<Diagnostic> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
     let mut items: Vec<Item> = Vec::with_capacity(entries.len());
     for entry in entries {
         let pos = entry.pos();
-        let mut err = |m: String| diags.push(values.diagnostic(pos, m));
-        // Which zone, and the text to parse.
-        let (zone_idx, text, explicit_ptr) = match entry {
-            RecordEntry::Line { text, zone, .. } => {
-                let owner = text.split_whitespace().next().unwrap_or("");
-                let zi = if let Some(z) = zone {
-                    match parse_abs_name(z)
-                        .ok()
-                        .and_then(|zn| zone_names.iter().position(|n| *n == zn))
-                    {
-                        Some(i) => i,
-                        None => {
-                            err(format!("zone {z} is not a configured zone"));
-                            continue;
-                        }
-                    }
-                } else if owner.ends_with('.') {
-                    match owner_zone(owner, zone_names) {
-                        Some(i) => i,
-                        None => {
-                            err(format!("owner {owner} is in none of the configured zones"));
-                            continue;
-                        }
-                    }
-                } else {
-                    0
-                };
-                (zi, text.clone(), None)
-            }
-            RecordEntry::Structured {
-                name,
-                zone,
-                rtype,
-                ttl,
-                data,
-                ptr,
-                ..
-            } => {
-                let zi = match zone {
-                    Some(z) => match parse_abs_name(z) {
-                        Ok(zn) => match zone_names.iter().position(|n| *n == zn) {
-                            Some(i) => i,
-                            None => {
-                                err(format!("zone {} is not listed in `zones`", fqdn(&zn)));
-                                continue;
-                            }
-                        },
-                        Err(e) => {
-                            err(e);
-                            continue;
-                        }
-                    },
-                    None if name.trim().ends_with('.') => match owner_zone(name, zone_names) {
-                        Some(i) => i,
-                        None => {
-                            err(format!("owner {name} is in none of the configured zones"));
-                            continue;
-                        }
-                    },
-                    None => 0,
-                };
-                if name.trim().is_empty() || name.split_whitespace().count() != 1 {
-                    err(format!("invalid owner name `{name}`"));
-                    continue;
-                }
-                if rtype.split_whitespace().count() != 1 {
-                    err(format!("invalid type `{rtype}`"));
-                    continue;
-                }
-                let ttl = match ttl {
-                    None => zones[zi].default_ttl,
-                    Some(t) if (0..=i64::from(MAX_TTL)).contains(t) => *t as u32,
-                    Some(t) => {
-                        err(format!("TTL {t} is out of range (0..={MAX_TTL})"));
-                        continue;
-                    }
-                };
-                (
-                    zi,
-                    format!("{} {ttl} IN {} {}", name.trim(), rtype.trim(), data),
-                    *ptr,
-                )
-            }
-        };
-        let zone = &zones[zone_idx];
-        let rr = match parse_rr(&zone.name, zone.default_ttl, &text) {
-            Ok(rr) => rr,
-            Err(e) => {
-                err(format!("invalid record `{}`: {e}", text.trim()));
+        let parsed = entry_text(entry, ctx).and_then(|(zone_idx, text, explicit_ptr)| {
+            let zone = &ctx.zones[zone_idx];
+            let rr = parse_rr(&zone.name, zone.default_ttl, &text)
+                .map_err(|e| format!("invalid record `{}`: {e}", text.trim()))?;
+            check_record(&rr, zone, explicit_ptr)?;
+            Ok((zone_idx, rr, explicit_ptr))
+        });
+        let (zone_idx, rr, explicit_ptr) = match parsed {
+            Ok(p) => p,
+            Err(m) => {
+                diags.push(ctx.values.diagnostic(pos, m));
                 continue;
             }
         };
-        if rr.ttl > MAX_TTL {
-            err(format!("TTL {} is out of range (0..={MAX_TTL})", rr.ttl));
-            continue;
-        }
-        if forbidden_type(rr.rtype) {
-            err(format!(
-                "type {} cannot be a static record (Knot manages it)",
-                rr.rtype
-            ));
-            continue;
-        }
-        if !rr.owner.ends_with(&zone.name) {
-            err(format!(
-                "owner {} is not inside zone {}",
-                fqdn(&rr.owner),
-                fqdn(&zone.name)
-            ));
-            continue;
-        }
-        if rr.owner.ends_with(&zone.reserved) {
-            err(format!(
-                "owner {} is reserved for the tool's ownership records",
+        let ptr = derived_ptr(&rr, explicit_ptr, ctx).unwrap_or_else(|addr| {
+            notes.push(format!(
+                "{}: no configured reverse zone contains {addr}; no PTR for {}",
+                ctx.values.location(pos),
                 fqdn(&rr.owner)
             ));
-            continue;
-        }
-        let is_addr = rr.rtype == Rtype::A || rr.rtype == Rtype::AAAA;
-        if explicit_ptr.is_some() && !is_addr {
-            err(format!(
-                "`ptr` applies to A and AAAA records only, not {}",
-                rr.rtype
-            ));
-            continue;
-        }
-        if rr.rtype == Rtype::CNAME && rr.owner == zone.name {
-            err("a CNAME cannot be at the zone apex".into());
-            continue;
-        }
-        let addr = (is_addr && explicit_ptr.unwrap_or(true))
-            .then(|| rr_address(&rr.wire))
-            .flatten();
-        let ptr = addr.and_then(|addr| {
-            let Some((rzone, name)) = most_specific_reverse_zone(addr, reverse_zones) else {
-                notes.push(format!(
-                    "{}: no configured reverse zone contains {addr}; no PTR for {}",
-                    values.location(pos),
-                    fqdn(&rr.owner)
-                ));
-                return None;
-            };
-            let rz = zone_names
-                .iter()
-                .position(|z| z == rzone)
-                .expect("zone from list");
-            Some((rz, name))
+            None
         });
         items.push(Item {
             packed: Some(pack(&rr.wire, &rr.data)),
@@ -380,8 +250,129 @@ fn parse_entries(
             ptr,
         });
     }
-
     (items, diags, notes)
+}
+
+/// Which zone an entry belongs to, the record text to parse and its `ptr` setting. A one-line
+/// entry is parsed as written (borrowed); a structured one is written out as a line.
+fn entry_text<'e>(
+    entry: &'e RecordEntry,
+    ctx: &ParseContext,
+) -> Result<(usize, Cow<'e, str>, Option<bool>), String> {
+    let zone_names = ctx.zone_names;
+    match entry {
+        RecordEntry::Line { text, zone, .. } => {
+            let owner = text.split_whitespace().next().unwrap_or("");
+            let zi = if let Some(z) = zone {
+                parse_abs_name(z)
+                    .ok()
+                    .and_then(|zn| zone_names.iter().position(|n| *n == zn))
+                    .ok_or_else(|| format!("zone {z} is not a configured zone"))?
+            } else if owner.ends_with('.') {
+                owner_zone(owner, zone_names)
+                    .ok_or_else(|| format!("owner {owner} is in none of the configured zones"))?
+            } else {
+                0
+            };
+            Ok((zi, Cow::Borrowed(text.as_str()), None))
+        }
+        RecordEntry::Structured {
+            name,
+            zone,
+            rtype,
+            ttl,
+            data,
+            ptr,
+            ..
+        } => {
+            let zi = match zone {
+                Some(z) => {
+                    let zn = parse_abs_name(z)?;
+                    zone_names
+                        .iter()
+                        .position(|n| *n == zn)
+                        .ok_or_else(|| format!("zone {} is not listed in `zones`", fqdn(&zn)))?
+                }
+                None if name.trim().ends_with('.') => owner_zone(name, zone_names)
+                    .ok_or_else(|| format!("owner {name} is in none of the configured zones"))?,
+                None => 0,
+            };
+            if name.trim().is_empty() || name.split_whitespace().count() != 1 {
+                return Err(format!("invalid owner name `{name}`"));
+            }
+            if rtype.split_whitespace().count() != 1 {
+                return Err(format!("invalid type `{rtype}`"));
+            }
+            let ttl = match ttl {
+                None => ctx.zones[zi].default_ttl,
+                Some(t) if (0..=i64::from(MAX_TTL)).contains(t) => *t as u32,
+                Some(t) => return Err(format!("TTL {t} is out of range (0..={MAX_TTL})")),
+            };
+            let text = format!("{} {ttl} IN {} {}", name.trim(), rtype.trim(), data);
+            Ok((zi, Cow::Owned(text), *ptr))
+        }
+    }
+}
+
+/// What a parsed record must satisfy to be declared in `zone`.
+fn check_record(rr: &ParsedRr, zone: &ZoneInfo, explicit_ptr: Option<bool>) -> Result<(), String> {
+    if rr.ttl > MAX_TTL {
+        return Err(format!("TTL {} is out of range (0..={MAX_TTL})", rr.ttl));
+    }
+    if forbidden_type(rr.rtype) {
+        return Err(format!(
+            "type {} cannot be a static record (Knot manages it)",
+            rr.rtype
+        ));
+    }
+    if !rr.owner.ends_with(&zone.name) {
+        return Err(format!(
+            "owner {} is not inside zone {}",
+            fqdn(&rr.owner),
+            fqdn(&zone.name)
+        ));
+    }
+    if rr.owner.ends_with(&zone.reserved) {
+        return Err(format!(
+            "owner {} is reserved for the tool's ownership records",
+            fqdn(&rr.owner)
+        ));
+    }
+    let is_addr = rr.rtype == Rtype::A || rr.rtype == Rtype::AAAA;
+    if explicit_ptr.is_some() && !is_addr {
+        return Err(format!(
+            "`ptr` applies to A and AAAA records only, not {}",
+            rr.rtype
+        ));
+    }
+    if rr.rtype == Rtype::CNAME && rr.owner == zone.name {
+        return Err("a CNAME cannot be at the zone apex".into());
+    }
+    Ok(())
+}
+
+/// The PTR an address record gets: its reverse zone (index in `zones`) and owner; `Ok(None)`
+/// for other records or with `ptr: false`; `Err(address)` when no configured reverse zone
+/// contains the address.
+fn derived_ptr(
+    rr: &ParsedRr,
+    explicit_ptr: Option<bool>,
+    ctx: &ParseContext,
+) -> Result<Option<(usize, DName)>, IpAddr> {
+    let is_addr = rr.rtype == Rtype::A || rr.rtype == Rtype::AAAA;
+    let Some(addr) = (is_addr && explicit_ptr.unwrap_or(true))
+        .then(|| rr_address(&rr.wire))
+        .flatten()
+    else {
+        return Ok(None);
+    };
+    let (rzone, name) = most_specific_reverse_zone(addr, ctx.reverse_zones).ok_or(addr)?;
+    let rz = ctx
+        .zone_names
+        .iter()
+        .position(|z| z == rzone)
+        .expect("zone from list");
+    Ok(Some((rz, name)))
 }
 
 /// What [`parse_entries`] reads besides the entries.
