@@ -14,6 +14,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use domain::base::Serial;
 use domain::base::iana::Rtype;
 use knot_ctl::codec::{Item, Items, Unit};
 use knot_ctl::{BackupOptions, Client, Components, FlushOptions, Record};
@@ -224,7 +225,7 @@ pub fn restored_serial(served: Option<u32>, archived: u32, keep: bool) -> u32 {
         Some(s) if serial_newer(s, archived) => s,
         _ => archived,
     };
-    top.wrapping_add(1)
+    Serial::from(top).add(1).into_int()
 }
 
 /// Whether `a` and `b` name the same zone as Knot lists it: ASCII case and a trailing dot aside.
@@ -233,9 +234,10 @@ pub fn same_zone(a: &str, b: &str) -> bool {
         .eq_ignore_ascii_case(b.trim_end_matches('.'))
 }
 
-/// Whether serial `a` is newer than `b` in RFC 1982 arithmetic.
+/// Whether serial `a` is newer than `b` in RFC 1982 arithmetic (never when the two are exactly
+/// 2^31 apart: then neither is).
 pub fn serial_newer(a: u32, b: u32) -> bool {
-    a != b && a.wrapping_sub(b) < 1 << 31
+    Serial::from(a) > Serial::from(b)
 }
 
 /// Makes `zone` serve exactly the records of the zone file `data` (DNSSEC records aside), with
@@ -608,8 +610,8 @@ fn serial_hops(from: u32, to: u32) -> Vec<u32> {
     const MAX_STEP: u32 = (1 << 31) - 1;
     let mut hops = Vec::new();
     let mut cur = from;
-    while !(1..=MAX_STEP).contains(&to.wrapping_sub(cur)) {
-        cur = cur.wrapping_add(MAX_STEP);
+    while !serial_newer(to, cur) {
+        cur = Serial::from(cur).add(MAX_STEP).into_int();
         hops.push(cur);
     }
     hops
@@ -632,6 +634,26 @@ fn soa_serial(rdata: &str) -> u32 {
 #[cfg(test)]
 mod serial_tests {
     use super::*;
+
+    #[test]
+    fn serials_compare_in_rfc_1982_arithmetic() {
+        assert!(serial_newer(1, 0));
+        assert!(!serial_newer(0, 1));
+        assert!(!serial_newer(5, 5));
+        assert!(serial_newer(0, u32::MAX), "0 follows 2^32 - 1");
+        assert!(
+            !serial_newer(0, 1 << 31) && !serial_newer(1 << 31, 0),
+            "undefined"
+        );
+        assert_eq!(
+            restored_serial(Some(u32::MAX), 7, false),
+            8,
+            "7 follows 2^32 - 1"
+        );
+        assert_eq!(restored_serial(Some(u32::MAX), u32::MAX - 5, false), 0);
+        assert_eq!(restored_serial(Some(3), 7, false), 8);
+        assert_eq!(restored_serial(Some(9), 7, true), 7);
+    }
 
     #[test]
     fn serial_hops_always_step_up_in_rfc_1982_arithmetic() {
