@@ -100,6 +100,11 @@ fn restore_flags_of_the_kubernetes_target_are_refused_with_local() {
         &["restore", "--local"],
         "--zones [<ARCHIVE>]|--leases [<ARCHIVE>]|--from <URL>",
     );
+    // The Kubernetes target records its own source; the hidden flag is not silently dropped.
+    usage_error(
+        &["backup", "zones", "--source", "x", "-s", "dns"],
+        "--source is for backups on this host (--local) only",
+    );
 }
 
 #[test]

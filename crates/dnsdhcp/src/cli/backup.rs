@@ -96,7 +96,18 @@ fn refusal(e: &anyhow::Error) -> Option<ShrinkRefused> {
 
 /// Runs `backup` on the resolved target; each part is reported as soon as it is written.
 pub fn run(mut a: BackupArgs, ctx: &mut Ctx) -> Result<ExitCode> {
-    let on = On::open(a.target.resolve(&ctx.given)?)?;
+    let target = a.target.resolve(&ctx.given)?;
+    if let (dnsdhcp::target::Target::Kube(_), Some(_)) = (&target, &a.source) {
+        // The Kubernetes target records `kubernetes:<context>/<namespace>/<statefulset>` itself.
+        return Err(ctx
+            .given
+            .usage_error(
+                ErrorKind::ArgumentConflict,
+                "--source is for backups on this host (--local) only",
+            )
+            .into());
+    }
+    let on = On::open(target)?;
     // Checked before the backup runs: a bad URL or recipient should not cost a backup.
     let upload = match &a.upload.to {
         Some(url) => {
