@@ -801,6 +801,7 @@ mod tests {
             "staticRecords:\n  - \"é TXT ünïcode\"\n  - \"\"\n  - ''\n",
             "staticRecords:\n  - a TXT \"x\" [b] {c}\n",
             "# head\n\nstaticRecords:\n  - a A 1.2.3.4",
+            "staticRecords:\n  - \"a TXT x\u{85}y\u{2028}z\u{feff}\"\n  - b TXT x\u{85}y\u{2029}z\u{a0}\n",
         ] {
             if !text.contains("\\") {
                 assert!(same_as_general(text), "declined: {text}");
