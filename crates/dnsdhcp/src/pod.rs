@@ -19,9 +19,9 @@ use crate::archive::{self, ExtractOptions};
 use crate::backup::{LEASES_ARCHIVE, ZONES_ARCHIVE, stamp};
 use crate::leases;
 use crate::legacy::{self, LegacyError, NO_MANIFEST_NOTE};
+use crate::preflight;
 use crate::probe::RecordsMerge;
 use crate::records::{self, ApplyOptions};
-use crate::restore::verified;
 use crate::target::LocalTarget;
 use crate::zones::{RestoreOptions, sync_zone};
 
@@ -306,13 +306,17 @@ pub fn post_start(
                 fs::remove_file(&archive).map_err(io_at(&archive))?;
                 log(format!("zones restored; removed {}", archive.display()));
             }
-            Err(reason) => {
+            Err(NotRestored::Archive(reason)) => {
                 let moved = reject(&archive)?;
                 log(format!(
                     "error: zones NOT restored, archive moved to {}: {reason}",
                     moved.display()
                 ));
             }
+            Err(NotRestored::Target(reason)) => log(format!(
+                "error: zones NOT restored, nothing changed, archive left in place for the next \
+                 start: {reason}"
+            )),
         }
     }
 
@@ -379,12 +383,31 @@ pub fn post_start(
 
 /// Verifies and extracts a zones-only archive next to it, then makes every zone serve its
 /// archived records (one transaction per zone; Knot then flushes them to its zone files).
+/// Why `zones.tar.gz` was not restored.
+enum NotRestored {
+    /// The archive is at fault (corrupt, not a zone archive, a zone file Knot refuses): it is
+    /// moved aside.
+    Archive(String),
+    /// This Knot cannot take it (a zone it does not serve, a type it cannot load, no room on
+    /// the volume), found before anything changed: the archive stays for the next start.
+    Target(String),
+}
+
+impl From<String> for NotRestored {
+    fn from(reason: String) -> Self {
+        NotRestored::Archive(reason)
+    }
+}
+
+/// Restores every zone of the archive, after the same checks a `restore` makes first: the
+/// archive verified in full, then Knot serves each zone and reads each type, and the volume has
+/// room, so that a restore the target cannot take changes nothing.
 fn restore_zones_archive<S: io::Read + io::Write>(
     client: &mut knot_ctl::Client<S>,
     archive: &Path,
     zones_dir: &Path,
     log: &mut dyn FnMut(String),
-) -> Result<(), String> {
+) -> Result<(), NotRestored> {
     // An archive written the original chart's way is checked and converted first.
     let converted = legacy::convert_if_legacy(archive, zones_dir).map_err(|e| e.to_string())?;
     if let Some(c) = &converted {
@@ -395,7 +418,19 @@ fn restore_zones_archive<S: io::Read + io::Write>(
         ));
     }
     let archive = converted.as_ref().map_or(archive, |c| c.path());
-    let report = verified(archive).map_err(|e| e.to_string())?;
+    let archives = preflight::check_archives(Some(archive), None).map_err(|e| e.to_string())?;
+    let places = preflight::Places {
+        zones_dir: zones_dir.to_owned(),
+    };
+    let ready = preflight::check_zones_with(client, &archives.needs().zones_part(), &places)
+        .map_err(|e| NotRestored::Target(e.to_string()))?;
+    for note in ready.notes {
+        log(format!("note: {note}"));
+    }
+    let report = archives
+        .zones
+        .map(|slot| slot.report)
+        .ok_or_else(|| "not a zone archive".to_owned())?;
     let staging = zones_dir.join(".dnsdhcp-zones-restore");
     if staging.exists() {
         fs::remove_dir_all(&staging).map_err(|e| format!("{}: {e}", staging.display()))?;

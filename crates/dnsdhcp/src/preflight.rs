@@ -288,6 +288,31 @@ pub fn check_target(
     }
 }
 
+/// [`check_target`] for a zone archive, over a connection to Knot already open (the pod's
+/// post-start hook holds one; Knot 3.2 would not serve a second): Knot serves every archived
+/// zone, reads every archived type (or they can be converted), and the zones volume has room.
+pub fn check_zones_with<S: std::io::Read + std::io::Write>(
+    client: &mut knot_ctl::Client<S>,
+    needs: &Needs,
+    places: &Places,
+) -> Result<TargetReady, PreflightError> {
+    let mut problems = Vec::new();
+    let mut ready = TargetReady::default();
+    let no_answer = |e: &dyn std::fmt::Display| format!("Knot does not answer: {e}");
+    check_knot_with(client, needs, &no_answer, &mut ready, &mut problems);
+    check_room(
+        &places.zones_dir,
+        needs.zone_bytes,
+        "the zones",
+        &mut problems,
+    );
+    if problems.is_empty() {
+        Ok(ready)
+    } else {
+        Err(PreflightError { problems })
+    }
+}
+
 fn check_knot(
     target: &LocalTarget,
     needs: &Needs,
@@ -300,10 +325,20 @@ fn check_knot(
             target.knot_socket.display()
         )
     };
-    let mut client = match target.knot() {
-        Ok(c) => c,
-        Err(e) => return problems.push(no_answer(&e)),
-    };
+    match target.knot() {
+        Ok(mut client) => check_knot_with(&mut client, needs, &no_answer, ready, problems),
+        Err(e) => problems.push(no_answer(&e)),
+    }
+}
+
+/// [`check_knot`] over an open connection.
+fn check_knot_with<S: std::io::Read + std::io::Write>(
+    client: &mut knot_ctl::Client<S>,
+    needs: &Needs,
+    no_answer: &dyn Fn(&dyn std::fmt::Display) -> String,
+    ready: &mut TargetReady,
+    problems: &mut Vec<String>,
+) {
     let served = match client.zone_status_all() {
         Ok(s) => s,
         Err(e) => return problems.push(no_answer(&e)),
@@ -320,7 +355,7 @@ fn check_knot(
             )),
         }
     }
-    match txn::abandoned(&mut client, &configured) {
+    match txn::abandoned(client, &configured) {
         Ok(a) => ready.abandoned = a,
         Err(e) => problems.push(e.to_string()),
     }

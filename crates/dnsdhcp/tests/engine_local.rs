@@ -326,6 +326,44 @@ fn pod_roles_restore_zones_and_leases_and_merge_static_records() {
 }
 
 #[test]
+fn post_start_leaves_an_archive_this_knot_cannot_take_in_place_and_changes_nothing() {
+    // The archive holds two zones; the Knot that starts serves only one of them.
+    let both = KnotServer::builder()
+        .zone(ZONE, ZONE_TEXT)
+        .zone(
+            "other.test",
+            "$TTL 60\n@ SOA ns hm 1 2 3 4 5\n@ NS ns\nns A 192.0.2.9\n",
+        )
+        .start();
+    let out = tempfile::tempdir().unwrap();
+    backup::backup_zones(&target(&both, None), out.path()).unwrap();
+    drop(both);
+
+    let knot = KnotServer::builder().zone(ZONE, ZONE_TEXT).start();
+    let t = target(&knot, None);
+    damage_zone(&knot);
+    let before = served(&t, ZONE);
+    let archive = knot.zones_dir().join(ZONES_ARCHIVE);
+    fs::copy(out.path().join(ZONES_ARCHIVE), &archive).unwrap();
+    let cfg = PostStartConfig {
+        target: t.clone(),
+        zones_dir: knot.zones_dir().to_owned(),
+        values_files: Vec::new(),
+        timeout: Duration::from_secs(30),
+        apply: ApplyOptions::default(),
+    };
+    let mut log = Vec::new();
+    pod::post_start(&cfg, &mut |l| log.push(l)).expect("post-start");
+    let log = log.join("\n");
+    assert!(
+        log.contains("archive left in place") && log.contains("other.test"),
+        "{log}"
+    );
+    assert!(archive.exists(), "kept for the next start: {log}");
+    assert_eq!(served(&t, ZONE), before, "home.test not touched: {log}");
+}
+
+#[test]
 fn init_leases_completes_an_interrupted_restore_and_never_applies_an_archive_twice() {
     let mut kea = KeaServer::start(KeaConfig::new());
     add_leases(&kea, 5);
