@@ -381,8 +381,6 @@ pub fn post_start(
     }
 }
 
-/// Verifies and extracts a zones-only archive next to it, then makes every zone serve its
-/// archived records (one transaction per zone; Knot then flushes them to its zone files).
 /// Why `zones.tar.gz` was not restored.
 enum NotRestored {
     /// The archive is at fault (corrupt, not a zone archive, a zone file Knot refuses): it is
@@ -399,9 +397,11 @@ impl From<String> for NotRestored {
     }
 }
 
-/// Restores every zone of the archive, after the same checks a `restore` makes first: the
-/// archive verified in full, then Knot serves each zone and reads each type, and the volume has
-/// room, so that a restore the target cannot take changes nothing.
+/// Verifies and extracts a zones-only archive next to it, then makes every zone serve its
+/// archived records (one transaction per zone; Knot then flushes them to its zone files).
+/// First come the checks a `restore` makes: the archive verified in full, then Knot serves each
+/// zone and reads each type, and the volume has room, so that a restore the target cannot take
+/// changes nothing.
 fn restore_zones_archive<S: io::Read + io::Write>(
     client: &mut knot_ctl::Client<S>,
     archive: &Path,
@@ -423,7 +423,7 @@ fn restore_zones_archive<S: io::Read + io::Write>(
         zones_dir: zones_dir.to_owned(),
     };
     let ready = preflight::check_zones_with(client, &archives.needs().zones_part(), &places)
-        .map_err(|e| NotRestored::Target(e.to_string()))?;
+        .map_err(|e| NotRestored::Target(e.problems.join("; ")))?;
     for note in ready.notes {
         log(format!("note: {note}"));
     }
