@@ -34,24 +34,16 @@ pub fn split(text: &str, key: &str) -> Option<Split> {
     if text.starts_with('\u{feff}') || text.contains('\r') {
         return None;
     }
-    let (key_start, key_end) = key_line(text, key)?;
-    let key_line = line_number(text, key_start);
+    let (key_start, key_line) = key_line(text, key)?;
     let mut items = Vec::new();
     let mut indent: Option<usize> = None;
     let mut list_pos = (0, 0);
-    let mut line_no = key_line;
-    let mut pos = key_end;
     let mut end = text.len();
-    while pos < text.len() {
-        let next = text[pos..].find('\n').map_or(text.len(), |i| pos + i + 1);
-        let line = text[pos..next]
-            .strip_suffix('\n')
-            .unwrap_or(&text[pos..next]);
-        line_no += 1;
+    for (n, (pos, line)) in lines_from(text, key_start).enumerate().skip(1) {
+        let line_no = key_line + n as u32;
         let spaces = line.len() - line.trim_start_matches(' ').len();
         let body = &line[spaces..];
         if body.is_empty() || body.starts_with('#') {
-            pos = next;
             continue;
         }
         if body.starts_with('\t') {
@@ -91,7 +83,6 @@ pub fn split(text: &str, key: &str) -> Option<Split> {
             };
         }
         items.push((item, line_no, column as u32 + 1));
-        pos = next;
     }
     if items.is_empty() {
         return None;
@@ -112,34 +103,31 @@ pub fn split(text: &str, key: &str) -> Option<Split> {
     })
 }
 
-/// The byte range of the line `key:` (optionally followed by spaces and a comment) at column 1.
-fn key_line(text: &str, key: &str) -> Option<(usize, usize)> {
-    let mut start = 0;
-    while start < text.len() {
-        let end = text[start..]
-            .find('\n')
-            .map_or(text.len(), |i| start + i + 1);
-        let line = text[start..end]
-            .strip_suffix('\n')
-            .unwrap_or(&text[start..end]);
-        if let Some(after) = line.strip_prefix(key).and_then(|l| l.strip_prefix(':'))
-            && only_comment(after)
-        {
-            return Some((start, end));
-        }
-        start = end;
-    }
-    None
+/// Where the line `key:` (optionally followed by spaces and a comment) at column 1 starts, and
+/// its 1-based number.
+fn key_line(text: &str, key: &str) -> Option<(usize, u32)> {
+    lines_from(text, 0)
+        .enumerate()
+        .find_map(|(n, (start, line))| {
+            let after = line.strip_prefix(key)?.strip_prefix(':')?;
+            only_comment(after).then_some((start, n as u32 + 1))
+        })
+}
+
+/// The lines of `text` from byte `from` (a line start): where each starts, and its text
+/// without the line feed.
+fn lines_from(text: &str, from: usize) -> impl Iterator<Item = (usize, &str)> {
+    text[from..].split_inclusive('\n').scan(from, |start, raw| {
+        let at = *start;
+        *start += raw.len();
+        Some((at, raw.strip_suffix('\n').unwrap_or(raw)))
+    })
 }
 
 /// Whether the rest of a line is empty or spaces, or a comment after at least one space.
 fn only_comment(rest: &str) -> bool {
     let trimmed = rest.trim_start_matches(' ');
     trimmed.is_empty() || (trimmed.starts_with('#') && trimmed.len() < rest.len())
-}
-
-fn line_number(text: &str, offset: usize) -> u32 {
-    text[..offset].matches('\n').count() as u32 + 1
 }
 
 /// One single-line scalar and what may follow it on its line (spaces, a comment); `None` when
