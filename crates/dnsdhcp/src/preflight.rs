@@ -27,6 +27,15 @@ pub struct PreflightError {
     pub problems: Vec<String>,
 }
 
+/// `value` when no problem was found, the refusal otherwise.
+fn verdict<T>(problems: Vec<String>, value: T) -> Result<T, PreflightError> {
+    if problems.is_empty() {
+        Ok(value)
+    } else {
+        Err(PreflightError { problems })
+    }
+}
+
 /// A verified archive in its slot.
 #[derive(Debug, Clone)]
 pub struct Slot {
@@ -143,11 +152,7 @@ pub fn check_archives(
         }),
         leases: leases.and_then(|p| slot(p, &[ArchiveKind::Leases], "leases", &mut problems)),
     };
-    if problems.is_empty() {
-        Ok(archives)
-    } else {
-        Err(PreflightError { problems })
-    }
+    verdict(problems, archives)
 }
 
 impl Archives {
@@ -281,11 +286,7 @@ pub fn check_target(
             &mut problems,
         );
     }
-    if problems.is_empty() {
-        Ok(ready)
-    } else {
-        Err(PreflightError { problems })
-    }
+    verdict(problems, ready)
 }
 
 /// [`check_target`] for a zone archive, over a connection to Knot already open (the pod's
@@ -306,11 +307,7 @@ pub fn check_zones_with<S: std::io::Read + std::io::Write>(
         "the zones",
         &mut problems,
     );
-    if problems.is_empty() {
-        Ok(ready)
-    } else {
-        Err(PreflightError { problems })
-    }
+    verdict(problems, ready)
 }
 
 fn check_knot(
