@@ -40,6 +40,17 @@ fn target(knot: &KnotServer, kea: Option<&KeaServer>) -> LocalTarget {
     }
 }
 
+/// `pod post-start` for `knot` (its zones volume, the default apply options).
+fn post_start_config(knot: &KnotServer, values_files: Vec<PathBuf>) -> PostStartConfig {
+    PostStartConfig {
+        target: target(knot, None),
+        zones_dir: knot.zones_dir().to_owned(),
+        values_files,
+        timeout: Duration::from_secs(30),
+        apply: ApplyOptions::default(),
+    }
+}
+
 /// Every record the zone serves, one line each, sorted (TTL included).
 fn served(t: &LocalTarget, zone: &str) -> BTreeSet<String> {
     let mut client = t.knot().expect("connect to knotd");
@@ -282,13 +293,7 @@ fn pod_roles_restore_zones_and_leases_and_merge_static_records() {
         "zones:\n  - name: home.test\nstaticRecords:\n  - \"router IN A 192.0.2.254\"\n",
     )
     .unwrap();
-    let cfg = PostStartConfig {
-        target: t.clone(),
-        zones_dir: knot.zones_dir().to_owned(),
-        values_files: vec![values.clone()],
-        timeout: Duration::from_secs(30),
-        apply: ApplyOptions::default(),
-    };
+    let cfg = post_start_config(&knot, vec![values.clone()]);
     let mut log = Vec::new();
     pod::post_start(&cfg, &mut |l| log.push(l)).expect("post-start");
     let log = log.join("\n");
@@ -345,13 +350,7 @@ fn post_start_leaves_an_archive_this_knot_cannot_take_in_place_and_changes_nothi
     let before = served(&t, ZONE);
     let archive = knot.zones_dir().join(ZONES_ARCHIVE);
     fs::copy(out.path().join(ZONES_ARCHIVE), &archive).unwrap();
-    let cfg = PostStartConfig {
-        target: t.clone(),
-        zones_dir: knot.zones_dir().to_owned(),
-        values_files: Vec::new(),
-        timeout: Duration::from_secs(30),
-        apply: ApplyOptions::default(),
-    };
+    let cfg = post_start_config(&knot, Vec::new());
     let mut log = Vec::new();
     pod::post_start(&cfg, &mut |l| log.push(l)).expect("post-start");
     let log = log.join("\n");
