@@ -160,7 +160,7 @@ pub fn run(cmd: BackupsCommand, ctx: &mut Ctx) -> Result<ExitCode> {
             let store = open(&a.url)?;
             let entries = kube::block_on(store.list())?;
             if a.json {
-                ctx.out.report("backups-list", &entries)?;
+                ctx.out.report_items("backups-list", &entries)?;
             } else if entries.is_empty() {
                 ctx.out.line(format!("no backups in {}", store.url()));
             } else {

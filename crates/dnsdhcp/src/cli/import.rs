@@ -36,7 +36,7 @@ pub fn run(a: ImportArgs, ctx: &mut Ctx) -> Result<ExitCode> {
         .iter()
         .all(|r| r.written.iter().all(|w| w.report.ok));
     if a.json {
-        ctx.out.report("import", &reports)?;
+        ctx.out.report_items("import", &reports)?;
     } else {
         for r in &reports {
             ctx.out.import_report(r);

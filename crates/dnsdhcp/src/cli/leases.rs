@@ -85,7 +85,7 @@ pub fn run(cmd: LeasesCommand, ctx: &mut Ctx) -> Result<ExitCode> {
         "list" => {
             let leases = kea.lease4_get_all_paged(1000)?;
             if json {
-                ctx.out.report("leases-list", &leases)?;
+                ctx.out.report_items("leases-list", &leases)?;
             } else {
                 for lease in leases {
                     ctx.out.json_line(&lease)?;

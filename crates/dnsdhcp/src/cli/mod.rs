@@ -199,9 +199,6 @@ fn print_raw(bytes: &[u8]) -> Result<()> {
 pub const EXIT_USAGE: u8 = 64;
 /// Exit code of `records plan --exit-code` when the plan has changes.
 pub const EXIT_CHANGES: u8 = 2;
-/// Format version of every JSON document (`"version"`).
-pub const JSON_VERSION: u32 = dnsdhcp::kube::inpod::FORMAT_VERSION;
-
 /// Ends the process for a clap error: help and version as clap does (exit 0), a usage error
 /// with its message and [`EXIT_USAGE`].
 pub fn usage_exit(e: clap::Error) -> ! {
