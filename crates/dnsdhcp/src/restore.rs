@@ -655,21 +655,14 @@ fn restore_leases_from(
 
 /// How many leases Kea holds now, paged through `lease4-get-page` (one page in memory at a time).
 pub fn count_leases(target: &LocalTarget) -> Result<u64, RestoreError> {
-    const PAGE: u32 = 1000;
-    let kea = target.kea();
     let mut count = 0u64;
-    let mut from = None;
-    loop {
-        let page = kea
-            .lease4_get_page(from, PAGE)
+    for page in target.kea().lease4_pages(1000) {
+        count += page
             .map_err(|source| RestoreError::Kea {
                 context: "lease4-get-page".into(),
                 source,
-            })?;
-        count += page.len() as u64;
-        match page.last() {
-            Some(last) if page.len() == PAGE as usize => from = Some(last.ip_address),
-            _ => return Ok(count),
-        }
+            })?
+            .len() as u64;
     }
+    Ok(count)
 }

@@ -454,6 +454,37 @@ pub struct ControlClient<C> {
     connector: C,
 }
 
+/// The leases Kea holds, page after page ([`ControlClient::lease4_pages`]).
+pub struct LeasePages<'a, C> {
+    client: &'a ControlClient<C>,
+    from: Option<Ipv4Addr>,
+    limit: u32,
+    done: bool,
+}
+
+impl<C: Connector> Iterator for LeasePages<'_, C> {
+    type Item = Result<Vec<KeaLease>, ControlError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let page = self.client.lease4_get_page(self.from, self.limit);
+        // A short page is the last; an empty one ends the leases.
+        self.done = page
+            .as_ref()
+            .map_or(true, |p| p.len() < self.limit as usize);
+        match page {
+            Ok(p) if p.is_empty() => None,
+            Ok(p) => {
+                self.from = p.last().map(|l| l.ip_address);
+                Some(Ok(p))
+            }
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
+
 impl ControlClient<UnixConnector> {
     /// A client for the UNIX control socket at `path`.
     pub fn unix(path: impl Into<PathBuf>) -> Self {
@@ -527,18 +558,21 @@ impl<C: Connector> ControlClient<C> {
     /// between pages, unlike `lease4-get-all`).
     pub fn lease4_get_all_paged(&self, limit: u32) -> Result<Vec<KeaLease>, ControlError> {
         let mut all = Vec::new();
-        let mut from = None;
-        loop {
-            let page = self.lease4_get_page(from, limit)?;
-            let Some(last) = page.last() else {
-                return Ok(all);
-            };
-            from = Some(last.ip_address);
-            let n = page.len();
-            all.extend(page);
-            if n < limit as usize {
-                return Ok(all);
-            }
+        for page in self.lease4_pages(limit) {
+            all.extend(page?);
+        }
+        Ok(all)
+    }
+
+    /// Every lease, a page of up to `limit` at a time (`lease4-get-page`): what
+    /// [`ControlClient::lease4_get_all_paged`] collects, for a caller that holds one page only.
+    /// Ends after the first error.
+    pub fn lease4_pages(&self, limit: u32) -> LeasePages<'_, C> {
+        LeasePages {
+            client: self,
+            from: None,
+            limit: limit.max(1),
+            done: false,
         }
     }
 

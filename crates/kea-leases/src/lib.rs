@@ -53,7 +53,7 @@ pub mod kea_json;
 pub mod load;
 pub mod snapshot;
 
-pub use control::{ControlClient, ControlError, KeaLease, UnixConnector};
+pub use control::{ControlClient, ControlError, KeaLease, LeasePages, UnixConnector};
 pub use csv::{
     EscapedText, Header, Lease, LeaseFile, LeaseReader, LeaseState, LeaseWriter, ParseError,
     ReadError, Record, RowError, RowErrorKind,

@@ -1,5 +1,6 @@
 //! `dnsdhcp leases count|list|wipe`.
 
+use std::cell::RefCell;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -7,6 +8,7 @@ use clap::error::ErrorKind;
 use clap::{Args, Subcommand};
 
 use dnsdhcp::{kube, restore};
+use kea_leases::{ControlError, LeasePages, UnixConnector};
 
 use super::target::TargetArgs;
 use super::{Ctx, On, print_raw};
@@ -83,12 +85,23 @@ pub fn run(cmd: LeasesCommand, ctx: &mut Ctx) -> Result<ExitCode> {
             }
         }
         "list" => {
-            let leases = kea.lease4_get_all_paged(1000)?;
+            // A page at a time: the listing runs in Kea's container, within Kea's memory limit.
+            let pages = kea.lease4_pages(LIST_PAGE);
             if json {
-                ctx.out.report_items("leases-list", &leases)?;
+                let listing = StreamedLeases {
+                    pages: RefCell::new(pages),
+                    failed: RefCell::new(None),
+                };
+                let written = ctx.out.report_items("leases-list", &listing);
+                if let Some(e) = listing.failed.into_inner() {
+                    return Err(e.into());
+                }
+                written?;
             } else {
-                for lease in leases {
-                    ctx.out.json_line(&lease)?;
+                for page in pages {
+                    for lease in page? {
+                        ctx.out.json_line(&lease)?;
+                    }
                 }
             }
         }
@@ -98,4 +111,33 @@ pub fn run(cmd: LeasesCommand, ctx: &mut Ctx) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Leases fetched per `lease4-get-page` by `leases list`.
+const LIST_PAGE: u32 = 1000;
+
+/// Kea's leases as a JSON list, each page fetched while the previous one is written. A failed
+/// fetch ends the document unfinished (so that it cannot pass for the whole list) and is kept
+/// in `failed`.
+struct StreamedLeases<'a> {
+    pages: RefCell<LeasePages<'a, UnixConnector>>,
+    failed: RefCell<Option<ControlError>>,
+}
+
+impl serde::Serialize for StreamedLeases<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeSeq};
+        let mut seq = s.serialize_seq(None)?;
+        for page in &mut *self.pages.borrow_mut() {
+            let page = page.map_err(|e| {
+                let message = e.to_string();
+                *self.failed.borrow_mut() = Some(e);
+                S::Error::custom(message)
+            })?;
+            for lease in &page {
+                seq.serialize_element(lease)?;
+            }
+        }
+        seq.end()
+    }
 }

@@ -11,8 +11,8 @@ use dnsdhcp::restore::{LeasesRestore, ZonesRestore};
 
 /// The body of a report that is a list: the list under `items`.
 #[derive(serde::Serialize)]
-struct Items<'a, T> {
-    items: &'a [T],
+struct Items<T> {
+    items: T,
 }
 
 /// `value` as pretty-printed JSON and a line feed, through a buffer of its own.
@@ -73,7 +73,7 @@ impl Out {
     pub fn report_items<T: serde::Serialize>(
         &mut self,
         kind: &str,
-        items: &[T],
+        items: T,
     ) -> anyhow::Result<()> {
         self.report(kind, &Items { items })
     }
@@ -286,10 +286,15 @@ mod tests {
             serde_json::json!({"kind": "records-plan", "version": 1, "zones": ["home.arpa."], "ok": true})
         );
 
-        let (doc, keys) = printed(&Report::new("leases-list", Items { items: &[1, 2] }));
+        let (doc, keys) = printed(&Report::new("leases-list", Items { items: [1, 2] }));
         assert_eq!(keys, ["kind", "version", "items"]);
         assert_eq!(doc["items"], serde_json::json!([1, 2]));
-        let (doc, _) = printed(&Report::new("leases-list", Items::<u8> { items: &[] }));
+        let (doc, _) = printed(&Report::new(
+            "leases-list",
+            Items {
+                items: Vec::<u8>::new(),
+            },
+        ));
         assert_eq!(doc["items"], serde_json::json!([]));
     }
 }
