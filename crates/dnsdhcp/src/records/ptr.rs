@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use super::rr::DName;
+use super::rr::{DName, in_zone};
 
 /// The reverse-lookup name of `addr` (`d.c.b.a.in-addr.arpa.` or 32 nibbles `.ip6.arpa.`),
 /// built straight in wire form.
@@ -74,7 +74,7 @@ pub fn reverse_zone_for(addr: IpAddr, zones: &[DName]) -> Option<(&DName, DName)
     let name = reverse_name(addr);
     zones
         .iter()
-        .filter(|z| name.ends_with(*z) && is_reverse_zone(z))
+        .filter(|z| in_zone(&name, z) && is_reverse_zone(z))
         .max_by_key(|z| z.label_count())
         .map(|z| (z, name))
 }
@@ -87,7 +87,7 @@ pub fn most_specific_reverse_zone(
     let name = reverse_name(addr);
     reverse_zones
         .iter()
-        .filter(|z| name.ends_with(*z))
+        .filter(|z| in_zone(&name, z))
         .max_by_key(|z| z.label_count())
         .map(|z| (z, name))
 }

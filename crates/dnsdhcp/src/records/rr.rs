@@ -32,6 +32,27 @@ pub struct ParsedRr {
     pub wire: Vec<u8>,
 }
 
+/// Whether `name` is `zone` or a name below it (labels compared without regard to ASCII case).
+///
+/// `domain`'s `Name::ends_with` walks both names' labels from the back, and an uncompressed
+/// name finds each previous label by scanning from its start: quadratic in the label count,
+/// and an IPv6 reverse name has 34 labels. This compares the wire forms' tails and walks
+/// `name`'s labels once, to see that the tail starts at a label.
+pub fn in_zone(name: &DName, zone: &DName) -> bool {
+    let (name, zone) = (name.as_slice(), zone.as_slice());
+    let Some(start) = name.len().checked_sub(zone.len()) else {
+        return false;
+    };
+    if !name[start..].eq_ignore_ascii_case(zone) {
+        return false;
+    }
+    let mut label = 0;
+    while label < start {
+        label += 1 + usize::from(name[label]);
+    }
+    label == start
+}
+
 /// `name` as text with its trailing dot (`.` for the root).
 pub fn fqdn(name: &impl ToName) -> String {
     use std::fmt::Write as _;
@@ -399,6 +420,45 @@ pub fn dnssec_type(rtype: Rtype) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn in_zone_agrees_with_domains_ends_with() {
+        let names = [
+            ".",
+            "arpa.",
+            "ip6.arpa.",
+            "8.b.d.0.1.0.0.2.ip6.arpa.",
+            "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.",
+            "10.in-addr.arpa.",
+            "0.10.in-addr.arpa.",
+            "110.in-addr.arpa.",
+            "a.10.in-addr.arpa.",
+            "home.arpa.",
+            "HOME.Arpa.",
+            "nas.home.arpa.",
+            "xhome.arpa.",
+            "x.home.arpa.",
+            "home.arpa.home.arpa.",
+            "\\.home.arpa.",
+            "a\\.home.arpa.",
+            "\\003abc.arpa.",
+        ];
+        let parsed: Vec<DName> = names.iter().map(|n| parse_abs_name(n).unwrap()).collect();
+        for name in &parsed {
+            for zone in &parsed {
+                assert_eq!(
+                    in_zone(name, zone),
+                    name.ends_with(zone),
+                    "{name} in {zone}"
+                );
+            }
+        }
+        assert!(in_zone(&parsed[4], &parsed[3]));
+        assert!(
+            !in_zone(&parsed[12], &parsed[9]),
+            "xhome.arpa. is not in home.arpa."
+        );
+    }
 
     fn zone() -> DName {
         parse_abs_name("home.arpa").unwrap()

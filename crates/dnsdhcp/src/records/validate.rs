@@ -15,8 +15,8 @@ use super::model::{Desired, DesiredRrset, DesiredZone, Rrset, RrsetKey, Rrsets, 
 use super::ownership::OWNERSHIP_LABEL;
 use super::ptr::{is_reverse_zone, most_specific_reverse_zone};
 use super::rr::{
-    DName, MAX_TTL, ParsedRr, dnssec_type, forbidden_type, fqdn, fqdn_into, parse_abs_name,
-    parse_rr,
+    DName, MAX_TTL, ParsedRr, dnssec_type, forbidden_type, fqdn, fqdn_into, in_zone,
+    parse_abs_name, parse_rr,
 };
 use super::values::{DEFAULT_TTL, Pos, RecordEntry, Values};
 
@@ -538,7 +538,7 @@ fn owner_zone(owner: &str, zones: &[DName]) -> Option<usize> {
     zones
         .iter()
         .enumerate()
-        .filter(|(_, z)| name.ends_with(*z))
+        .filter(|(_, z)| in_zone(&name, z))
         .max_by_key(|(_, z)| z.label_count())
         .map(|(i, _)| i)
 }
