@@ -250,11 +250,18 @@ fn prefetch_zones<S: Read + Write + Send>(
 
 /// One zone's `zone-read` reply kept compactly: per record its TTL, the lengths of owner, type
 /// and rdata (little endian), then their bytes. A server error ends the records.
+///
+/// Kept in chunks of about [`CHUNK`] bytes (a record is never split; a larger one has a chunk
+/// of its own): a single vector grown by doubling would hold up to twice the zone, and three
+/// times for a moment while it grows.
 struct BufferedZone {
     zone: String,
-    bytes: Vec<u8>,
+    chunks: Vec<Vec<u8>>,
     error: Option<knot_ctl::Error>,
 }
+
+/// Bytes per chunk of a [`BufferedZone`].
+const CHUNK: usize = 1 << 20;
 
 impl BufferedZone {
     /// `zone-read` of `zone`, kept whole.
@@ -266,56 +273,82 @@ impl BufferedZone {
     }
 
     fn read<S: Read + Write>(zone: String, mut stream: RecordStream<'_, S>) -> Self {
-        let mut bytes = Vec::new();
+        let mut chunks: Vec<Vec<u8>> = Vec::new();
         let mut error = None;
         while let Some(r) = stream.next_ref() {
             match r {
-                Ok(r) => {
-                    bytes.extend_from_slice(&r.ttl.unwrap_or(0).to_le_bytes());
-                    for part in [r.owner, r.rtype, r.data] {
-                        // Items are at most 65535 bytes (their length is a u16 on the wire).
-                        bytes.extend_from_slice(&(part.len() as u16).to_le_bytes());
-                    }
-                    for part in [r.owner, r.rtype, r.data] {
-                        bytes.extend_from_slice(part.as_bytes());
-                    }
-                }
+                Ok(r) => push_record(&mut chunks, &r, CHUNK),
                 Err(e) => {
                     error = Some(e);
                     break;
                 }
             }
         }
-        BufferedZone { zone, bytes, error }
+        BufferedZone {
+            zone,
+            chunks,
+            error,
+        }
     }
 
     fn into_records(self, context: String) -> BufferedRecords {
         BufferedRecords {
             zone: self,
+            chunk: 0,
             pos: 0,
             context,
         }
     }
 }
 
+/// Appends `r` to the last of `chunks`, or to a new chunk of `chunk` bytes (more if `r` needs
+/// it) when it does not fit.
+fn push_record(chunks: &mut Vec<Vec<u8>>, r: &RecordRef<'_>, chunk: usize) {
+    let len = 10 + r.owner.len() + r.rtype.len() + r.data.len();
+    let last = match chunks.last_mut() {
+        Some(c) if c.capacity() - c.len() >= len => c,
+        _ => {
+            chunks.push(Vec::with_capacity(len.max(chunk)));
+            chunks.last_mut().expect("just pushed")
+        }
+    };
+    last.extend_from_slice(&r.ttl.unwrap_or(0).to_le_bytes());
+    for part in [r.owner, r.rtype, r.data] {
+        // Items are at most 65535 bytes (their length is a u16 on the wire).
+        last.extend_from_slice(&(part.len() as u16).to_le_bytes());
+    }
+    for part in [r.owner, r.rtype, r.data] {
+        last.extend_from_slice(part.as_bytes());
+    }
+}
+
 /// [`ZoneRecords`] over a [`BufferedZone`].
 struct BufferedRecords {
     zone: BufferedZone,
+    chunk: usize,
     pos: usize,
     context: String,
 }
 
 impl ZoneRecords for BufferedRecords {
     fn next_record(&mut self) -> Option<Result<CurrentRef<'_>, RecordsError>> {
-        let b = &self.zone.bytes;
-        if self.pos >= b.len() {
+        while self
+            .zone
+            .chunks
+            .get(self.chunk)
+            .is_some_and(|c| self.pos >= c.len())
+        {
+            self.chunk += 1;
+            self.pos = 0;
+        }
+        let Some(b) = self.zone.chunks.get(self.chunk) else {
             return self.zone.error.take().map(|source| {
                 Err(RecordsError::Knot {
                     context: self.context.clone(),
                     source,
                 })
             });
-        }
+        };
         let at = |i: usize| usize::from(u16::from_le_bytes([b[i], b[i + 1]]));
         let p = self.pos;
         let ttl = u32::from_le_bytes([b[p], b[p + 1], b[p + 2], b[p + 3]]);
@@ -815,6 +848,41 @@ mod tests {
         let mut forward = vec![rec("a.home.arpa.", "1"), rec("b.home.arpa.", "2")];
         canonical_order(&mut forward);
         assert_eq!(forward[0].data, "1");
+    }
+
+    #[test]
+    fn a_buffered_zone_gives_back_its_records_across_chunks() {
+        let owners: Vec<String> = (0..50).map(|i| format!("h{i}.home.arpa.")).collect();
+        let data = "x".repeat(70);
+        let records: Vec<RecordRef<'_>> = owners
+            .iter()
+            .enumerate()
+            .map(|(i, o)| RecordRef {
+                owner: o,
+                ttl: Some(i as u32),
+                rtype: if i % 2 == 0 { "A" } else { "TXT" },
+                data: if i == 7 { &data } else { "10.0.0.1" },
+            })
+            .collect();
+        let mut chunks = Vec::new();
+        for r in &records {
+            push_record(&mut chunks, r, 64);
+        }
+        assert!(chunks.len() > 10, "{} chunks", chunks.len());
+        let zone = BufferedZone {
+            zone: "home.arpa.".into(),
+            chunks,
+            error: None,
+        };
+        let mut read = zone.into_records("zone-read home.arpa.".into());
+        for r in &records {
+            let got = read.next_record().expect("a record").expect("no error");
+            assert_eq!(
+                (got.owner, Some(got.ttl), got.rtype, got.data),
+                (r.owner, r.ttl, r.rtype, r.data)
+            );
+        }
+        assert!(read.next_record().is_none());
     }
 
     /// The order of labels compared from the right, as text: what [`canonical_order`] must
