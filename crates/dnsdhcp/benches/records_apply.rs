@@ -4,7 +4,8 @@
 //!
 //! For each size N (default 1,000, 10,000 and 100,000; env `DNSDHCP_BENCH_RECORDS`, comma
 //! separated) one forward zone (`home.arpa.`) gets N A records and one reverse zone
-//! (`10.in-addr.arpa.`) their N PTRs, from one values file:
+//! (`10.in-addr.arpa.`) their N PTRs, from one values file (`DNSDHCP_BENCH_FAMILY=6`: N AAAA
+//! records and their PTRs in `8.b.d.0.1.0.0.2.ip6.arpa.`, 34 labels each):
 //!
 //! * first apply on a fresh knotd (median of 3 fresh servers), beside what knotd alone needs
 //!   for the same records (set through one connection by the `knot-ctl` library, pre-built);
@@ -31,7 +32,6 @@ use knot_ctl::{Client, FlushOptions, Record};
 use test_support::knot::{KNOTC, KnotServer};
 
 const FORWARD: &str = "home.arpa";
-const REVERSE: &str = "10.in-addr.arpa";
 const DNSDHCP: &str = env!("CARGO_BIN_EXE_dnsdhcp");
 
 const FORWARD_ZONE: &str = "\
@@ -47,22 +47,78 @@ $TTL 3600
 @   IN NS  ns1.home.arpa.
 ";
 
-fn addr(i: usize) -> (u8, u8, u8) {
-    ((i >> 16) as u8, (i >> 8) as u8, i as u8)
+/// The address family of the records (`DNSDHCP_BENCH_FAMILY`: 4, the default, or 6).
+#[derive(Clone, Copy, PartialEq)]
+enum Family {
+    V4,
+    V6,
+}
+
+fn family() -> Family {
+    static FAMILY: std::sync::OnceLock<Family> = std::sync::OnceLock::new();
+    *FAMILY.get_or_init(|| match std::env::var("DNSDHCP_BENCH_FAMILY").as_deref() {
+        Err(_) | Ok("4") => Family::V4,
+        Ok("6") => Family::V6,
+        Ok(other) => panic!("DNSDHCP_BENCH_FAMILY={other}: 4 or 6"),
+    })
+}
+
+/// The reverse zone of the record addresses.
+fn reverse() -> &'static str {
+    match family() {
+        Family::V4 => "10.in-addr.arpa",
+        Family::V6 => "8.b.d.0.1.0.0.2.ip6.arpa",
+    }
+}
+
+/// The forward records' type.
+fn rtype() -> &'static str {
+    match family() {
+        Family::V4 => "A",
+        Family::V6 => "AAAA",
+    }
+}
+
+/// Record `i`'s address: `10.a.b.c` or `2001:db8::x:y`.
+fn address(i: usize) -> String {
+    match family() {
+        Family::V4 => format!("10.{}.{}.{}", (i >> 16) as u8, (i >> 8) as u8, i as u8),
+        Family::V6 => format!("2001:db8::{:x}:{:x}", (i >> 16) & 0xffff, i & 0xffff),
+    }
+}
+
+/// Record `i`'s PTR owner relative to [`reverse`].
+fn ptr_owner(i: usize) -> String {
+    match family() {
+        Family::V4 => format!("{}.{}.{}", i as u8, (i >> 8) as u8, (i >> 16) as u8),
+        Family::V6 => {
+            // The 24 nibbles below 2001:db8::/32, lowest first.
+            let low = i as u128 & 0xffff_ffff;
+            (0..24)
+                .map(|n| format!("{:x}", (low >> (4 * n)) & 0xf))
+                .collect::<Vec<_>>()
+                .join(".")
+        }
+    }
+}
+
+/// The forward records in the zone: N, and `ns1`'s A record in the IPv4 run.
+fn forward_count(n: usize) -> usize {
+    n + usize::from(family() == Family::V4)
 }
 
 fn server() -> KnotServer {
     KnotServer::builder()
         .zone(FORWARD, FORWARD_ZONE)
-        .zone(REVERSE, REVERSE_ZONE)
+        .zone(reverse(), REVERSE_ZONE)
         .start()
 }
 
 fn values_text(n: usize) -> String {
-    let mut s = format!("zones:\n  - name: {FORWARD}\n  - name: {REVERSE}\nstaticRecords:\n");
+    let reverse = reverse();
+    let mut s = format!("zones:\n  - name: {FORWARD}\n  - name: {reverse}\nstaticRecords:\n");
     for i in 0..n {
-        let (a, b, c) = addr(i);
-        let _ = writeln!(s, "  - \"h{i} IN A 10.{a}.{b}.{c}\"");
+        let _ = writeln!(s, "  - \"h{i} IN {} {}\"", rtype(), address(i));
     }
     s
 }
@@ -70,19 +126,20 @@ fn values_text(n: usize) -> String {
 /// The original design's merge script: three knotc processes per record, errors swallowed.
 fn script_text(socket: &Path, n: usize) -> String {
     let mut s = format!("K=\"{KNOTC} -s {}\"\n", socket.display());
+    let reverse = reverse();
     for i in 0..n {
-        let (a, b, c) = addr(i);
+        let (rtype, address, ptr) = (rtype(), address(i), ptr_owner(i));
         let _ = writeln!(
             s,
             "$K zone-begin {FORWARD} >/dev/null 2>&1; \
-             $K zone-set {FORWARD} h{i} 3600 A 10.{a}.{b}.{c} >/dev/null 2>&1; \
+             $K zone-set {FORWARD} h{i} 3600 {rtype} {address} >/dev/null 2>&1; \
              $K zone-commit {FORWARD} >/dev/null 2>&1"
         );
         let _ = writeln!(
             s,
-            "$K zone-begin {REVERSE} >/dev/null 2>&1; \
-             $K zone-set {REVERSE} {c}.{b}.{a} 3600 PTR h{i}.{FORWARD}. >/dev/null 2>&1; \
-             $K zone-commit {REVERSE} >/dev/null 2>&1"
+            "$K zone-begin {reverse} >/dev/null 2>&1; \
+             $K zone-set {reverse} {ptr} 3600 PTR h{i}.{FORWARD}. >/dev/null 2>&1; \
+             $K zone-commit {reverse} >/dev/null 2>&1"
         );
     }
     s
@@ -141,7 +198,7 @@ fn dnsdhcp(knot: &KnotServer, values: &Path, command: &str) -> Command {
 /// Both zones read with `knotc zone-read`, one process each, output discarded.
 fn knotc_zone_read(knot: &KnotServer) -> Duration {
     let start = Instant::now();
-    for zone in [FORWARD, REVERSE] {
+    for zone in [FORWARD, reverse()] {
         let status = knot
             .knotc_command()
             .args(["zone-read", zone])
@@ -173,7 +230,7 @@ fn count(knot: &KnotServer, zone: &str, rtype: &str) -> usize {
 fn serials(knot: &KnotServer) -> (Option<u32>, Option<u32>) {
     let mut c = Client::connect(knot.socket_path()).expect("connect");
     let mut serial = |z| c.zone_status(z).expect("zone-status").serial;
-    (serial(FORWARD), serial(REVERSE))
+    (serial(FORWARD), serial(reverse()))
 }
 
 /// knotd's resident set size now, in bytes (`VmRSS` of the process running the server's
@@ -219,39 +276,28 @@ fn mb(bytes: u64) -> String {
 fn knotd_alone(n: usize) -> Duration {
     let knot = server();
     let forward: Vec<Record> = (0..n)
-        .map(|i| {
-            let (a, b, c) = addr(i);
-            Record::new(format!("h{i}"), 3600, "A", format!("10.{a}.{b}.{c}"))
-        })
+        .map(|i| Record::new(format!("h{i}"), 3600, rtype(), address(i)))
         .collect();
-    let reverse: Vec<Record> = (0..n)
-        .map(|i| {
-            let (a, b, c) = addr(i);
-            Record::new(
-                format!("{c}.{b}.{a}"),
-                3600,
-                "PTR",
-                format!("h{i}.{FORWARD}."),
-            )
-        })
+    let ptrs: Vec<Record> = (0..n)
+        .map(|i| Record::new(ptr_owner(i), 3600, "PTR", format!("h{i}.{FORWARD}.")))
         .collect();
     let mut client = Client::connect(knot.socket_path()).expect("connect");
     let start = Instant::now();
-    for (zone, records) in [(FORWARD, &forward), (REVERSE, &reverse)] {
+    for (zone, records) in [(FORWARD, &forward), (reverse(), &ptrs)] {
         client.zone_begin(zone).expect("zone-begin").detach();
         let refused = client.zone_set_batch(zone, records).expect("zone-set");
         assert!(refused.is_empty(), "{} refused", refused.len());
     }
-    for zone in [FORWARD, REVERSE] {
+    for zone in [FORWARD, reverse()] {
         client.zone_commit(zone).expect("zone-commit");
     }
-    for zone in [FORWARD, REVERSE] {
+    for zone in [FORWARD, reverse()] {
         client
             .zone_flush(Some(zone), &FlushOptions::default())
             .expect("zone-flush");
     }
     let time = start.elapsed();
-    assert_eq!(count(&knot, REVERSE, "PTR"), n);
+    assert_eq!(count(&knot, reverse(), "PTR"), n);
     time
 }
 
@@ -281,8 +327,8 @@ fn bench_size(n: usize, work: &Path) -> Size {
         assert!(run.stdout.contains("applied: committed"), "{}", run.stdout);
         first.push(run.time);
         first_rss = first_rss.max(run.peak_rss);
-        assert_eq!(count(&knot, FORWARD, "A"), n + 1);
-        assert_eq!(count(&knot, REVERSE, "PTR"), n);
+        assert_eq!(count(&knot, FORWARD, rtype()), forward_count(n));
+        assert_eq!(count(&knot, reverse(), "PTR"), n);
         if round > 0 {
             continue;
         }
@@ -321,8 +367,8 @@ fn bench_script(n: usize, work: &Path) -> (Duration, Duration) {
     let script = work.join("merge.sh");
     std::fs::write(&script, script_text(knot.socket_path(), n)).expect("write script");
     let first = run_script(&script);
-    assert_eq!(count(&knot, FORWARD, "A"), n + 1);
-    assert_eq!(count(&knot, REVERSE, "PTR"), n);
+    assert_eq!(count(&knot, FORWARD, rtype()), forward_count(n));
+    assert_eq!(count(&knot, reverse(), "PTR"), n);
     let again = run_script(&script);
     (first, again)
 }
@@ -360,7 +406,9 @@ fn main() {
 
     let knot = server();
     println!(
-        "records_apply: N A records + N PTRs, one forward and one reverse zone; {}",
+        "records_apply: N {} records + N PTRs, one forward and one reverse zone ({}.); {}",
+        rtype(),
+        reverse(),
         knot.knotd_version_line()
     );
     drop(knot);
