@@ -206,6 +206,33 @@ fn lease_commands_on_200000_leases_stay_under_their_memory_bounds() {
     assert_eq!(doc.kind, "leases-list");
     let items: Vec<Ipv4Addr> = doc.items.iter().map(|l| l.address).collect();
     assert_eq!(items, listed, "the same leases in both forms");
+
+    // `leases list | head -1`: the reader goes away, the listing ends quietly.
+    let socket = kea.socket_path();
+    let mut child = Command::new(BIN)
+        .args(["leases", "list", "--local", "--kea-socket"])
+        .arg(&socket)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        serde_json::from_str::<Listed>(&first).unwrap().address,
+        listed[0]
+    );
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

@@ -99,9 +99,7 @@ pub fn run(cmd: LeasesCommand, ctx: &mut Ctx) -> Result<ExitCode> {
                 written?;
             } else {
                 for page in pages {
-                    for lease in page? {
-                        ctx.out.json_line(&lease)?;
-                    }
+                    ctx.out.json_lines(&page?)?;
                 }
             }
         }

@@ -78,10 +78,28 @@ impl Out {
         self.report(kind, &Items { items })
     }
 
+    /// `value` as one line of JSON.
     pub fn json_line<T: serde::Serialize>(&mut self, value: &T) -> anyhow::Result<()> {
-        serde_json::to_writer(&mut self.out, value)?;
-        writeln!(self.out)?;
-        Ok(())
+        self.json_lines(std::slice::from_ref(value))
+    }
+
+    /// One line of JSON per value, through one buffer (not a system call per line). A reader
+    /// that went away ends the process quietly, as for [`Out::line`].
+    pub fn json_lines<T: serde::Serialize>(&mut self, values: &[T]) -> anyhow::Result<()> {
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, self.out.lock());
+        let written = values
+            .iter()
+            .try_for_each(|v| {
+                serde_json::to_writer(&mut out, v)?;
+                writeln!(out).map_err(serde_json::Error::io)
+            })
+            .and_then(|()| out.flush().map_err(serde_json::Error::io));
+        match written {
+            Err(e) if e.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe) => {
+                std::process::exit(0)
+            }
+            other => Ok(other?),
+        }
     }
 
     fn written(&mut self, w: &Written, what: String) {
