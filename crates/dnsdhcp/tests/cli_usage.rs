@@ -202,6 +202,28 @@ fn an_unreachable_socket_is_named_once_with_what_to_do() {
             .contains("/nonexistent/knot.sock")
     );
     assert!(v["hint"].as_str().unwrap().contains("--knot-socket"));
+
+    // A listing that cannot start prints the error alone, no list begun.
+    let (code, stdout, _) = dnsdhcp(
+        &[
+            "leases",
+            "list",
+            "--local",
+            "--json",
+            "--kea-socket",
+            "/nonexistent/kea.sock",
+        ],
+        &[],
+    );
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&stdout).expect(&stdout);
+    assert_eq!(v["kind"], "error", "{stdout}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("/nonexistent/kea.sock")
+    );
 }
 
 #[test]

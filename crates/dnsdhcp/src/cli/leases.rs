@@ -86,7 +86,11 @@ pub fn run(cmd: LeasesCommand, ctx: &mut Ctx) -> Result<ExitCode> {
         }
         "list" => {
             // A page at a time: the listing runs in Kea's container, within Kea's memory limit.
-            let pages = kea.lease4_pages(LIST_PAGE);
+            let mut pages = kea.lease4_pages(LIST_PAGE).peekable();
+            // Kea not answering is reported before anything is printed.
+            if let Some(Err(_)) = pages.peek() {
+                pages.next().transpose()?;
+            }
             if json {
                 let listing = StreamedLeases {
                     pages: RefCell::new(pages),
@@ -114,11 +118,11 @@ pub fn run(cmd: LeasesCommand, ctx: &mut Ctx) -> Result<ExitCode> {
 /// Leases fetched per `lease4-get-page` by `leases list`.
 const LIST_PAGE: u32 = 1000;
 
-/// Kea's leases as a JSON list, each page fetched while the previous one is written. A failed
-/// fetch ends the document unfinished (so that it cannot pass for the whole list) and is kept
-/// in `failed`.
+/// Kea's leases as a JSON list, each page fetched while the previous one is written. A fetch
+/// failing after the first ends the document unfinished (so that it cannot pass for the whole
+/// list) and is kept in `failed`.
 struct StreamedLeases<'a> {
-    pages: RefCell<LeasePages<'a, UnixConnector>>,
+    pages: RefCell<std::iter::Peekable<LeasePages<'a, UnixConnector>>>,
     failed: RefCell<Option<ControlError>>,
 }
 
