@@ -444,21 +444,12 @@ pub fn canonical_order(records: &mut [RecordRef<'_>]) {
         .map(|i| first.iter().zip(key(i)).take_while(|(a, b)| a == b).count())
         .min()
         .unwrap_or(0);
-    let mut order: Vec<(u128, u32)> = (0..records.len())
-        .map(|i| {
-            let rest = &key(i)[shared..];
-            let mut prefix = [0u8; 16];
-            let n = rest.len().min(16);
-            prefix[..n].copy_from_slice(&rest[..n]);
-            (u128::from_be_bytes(prefix), i as u32)
-        })
-        .collect();
-    order.sort_unstable_by(|a, b| {
-        a.0.cmp(&b.0)
-            .then_with(|| key(a.1 as usize)[shared..].cmp(&key(b.1 as usize)[shared..]))
-            .then(a.1.cmp(&b.1))
-    });
-    let sorted: Vec<RecordRef<'_>> = order.iter().map(|&(_, i)| records[i as usize]).collect();
+    let order = super::order::positions(
+        records.len(),
+        |i| u128::from_be_bytes(super::order::leading(&key(i)[shared..])),
+        |i| &key(i)[shared..],
+    );
+    let sorted: Vec<RecordRef<'_>> = order.iter().map(|&i| records[i as usize]).collect();
     records.copy_from_slice(&sorted);
 }
 

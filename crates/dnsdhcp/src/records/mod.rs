@@ -17,6 +17,7 @@
 pub mod apply;
 pub mod error;
 pub mod model;
+mod order;
 pub mod ownership;
 mod par;
 pub mod plan;

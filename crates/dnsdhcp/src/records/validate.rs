@@ -12,6 +12,7 @@ use domain::base::iana::Rtype;
 
 use super::error::{Diagnostic, RecordsError};
 use super::model::{Desired, DesiredRrset, DesiredZone, Rrset, RrsetKey, Rrsets, Sources, pack};
+use super::order::leading;
 use super::ownership::OWNERSHIP_LABEL;
 use super::ptr::{is_reverse_zone, most_specific_reverse_zone};
 use super::rr::{
@@ -492,27 +493,14 @@ fn ttl_conflict(values: &Values, it: &Item, set: &DesiredRrset) -> Diagnostic {
     )
 }
 
-/// The positions of `keys` in key order, equal keys in their order in `keys`. Sorted by the
-/// first eight bytes of the owner, then the whole key: reaching each owner's text for every
-/// comparison costs more than the rest of grouping.
+/// The positions of `keys` in key order, equal keys in their order in `keys` (by the first
+/// eight bytes of the owner, then the whole key).
 fn sorted_order(keys: &[RrsetKey]) -> Vec<u32> {
-    let mut order: Vec<(u64, u32)> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            let mut prefix = [0u8; 8];
-            let owner = k.owner.as_bytes();
-            let n = owner.len().min(8);
-            prefix[..n].copy_from_slice(&owner[..n]);
-            (u64::from_be_bytes(prefix), i as u32)
-        })
-        .collect();
-    order.sort_unstable_by(|a, b| {
-        a.0.cmp(&b.0)
-            .then_with(|| keys[a.1 as usize].cmp(&keys[b.1 as usize]))
-            .then(a.1.cmp(&b.1))
-    });
-    order.into_iter().map(|(_, i)| i).collect()
+    super::order::positions(
+        keys.len(),
+        |i| u64::from_be_bytes(leading(keys[i].owner.as_bytes())),
+        |i| &keys[i],
+    )
 }
 
 /// The address of an A or AAAA record's wire rdata.
