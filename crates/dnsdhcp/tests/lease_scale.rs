@@ -39,17 +39,10 @@ fn wide_config(dir: &Path) -> KeaConfig {
 }
 
 fn count(kea: &KeaServer) -> u64 {
-    let c = ControlClient::unix(kea.socket_path());
-    let mut n = 0u64;
-    let mut from = None;
-    loop {
-        let page = c.lease4_get_page(from, 1000).unwrap();
-        n += page.len() as u64;
-        match page.last() {
-            Some(l) if page.len() == 1000 => from = Some(l.ip_address),
-            _ => return n,
-        }
-    }
+    ControlClient::unix(kea.socket_path())
+        .lease4_pages(1000)
+        .map(|page| page.unwrap().len() as u64)
+        .sum()
 }
 
 /// Runs the binary with `args`, asserting success; returns the run and its stdout.
