@@ -229,6 +229,11 @@ impl Rrsets {
         self.0.iter().map(|(k, v)| (k, v))
     }
 
+    /// The RRset at position `i` in key order.
+    pub fn at(&self, i: usize) -> &DesiredRrset {
+        &self.0[i].1
+    }
+
     /// The keys in order.
     pub fn keys(&self) -> impl Iterator<Item = &RrsetKey> {
         self.0.iter().map(|(k, _)| k)

@@ -59,58 +59,84 @@ fn relative<'a>(owner: &'a str, zone: &str) -> &'a str {
     }
 }
 
-/// Appends one character-string (at most 255 bytes of `s`) to a TXT record's wire and
-/// presentation forms.
-fn push_string(wire: &mut Vec<u8>, text: &mut String, s: &str) {
+/// Appends one character-string (at most 255 bytes of `s`) to a TXT record's wire rdata.
+fn push_string(wire: &mut Vec<u8>, s: &str) {
     let b = &s.as_bytes()[..s.len().min(255)];
     wire.push(b.len() as u8);
     wire.extend_from_slice(b);
-    if !text.is_empty() {
-        text.push(' ');
-    }
-    text.push('"');
-    match std::str::from_utf8(b) {
-        Ok(plain) if !plain.contains(['"', '\\']) => text.push_str(plain),
-        _ => {
-            for c in String::from_utf8_lossy(b).chars() {
-                if c == '"' || c == '\\' {
-                    text.push('\\');
+}
+
+/// The presentation form of a TXT record's wire rdata: its character-strings quoted, `"` and
+/// `\` escaped. Rendered only where a record is shown or sent, not kept beside the wire.
+pub fn txt_text(wire: &[u8]) -> String {
+    let mut text = String::with_capacity(wire.len() + wire.len() / 8 + 2);
+    for b in strings(wire) {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push('"');
+        match std::str::from_utf8(b) {
+            Ok(plain) if !plain.contains(['"', '\\']) => text.push_str(plain),
+            _ => {
+                for c in String::from_utf8_lossy(b).chars() {
+                    if c == '"' || c == '\\' {
+                        text.push('\\');
+                    }
+                    text.push(c);
                 }
-                text.push(c);
             }
         }
+        text.push('"');
     }
-    text.push('"');
+    text
+}
+
+/// The character-strings of a TXT record's wire rdata (a truncated last one as far as it goes).
+fn strings(wire: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        let n = *wire.get(i)? as usize;
+        let end = (i + 1 + n).min(wire.len());
+        let s = &wire[i + 1..end];
+        i = end;
+        Some(s)
+    })
 }
 
 /// Number of shards (ownership RRsets) and of buckets (TXT records) per shard.
-const SHARDS: usize = 16;
+pub const SHARDS: usize = 16;
 const BUCKETS: usize = 64;
+
+/// The owner of ownership shard `shard` (below [`SHARDS`]) in `zone` (lowercase FQDN).
+pub fn shard_owner(shard: usize, zone: &str) -> String {
+    format!("{shard:x}.{OWNERSHIP_LABEL}.{zone}")
+}
 
 /// The ownership RRsets that record `owned` (lowercase FQDN zone).
 pub fn encode<'a>(
     zone: &str,
     owned: impl IntoIterator<Item = &'a RrsetKey>,
 ) -> BTreeMap<RrsetKey, Rrset> {
-    encode_indexed(zone, owned).0
+    rrsets(zone, &listings(zone, owned))
 }
 
-/// One ownership TXT record's wire rdata with the positions (in the order given to
-/// [`encode_indexed`]) of the keys it lists; `ids` is `None` when the listing is cut short.
+/// One ownership TXT record: its shard, its canonical wire rdata, and the positions (in the
+/// order given to [`listings`]) of the keys it lists; `ids` is `None` when the listing is cut
+/// short.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listing {
+    /// The RRset it belongs to ([`shard_owner`]).
+    pub shard: usize,
     /// The record's canonical wire rdata.
     pub wire: Vec<u8>,
     /// Positions of the listed keys, unless a string had to be cut at 255 bytes.
     pub ids: Option<Vec<u32>>,
 }
 
-/// [`encode`], also telling which keys each TXT record lists: a served record equal to one of
-/// these lists exactly those keys, so it needs no decoding.
-pub fn encode_indexed<'a>(
-    zone: &str,
-    owned: impl IntoIterator<Item = &'a RrsetKey>,
-) -> (BTreeMap<RrsetKey, Rrset>, Vec<Listing>) {
+/// The ownership TXT records that record `owned`, in shard order, each telling which keys it
+/// lists: a served record equal to one of these lists exactly those keys, so it needs no
+/// decoding. Wire form only: [`rrsets`] renders them for sending.
+pub fn listings<'a>(zone: &str, owned: impl IntoIterator<Item = &'a RrsetKey>) -> Vec<Listing> {
     let mut pairs: Vec<(&str, Rtype, u32)> = owned
         .into_iter()
         .enumerate()
@@ -119,9 +145,14 @@ pub fn encode_indexed<'a>(
     // Usually sorted already (the keys of a BTreeMap): then this is one linear pass.
     pairs.sort_unstable();
     pairs.dedup_by(|a, b| (a.0, a.1) == (b.0, b.1));
-    // shard * BUCKETS + bucket -> that TXT record (wire, text), owners in sorted order.
-    let mut buckets: Vec<(Vec<u8>, String, Option<Vec<u32>>)> =
-        vec![(Vec::new(), String::new(), Some(Vec::new())); SHARDS * BUCKETS];
+    // shard * BUCKETS + bucket -> that TXT record, owners in sorted order.
+    let mut buckets: Vec<Listing> = (0..SHARDS * BUCKETS)
+        .map(|slot| Listing {
+            shard: slot / BUCKETS,
+            wire: Vec::new(),
+            ids: Some(Vec::new()),
+        })
+        .collect();
     let mut types = String::new();
     for group in pairs.chunk_by(|a, b| a.0 == b.0) {
         let owner = group[0].0;
@@ -141,33 +172,37 @@ pub fn encode_indexed<'a>(
             }
         }
         let slot = (h & 0xf) as usize * BUCKETS + ((h >> 4) & 0x3f) as usize;
-        let (wire, text, ids) = &mut buckets[slot];
+        let listing = &mut buckets[slot];
         let rel = relative(owner, zone);
-        push_string(wire, text, rel);
-        push_string(wire, text, &types);
+        push_string(&mut listing.wire, rel);
+        push_string(&mut listing.wire, &types);
         if rel.len() > 255 || types.len() > 255 {
-            *ids = None;
-        } else if let Some(ids) = ids {
+            listing.ids = None;
+        } else if let Some(ids) = &mut listing.ids {
             ids.extend(group.iter().map(|p| p.2));
         }
     }
+    buckets.retain(|l| !l.wire.is_empty());
+    buckets
+}
+
+/// The ownership RRsets made of `listings`, wire and presentation form.
+pub fn rrsets<'a>(
+    zone: &str,
+    listings: impl IntoIterator<Item = &'a Listing>,
+) -> BTreeMap<RrsetKey, Rrset> {
     let mut out: BTreeMap<RrsetKey, Rrset> = BTreeMap::new();
-    let mut listings = Vec::new();
-    for (slot, (wire, text, ids)) in buckets.into_iter().enumerate() {
-        if wire.is_empty() {
-            continue;
-        }
+    for l in listings {
         let key = RrsetKey {
-            owner: format!("{:x}.{OWNERSHIP_LABEL}.{zone}", slot / BUCKETS),
+            owner: shard_owner(l.shard, zone),
             rtype: Rtype::TXT,
         };
         out.entry(key)
             .or_insert_with(|| Rrset::new(OWNERSHIP_TTL))
             .rdata
-            .insert_ref(&wire, &text);
-        listings.push(Listing { wire, ids });
+            .insert_ref(&l.wire, &txt_text(&l.wire));
     }
-    (out, listings)
+    out
 }
 
 /// The owned (owner, type) pairs recorded in one ownership TXT record's canonical wire rdata.
@@ -179,14 +214,7 @@ pub fn decode(zone: &str, wire: &[u8]) -> Vec<RrsetKey> {
 
 /// [`decode`] without collecting: `f` sees each pair in turn (one key, reused).
 pub fn decode_each(zone: &str, wire: &[u8], mut f: impl FnMut(&RrsetKey)) {
-    let mut strings = Vec::new();
-    let mut i = 0;
-    while i < wire.len() {
-        let n = wire[i] as usize;
-        let end = (i + 1 + n).min(wire.len());
-        strings.push(&wire[i + 1..end]);
-        i = end;
-    }
+    let strings: Vec<&[u8]> = strings(wire).collect();
     let mut key = RrsetKey {
         owner: String::new(),
         rtype: Rtype::A,

@@ -9,7 +9,7 @@ use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use super::error::RecordsError;
-use super::model::{Desired, DesiredZone, Rrset, RrsetKey};
+use super::model::{Desired, DesiredZone, Rrset, RrsetKey, Rrsets};
 use super::ownership::{self, is_ownership_owner};
 use super::rr::{dnssec_type, fast_canonical_rdata_into, parse_knot_rr};
 
@@ -363,19 +363,16 @@ pub fn plan_zone_records(
     );
     // Ownership: exactly the desired keys. A served ownership record equal to a wanted one
     // lists exactly the keys the wanted one lists.
-    let (want_own, listings) = ownership::encode_indexed(&zone, desired.rrsets.keys());
-    let listed: FxHashMap<&[u8], &[u32]> = listings
-        .iter()
-        .filter_map(|l| Some((l.wire.as_slice(), l.ids.as_deref()?)))
-        .collect();
-    let cur = read_current(&zone, &index, &listed, current)?;
+    let listings = ownership::listings(&zone, desired.rrsets.keys());
+    let own = WantedOwnership::new(&zone, &listings);
+    let cur = read_current(&zone, &index, &desired.rrsets, &own, current)?;
 
     // Room for a change per declared RRset (a first apply): pages never written cost nothing.
     let mut changes: Vec<RrsetChange> = Vec::with_capacity(desired.rrsets.len());
     let mut affected_records = 0;
     for (i, (key, d)) in desired.rrsets.iter().enumerate() {
         let owned = cur.owned[i];
-        if let Some(c) = diff_rrset(key, cur.declared[i].as_ref(), Some(&d.rrset), !owned) {
+        if let Some(c) = diff_rrset(key, cur.served(i, &d.rrset), Some(&d.rrset), !owned) {
             if owned {
                 affected_records += c.affected();
             }
@@ -391,22 +388,15 @@ pub fn plan_zone_records(
         }
         changes.sort_by(|a, b| (&a.owner, &a.rtype_code()).cmp(&(&b.owner, &b.rtype_code())));
     }
-    let managed_records: usize = cur
-        .declared
-        .iter()
-        .zip(&cur.owned)
-        .filter(|(_, owned)| **owned)
-        .filter_map(|(set, _)| set.as_ref().map(|set| set.rdata.len()))
+    let managed_records: usize = desired
+        .rrsets
+        .values()
+        .enumerate()
+        .filter(|(i, _)| cur.owned[*i])
+        .filter_map(|(i, d)| cur.served(i, &d.rrset).map(|set| set.rdata.len()))
         .chain(cur.released.values().flatten().map(|set| set.rdata.len()))
         .sum();
-
-    let mut ownership_changes = Vec::new();
-    let own_keys: BTreeSet<&RrsetKey> = want_own.keys().chain(cur.ownership.keys()).collect();
-    for key in own_keys {
-        if let Some(c) = diff_rrset(key, cur.ownership.get(key), want_own.get(key), false) {
-            ownership_changes.push(c);
-        }
-    }
+    let ownership_changes = own.changes(&cur);
     let fmt_key = |k: &RrsetKey| match k.rtype.to_mnemonic_str() {
         // Without the formatting machinery: this runs for every RRset of a first apply.
         Some(t) => {
@@ -436,19 +426,149 @@ pub fn plan_zone_records(
     })
 }
 
+/// The ownership records a plan wants ([`ownership::listings`]), found again by their wire form
+/// among the served ones.
+struct WantedOwnership<'a> {
+    listings: &'a [ownership::Listing],
+    /// Listing position by wire rdata.
+    by_wire: FxHashMap<&'a [u8], usize>,
+    /// Each shard's owner.
+    shard_owners: Vec<String>,
+}
+
+impl<'a> WantedOwnership<'a> {
+    fn new(zone: &str, listings: &'a [ownership::Listing]) -> Self {
+        WantedOwnership {
+            listings,
+            by_wire: listings
+                .iter()
+                .enumerate()
+                .map(|(n, l)| (l.wire.as_slice(), n))
+                .collect(),
+            shard_owners: (0..ownership::SHARDS)
+                .map(|s| ownership::shard_owner(s, zone))
+                .collect(),
+        }
+    }
+
+    /// The wanted record a served ownership record (`owner`, canonical `wire`) is, if any.
+    fn find(&self, owner: &str, wire: &[u8]) -> Option<usize> {
+        let n = *self.by_wire.get(wire)?;
+        (self.shard_owners[self.listings[n].shard] == owner).then_some(n)
+    }
+
+    /// Adds the wanted records at positions `which` to `set`.
+    fn add_records(&self, set: &mut Rrset, which: impl Iterator<Item = usize>) {
+        for n in which {
+            let wire = &self.listings[n].wire;
+            set.rdata.insert_ref(wire, &ownership::txt_text(wire));
+        }
+    }
+
+    /// The changes that make the served ownership RRsets the wanted ones.
+    fn changes(&self, cur: &CurrentZone) -> Vec<RrsetChange> {
+        let owners: BTreeSet<&str> = self
+            .listings
+            .iter()
+            .map(|l| self.shard_owners[l.shard].as_str())
+            .chain(cur.ownership.keys().map(|k| k.owner.as_str()))
+            .collect();
+        let mut changes = Vec::new();
+        for owner in owners {
+            let wanted: Vec<usize> = (0..self.listings.len())
+                .filter(|&n| self.shard_owners[self.listings[n].shard] == owner)
+                .collect();
+            let key = RrsetKey {
+                owner: owner.to_owned(),
+                rtype: Rtype::TXT,
+            };
+            let served = cur.ownership.get(&key);
+            if let Some(s) = served
+                && !wanted.is_empty()
+                && wanted.iter().all(|&n| cur.own_served[n])
+                && s.rdata.is_empty()
+                && s.ttl == ownership::OWNERSHIP_TTL
+            {
+                continue;
+            }
+            let want = (!wanted.is_empty()).then(|| {
+                let mut want = Rrset::new(ownership::OWNERSHIP_TTL);
+                self.add_records(&mut want, wanted.iter().copied());
+                want
+            });
+            let have = served.map(|s| {
+                let mut have = s.clone();
+                let served_wanted = wanted.iter().copied().filter(|&n| cur.own_served[n]);
+                self.add_records(&mut have, served_wanted);
+                have
+            });
+            changes.extend(diff_rrset(&key, have.as_ref(), want.as_ref(), false));
+        }
+        changes
+    }
+}
+
+/// A declared RRset as served.
+enum Served {
+    /// Served exactly as declared (same TTL, same records): nothing of it kept.
+    AsDeclared,
+    /// Served otherwise.
+    Differs(Rrset),
+}
+
 /// What a zone serves now, as far as planning needs it. Declared RRsets are indexed by their
-/// position in the desired state, so a large zone costs little more than its parsed rdata.
+/// position in the desired state, and kept only where they differ from it, so that a zone
+/// already as declared costs little more than its declared state.
 struct CurrentZone {
-    /// The ownership RRsets.
+    /// The served ownership RRsets, with only the records that are not wanted ones (the TTL
+    /// of each is its first record's).
     ownership: BTreeMap<RrsetKey, Rrset>,
+    /// Per wanted ownership record ([`WantedOwnership::listings`]): whether it is served.
+    own_served: Vec<bool>,
     /// Per declared RRset: whether the ownership records list it.
     owned: Vec<bool>,
-    /// Per declared RRset: the RRset as served.
-    declared: Vec<Option<Rrset>>,
+    /// Per declared RRset: how it is served (`None`: not at all).
+    declared: Vec<Option<Served>>,
     /// Owned RRsets no longer declared (to delete), as served (`None`: already gone).
     released: BTreeMap<RrsetKey, Option<Rrset>>,
     /// Other data per owner (DNSSEC types left out): what a declared record may conflict with.
     unmanaged: FxHashMap<String, BTreeSet<Rtype>>,
+}
+
+impl CurrentZone {
+    /// Declared RRset `i` as served, `want` being it as declared.
+    fn served<'a>(&'a self, i: usize, want: &'a Rrset) -> Option<&'a Rrset> {
+        match &self.declared[i] {
+            None => None,
+            Some(Served::AsDeclared) => Some(want),
+            Some(Served::Differs(set)) => Some(set),
+        }
+    }
+
+    /// Declared RRset `i` as served so far, to add more records to (`ttl`: the first one's).
+    fn reopen(&mut self, i: usize, desired: &Rrsets, ttl: u32) -> Rrset {
+        match self.declared[i].take() {
+            None => Rrset::new(ttl),
+            Some(Served::AsDeclared) => desired.at(i).rrset.clone(),
+            Some(Served::Differs(set)) => set,
+        }
+    }
+
+    /// Records a served declared RRset once all its records are read.
+    fn settle(&mut self, open: Option<(usize, Rrset)>, desired: &Rrsets) {
+        if let Some((i, set)) = open {
+            self.declared[i] = Some(if same_records(&set, &desired.at(i).rrset) {
+                Served::AsDeclared
+            } else {
+                Served::Differs(set)
+            });
+        }
+    }
+}
+
+/// Whether two RRsets hold the same records (by wire form) with the same TTL.
+fn same_records(a: &Rrset, b: &Rrset) -> bool {
+    a.ttl == b.ttl && a.rdata.len() == b.rdata.len() && a.rdata.keys().eq(b.rdata.keys())
 }
 
 /// Reads the zone's records once: ownership records and declared RRsets are parsed as they come;
@@ -456,11 +576,13 @@ struct CurrentZone {
 fn read_current(
     zone: &str,
     declared: &FxHashMap<(&str, Rtype), usize>,
-    listed: &FxHashMap<&[u8], &[u32]>,
+    desired: &Rrsets,
+    own: &WantedOwnership<'_>,
     current: &mut impl ZoneRecords,
 ) -> Result<CurrentZone, RecordsError> {
     let mut cur = CurrentZone {
         ownership: BTreeMap::new(),
+        own_served: vec![false; own.listings.len()],
         owned: vec![false; declared.len()],
         declared: std::iter::repeat_with(|| None)
             .take(declared.len())
@@ -475,6 +597,7 @@ fn read_current(
         rtype: Rtype::A,
     };
     let mut wire = Vec::new();
+    let mut open: Option<(usize, Rrset)> = None;
     while let Some(r) = current.next_record() {
         let r = r?;
         lower_fqdn_into(r.owner, &mut key.owner);
@@ -484,32 +607,45 @@ fn read_current(
         key.rtype = rtype;
         if rtype == Rtype::TXT && is_ownership_owner(&key.owner, zone) {
             canonical(zone, &key, &r, &mut wire)?;
-            if let Some(ids) = listed.get(wire.as_slice()) {
-                for &i in *ids {
-                    cur.owned[i as usize] = true;
+            let wanted = own.find(&key.owner, &wire);
+            match wanted.and_then(|n| own.listings[n].ids.as_deref()) {
+                Some(ids) => {
+                    for &i in ids {
+                        cur.owned[i as usize] = true;
+                    }
                 }
-            } else {
-                ownership::decode_each(zone, &wire, |k| {
+                None => ownership::decode_each(zone, &wire, |k| {
                     match declared.get(&(k.owner.as_str(), k.rtype)) {
                         Some(&i) => cur.owned[i] = true,
                         None => {
                             cur.released.insert(k.clone(), None);
                         }
                     }
-                });
+                }),
             }
-            cur.ownership
-                .entry(key.clone())
-                .or_insert_with(|| Rrset::new(r.ttl))
-                .rdata
-                .insert_ref(&wire, r.data);
+            if !cur.ownership.contains_key(&key) {
+                cur.ownership.insert(key.clone(), Rrset::new(r.ttl));
+            }
+            match wanted {
+                Some(n) => cur.own_served[n] = true,
+                None => {
+                    let set = cur.ownership.get_mut(&key).expect("inserted above");
+                    set.rdata.insert_ref(&wire, r.data);
+                }
+            }
         } else if let Some(&i) = declared.get(&(key.owner.as_str(), key.rtype)) {
-            let set = cur.declared[i].get_or_insert_with(|| Rrset::new(r.ttl));
+            // Knot lists an RRset's records together: each is compared with the declared one
+            // once complete (`open`), and kept only if it differs.
+            if open.as_ref().is_some_and(|(j, _)| *j != i) {
+                cur.settle(open.take(), desired);
+            }
+            let (_, set) = open.get_or_insert_with(|| (i, cur.reopen(i, desired, r.ttl)));
             add_record(zone, set, &key, &r, &mut wire)?;
         } else {
             other.push((key.clone(), r.to_owned_record()));
         }
     }
+    cur.settle(open, desired);
     for (key, r) in other {
         if let Some(set) = cur.released.get_mut(&key) {
             let set = set.get_or_insert_with(|| Rrset::new(r.ttl));
@@ -639,9 +775,7 @@ fn diff_rrset(
     unowned: bool,
 ) -> Option<RrsetChange> {
     if let (Some(h), Some(w)) = (have, want)
-        && h.ttl == w.ttl
-        && h.rdata.len() == w.rdata.len()
-        && h.rdata.keys().eq(w.rdata.keys())
+        && same_records(h, w)
     {
         return None;
     }
@@ -880,6 +1014,96 @@ mod tests {
         let z2 = applied(&z1, &p);
         assert!(z2.iter().any(|r| r.owner == "laptop.home.arpa."));
         assert!(plan_zone(&d2, z2).unwrap().is_empty());
+    }
+
+    #[test]
+    fn served_ownership_records_unlike_the_wanted_ones_are_rewritten() {
+        let d = desired("  - \"router A 192.168.1.1\"\n  - \"nas A 192.168.1.2\"\n");
+        let z = applied(&base(), &plan_zone(&d, base()).unwrap());
+        let is_own = |r: &CurrentRecord| r.owner.contains("._dnsdhcp-owned.");
+        let own: Vec<CurrentRecord> = z.iter().filter(|r| is_own(r)).cloned().collect();
+        assert!(own.len() == 2 && own[0].owner != own[1].owner, "{own:?}");
+        assert!(plan_zone(&d, z.clone()).unwrap().is_empty());
+        let other_shard = |owner: &str| {
+            let shard = if owner.starts_with('0') { "1" } else { "0" };
+            format!("{shard}{}", &owner[1..])
+        };
+        let variants: Vec<(&str, Vec<CurrentRecord>)> = vec![
+            (
+                "another TTL",
+                z.iter()
+                    .map(|r| {
+                        if is_own(r) {
+                            rec(&r.owner, 60, &r.rtype, &r.data)
+                        } else {
+                            r.clone()
+                        }
+                    })
+                    .collect(),
+            ),
+            (
+                "a record more",
+                z.iter()
+                    .cloned()
+                    .chain([rec(&own[0].owner, 3600, "TXT", "\"gone\" \"A\"")])
+                    .collect(),
+            ),
+            (
+                "in another shard",
+                z.iter()
+                    .map(|r| {
+                        if is_own(r) {
+                            rec(&other_shard(&r.owner), r.ttl, &r.rtype, &r.data)
+                        } else {
+                            r.clone()
+                        }
+                    })
+                    .collect(),
+            ),
+            (
+                "missing",
+                z.iter().filter(|r| !is_own(r)).cloned().collect(),
+            ),
+            (
+                "copied into another shard",
+                z.iter()
+                    .cloned()
+                    .chain([rec(&own[1].owner, 3600, "TXT", &own[0].data)])
+                    .collect(),
+            ),
+        ];
+        for (what, served) in variants {
+            let p = plan_zone(&d, served.clone()).unwrap();
+            assert!(!p.ownership_changes.is_empty(), "{what}: {p:#?}");
+            let after = applied(&served, &p);
+            let mut own_after: Vec<CurrentRecord> =
+                after.iter().filter(|r| is_own(r)).cloned().collect();
+            own_after.sort_by(|a, b| (&a.owner, &a.data).cmp(&(&b.owner, &b.data)));
+            let mut want = own.clone();
+            want.sort_by(|a, b| (&a.owner, &a.data).cmp(&(&b.owner, &b.data)));
+            assert_eq!(own_after, want, "{what}");
+            assert!(plan_zone(&d, after).unwrap().is_empty(), "{what}");
+        }
+    }
+
+    #[test]
+    fn an_rrset_listed_in_two_places_is_compared_whole() {
+        let d = desired(
+            "  - \"router A 192.168.1.1\"\n  - \"router A 192.168.1.2\"\n  - \"nas A 192.168.1.3\"\n",
+        );
+        let z = applied(&base(), &plan_zone(&d, base()).unwrap());
+        let mut served: Vec<CurrentRecord> = z.iter().filter(|r| r.rtype != "A").cloned().collect();
+        served.extend([
+            rec("router.home.arpa.", 3600, "A", "192.168.1.1"),
+            rec("router.home.arpa.", 3600, "A", "192.168.1.2"),
+            rec("nas.home.arpa.", 3600, "A", "192.168.1.3"),
+            rec("router.home.arpa.", 3600, "A", "192.168.1.9"),
+        ]);
+        let p = plan_zone(&d, served).unwrap();
+        assert_eq!(p.changes.len(), 1, "{p:#?}");
+        assert_eq!(p.changes[0].owner, "router.home.arpa.");
+        assert_eq!(p.changes[0].remove, ["192.168.1.9"]);
+        assert_eq!(p.changes[0].keep, ["192.168.1.1", "192.168.1.2"]);
     }
 
     #[test]
