@@ -1,5 +1,7 @@
 //! The client: request/reply sequencing over any byte stream, and the typed commands.
 
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::io::{self, BufRead, Read, Write};
 use std::ops::{Deref, DerefMut};
 use std::os::unix::net::UnixStream;
@@ -758,7 +760,7 @@ impl<S: Read + Write> Client<S> {
         // record is set or unset twice in it. Repeats are therefore never sent: they are
         // reported as refused, pointing at the first occurrence. They are found while the
         // blocks are encoded, so that the first block leaves at once.
-        let mut first_seen = std::collections::HashMap::with_capacity(records.len());
+        let mut first_seen = Repeats::new(records, record_hash);
         let mut to_send: Vec<usize> = Vec::with_capacity(records.len());
         // Pipelined: each block is sent before the reply to the previous one is read, so knotd
         // never waits for the next block to be encoded. At most two blocks are in flight, well
@@ -772,20 +774,12 @@ impl<S: Read + Write> Client<S> {
             while next < records.len() && body.len() < BATCH_BLOCK_BYTES {
                 let (i, r) = (next, &records[next]);
                 next += 1;
-                let key = (r.owner, r.rtype, r.data);
-                match first_seen.entry(key) {
-                    std::collections::hash_map::Entry::Occupied(first) => {
-                        failures.push(RecordError {
-                            index: i,
-                            error: Error::DuplicateInBatch {
-                                first: *first.get(),
-                            },
-                        });
-                        continue;
-                    }
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        v.insert(i);
-                    }
+                if let Some(first) = first_seen.check(i) {
+                    failures.push(RecordError {
+                        index: i,
+                        error: Error::DuplicateInBatch { first },
+                    });
+                    continue;
                 }
                 encode_record(command, zone, r, with_ttl, &mut body)
                     .map_err(|e| Error::Protocol(format!("record {i}: {e}")))?;
@@ -1269,9 +1263,105 @@ impl<S: Read + Write> Drop for RecordStream<'_, S> {
     }
 }
 
+/// Finds records repeated in a batch by a 64-bit hash of each (16 bytes a record, where a map of
+/// the borrowed strings took 56: 6 MB less at 100,000 records); records that share a hash but
+/// differ are told apart by comparing them.
+struct Repeats<'r, 'a> {
+    records: &'r [RecordRef<'a>],
+    hash: fn(&RecordRef<'_>) -> u64,
+    first_by_hash: HashMap<u64, usize, BuildHasherDefault<HashIsKey>>,
+    /// Records whose hash an earlier, different record has.
+    collided: HashMap<(&'a str, &'a str, &'a str), usize>,
+}
+
+impl<'r, 'a> Repeats<'r, 'a> {
+    fn new(records: &'r [RecordRef<'a>], hash: fn(&RecordRef<'_>) -> u64) -> Self {
+        let mut first_by_hash = HashMap::default();
+        first_by_hash.reserve(records.len());
+        Repeats {
+            records,
+            hash,
+            first_by_hash,
+            collided: HashMap::new(),
+        }
+    }
+
+    /// The index of the first occurrence of record `i`, if `i` repeats it (records are
+    /// checked in order).
+    fn check(&mut self, i: usize) -> Option<usize> {
+        let r = &self.records[i];
+        let key = |r: &RecordRef<'a>| (r.owner, r.rtype, r.data);
+        let first = *self.first_by_hash.entry((self.hash)(r)).or_insert(i);
+        if first == i {
+            None
+        } else if key(&self.records[first]) == key(r) {
+            Some(first)
+        } else {
+            match *self.collided.entry(key(r)).or_insert(i) {
+                first if first == i => None,
+                first => Some(first),
+            }
+        }
+    }
+}
+
+/// FNV-1a of a record's owner, type and data (what makes a repeat).
+fn record_hash(r: &RecordRef<'_>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in [r.owner, r.rtype, r.data] {
+        for b in part.bytes().chain([0xff]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// A hasher for keys that are hashes already.
+#[derive(Default)]
+struct HashIsKey(u64);
+
+impl std::hash::Hasher for HashIsKey {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeats_are_found_by_hash_and_told_apart_when_hashes_collide() {
+        let r = |owner, data| RecordRef {
+            owner,
+            ttl: Some(60),
+            rtype: "A",
+            data,
+        };
+        let records = [
+            r("a.", "192.0.2.1"),
+            r("b.", "192.0.2.1"),
+            r("a.", "192.0.2.1"),
+            r("b.", "192.0.2.1"),
+            r("a.", "192.0.2.2"),
+        ];
+        let want = [None, None, Some(0), Some(1), None];
+        for hash in [record_hash as fn(&RecordRef<'_>) -> u64, |_| 7] {
+            let mut seen = Repeats::new(&records, hash);
+            let got: Vec<Option<usize>> = (0..records.len()).map(|i| seen.check(i)).collect();
+            assert_eq!(got, want);
+        }
+        assert_ne!(record_hash(&records[0]), record_hash(&records[1]));
+    }
 
     #[test]
     fn a_record_encodes_to_the_same_bytes_borrowed_or_through_items() {

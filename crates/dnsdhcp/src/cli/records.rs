@@ -147,7 +147,11 @@ fn run_local(a: &RecordsArgs, apply: bool, t: &LocalTarget, ctx: &mut Ctx) -> Re
         } else {
             // Freed while the transactions are filled (that is when memory peaks), on a thread
             // of its own: at 100,000 records freeing takes tens of milliseconds.
-            std::thread::spawn(move || drop((desired, values)));
+            std::thread::spawn(move || {
+                drop((desired, values));
+                // SAFETY: malloc_trim only returns free memory to the system.
+                unsafe { libc::malloc_trim(0) };
+            });
         }
         let mut plan = plan;
         plan.assess(&opts.limit, opts.force);

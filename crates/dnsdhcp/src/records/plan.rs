@@ -830,7 +830,11 @@ pub fn render_plan(plan: &Plan, color: bool) -> String {
     } else {
         ("", "", "", "", "")
     };
-    let mut out = String::new();
+    // Sized once: at 100,000 records the text is tens of MB, and growing it by doubling held
+    // twice that for a moment, while Knot filled the transactions
+    // (per line: the owner, type and rdata, up to 18 more with the TTL, 24 more for a new TTL).
+    let color_len = green.len() + reset.len();
+    let mut out = String::with_capacity(changes_text_size(plan, color_len) + 4096);
     for note in &plan.notes {
         let _ = writeln!(out, "note: {note}");
     }
@@ -916,6 +920,18 @@ pub fn render_plan(plan: &Plan, color: bool) -> String {
         }
     }
     out
+}
+
+/// About the size of [`render_plan`]'s lines for `plan`'s changes (a little over).
+fn changes_text_size(plan: &Plan, color_len: usize) -> usize {
+    (plan.zones.iter().flat_map(|z| &z.changes))
+        .map(|c| {
+            let line = c.owner.len() + c.rtype.len() + color_len + 18;
+            let datas = c.remove.iter().chain(&c.add).map(|d| line + d.len());
+            let kept = c.keep.iter().map(|d| line + d.len() + 24);
+            datas.chain(kept).sum::<usize>() + (line + 40) * usize::from(c.adopted)
+        })
+        .sum()
 }
 
 #[cfg(test)]
@@ -1202,5 +1218,39 @@ mod tests {
         let json = serde_json::to_value(&plan).unwrap();
         assert_eq!(json["zones"][0]["changes"][0]["type"], "A");
         assert_eq!(json["zones"][0]["changes"][0]["action"], "create");
+    }
+
+    #[test]
+    fn the_text_is_sized_for_every_kind_of_change_line() {
+        let d1 = desired("  - \"router A 192.168.1.1\"\n  - \"old A 192.168.1.9\"\n");
+        let z1 = applied(&base(), &plan_zone(&d1, base()).unwrap());
+        let d2 = desired(
+            "  - \"router 60 A 192.168.1.1\"\n  - \"router 60 A 192.168.1.2\"\n  - \"laptop A 192.168.1.60\"\n",
+        );
+        let plan = Plan {
+            zones: vec![plan_zone(&d2, z1).unwrap()],
+            ..Plan::default()
+        };
+        let z = &plan.zones[0];
+        assert!(z.changes.iter().any(|c| c.adopted && !c.remove.is_empty()));
+        assert!(
+            z.changes
+                .iter()
+                .any(|c| c.replaces_whole() && !c.keep.is_empty())
+        );
+        assert!(z.changes.iter().any(|c| c.action == Action::Delete));
+        for color in [false, true] {
+            let text = render_plan(&plan, color);
+            let change_lines: usize = text
+                .lines()
+                .filter(|l| l.contains(".home.arpa. "))
+                .map(|l| l.len() + 1)
+                .sum();
+            let color_len = if color { 9 } else { 0 };
+            assert!(
+                change_lines <= changes_text_size(&plan, color_len),
+                "{text}"
+            );
+        }
     }
 }
