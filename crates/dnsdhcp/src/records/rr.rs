@@ -114,8 +114,8 @@ fn push_plain_fqdn(wire: &[u8], out: &mut String) -> bool {
         {
             return false;
         }
-        // Plain labels are ASCII.
-        out.extend(label.iter().map(|&b| char::from(b)));
+        // Plain labels are ASCII: copied whole, not char by char.
+        out.push_str(std::str::from_utf8(label).expect("ASCII"));
         out.push('.');
         i += 1 + n;
     }
