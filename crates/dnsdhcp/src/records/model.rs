@@ -169,7 +169,10 @@ impl Extend<(Vec<u8>, String)> for RdataSet {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Sources {
     first: Option<Pos>,
-    rest: Vec<Pos>,
+    /// Boxed: one pointer in every declared RRset (a `Vec` is three words), for the few
+    /// declared more than once.
+    #[allow(clippy::box_collection)]
+    rest: Option<Box<Vec<Pos>>>,
 }
 
 impl Sources {
@@ -178,7 +181,7 @@ impl Sources {
         if self.first.is_none() {
             self.first = Some(pos);
         } else {
-            self.rest.push(pos);
+            self.rest.get_or_insert_default().push(pos);
         }
     }
 
@@ -189,7 +192,8 @@ impl Sources {
 
     /// Every position, in the order added.
     pub fn iter(&self) -> impl Iterator<Item = Pos> + '_ {
-        self.first.into_iter().chain(self.rest.iter().copied())
+        let rest = self.rest.as_deref().map(Vec::as_slice).unwrap_or_default();
+        self.first.into_iter().chain(rest.iter().copied())
     }
 }
 

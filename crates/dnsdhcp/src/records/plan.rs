@@ -508,12 +508,15 @@ impl<'a> WantedOwnership<'a> {
     }
 }
 
-/// A declared RRset as served.
+/// How a declared RRset is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Served {
-    /// Served exactly as declared (same TTL, same records): nothing of it kept.
+    /// Not at all.
+    Absent,
+    /// Exactly as declared (same TTL, same records): nothing of it kept.
     AsDeclared,
-    /// Served otherwise.
-    Differs(Rrset),
+    /// Otherwise: kept in [`CurrentZone::differing`].
+    Differs,
 }
 
 /// What a zone serves now, as far as planning needs it. Declared RRsets are indexed by their
@@ -527,8 +530,10 @@ struct CurrentZone {
     own_served: Vec<bool>,
     /// Per declared RRset: whether the ownership records list it.
     owned: Vec<bool>,
-    /// Per declared RRset: how it is served (`None`: not at all).
-    declared: Vec<Option<Served>>,
+    /// Per declared RRset: how it is served (a byte each: most are as declared, or absent).
+    declared: Vec<Served>,
+    /// The served declared RRsets that differ from the declared ones, by position.
+    differing: FxHashMap<usize, Rrset>,
     /// Owned RRsets no longer declared (to delete), as served (`None`: already gone).
     released: BTreeMap<RrsetKey, Option<Rrset>>,
     /// Other data per owner (DNSSEC types left out): what a declared record may conflict with.
@@ -538,30 +543,31 @@ struct CurrentZone {
 impl CurrentZone {
     /// Declared RRset `i` as served, `want` being it as declared.
     fn served<'a>(&'a self, i: usize, want: &'a Rrset) -> Option<&'a Rrset> {
-        match &self.declared[i] {
-            None => None,
-            Some(Served::AsDeclared) => Some(want),
-            Some(Served::Differs(set)) => Some(set),
+        match self.declared[i] {
+            Served::Absent => None,
+            Served::AsDeclared => Some(want),
+            Served::Differs => self.differing.get(&i),
         }
     }
 
     /// Declared RRset `i` as served so far, to add more records to (`ttl`: the first one's).
     fn reopen(&mut self, i: usize, desired: &Rrsets, ttl: u32) -> Rrset {
-        match self.declared[i].take() {
-            None => Rrset::new(ttl),
-            Some(Served::AsDeclared) => desired.at(i).rrset.clone(),
-            Some(Served::Differs(set)) => set,
+        match std::mem::replace(&mut self.declared[i], Served::Absent) {
+            Served::Absent => Rrset::new(ttl),
+            Served::AsDeclared => desired.at(i).rrset.clone(),
+            Served::Differs => self.differing.remove(&i).expect("kept when it differs"),
         }
     }
 
     /// Records a served declared RRset once all its records are read.
     fn settle(&mut self, open: Option<(usize, Rrset)>, desired: &Rrsets) {
         if let Some((i, set)) = open {
-            self.declared[i] = Some(if same_records(&set, &desired.at(i).rrset) {
-                Served::AsDeclared
+            if same_records(&set, &desired.at(i).rrset) {
+                self.declared[i] = Served::AsDeclared;
             } else {
-                Served::Differs(set)
-            });
+                self.declared[i] = Served::Differs;
+                self.differing.insert(i, set);
+            }
         }
     }
 }
@@ -584,9 +590,8 @@ fn read_current(
         ownership: BTreeMap::new(),
         own_served: vec![false; own.listings.len()],
         owned: vec![false; declared.len()],
-        declared: std::iter::repeat_with(|| None)
-            .take(declared.len())
-            .collect(),
+        declared: vec![Served::Absent; declared.len()],
+        differing: FxHashMap::default(),
         released: BTreeMap::new(),
         unmanaged: FxHashMap::default(),
     };

@@ -26,8 +26,8 @@ pub struct SourceFile {
 /// A place in one of the values files: index into [`Values::files`], 1-based line and column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Pos {
-    /// Index of the file in [`Values::files`].
-    pub file: usize,
+    /// Index of the file in [`Values::files`] (32 bits: a `Pos` is kept per declared RRset).
+    pub file: u32,
     /// 1-based line (0 when unknown).
     pub line: u32,
     /// 1-based column (0 when unknown).
@@ -103,7 +103,7 @@ pub struct Values {
 impl Values {
     /// `path:line:column` of `pos` (cheap: no snippet).
     pub fn location(&self, pos: Pos) -> String {
-        match self.files.get(pos.file) {
+        match self.files.get(pos.file as usize) {
             Some(f) => format!("{}:{}:{}", f.path.display(), pos.line, pos.column),
             None => format!(":{}:{}", pos.line, pos.column),
         }
@@ -116,7 +116,7 @@ impl Values {
 
     /// A diagnostic at `pos` with `message`, with the file name and a snippet of the line.
     pub fn diagnostic(&self, pos: Pos, message: impl Into<String>) -> Diagnostic {
-        let file = self.files.get(pos.file);
+        let file = self.files.get(pos.file as usize);
         let path = file.map(|f| f.path.clone()).unwrap_or_default();
         let source_line = file
             .and_then(|f| f.text.lines().nth(pos.line.saturating_sub(1) as usize))
@@ -134,7 +134,7 @@ impl Values {
 
 /// `path:line:column` of `pos`, `files` being the values files' paths in [`Pos::file`] order.
 pub fn location(files: &[PathBuf], pos: Pos) -> String {
-    match files.get(pos.file) {
+    match files.get(pos.file as usize) {
         Some(path) => format!("{}:{}:{}", path.display(), pos.line, pos.column),
         None => format!(":{}:{}", pos.line, pos.column),
     }
@@ -584,7 +584,7 @@ fn parse_yaml_fast(idx: usize, f: &SourceFile) -> Option<Node> {
         return None;
     }
     let at = |line: u32, column: u32| Pos {
-        file: idx,
+        file: file_index(idx),
         line,
         column,
     };
@@ -604,9 +604,14 @@ fn parse_yaml_fast(idx: usize, f: &SourceFile) -> Option<Node> {
     Some(node)
 }
 
+/// [`Pos::file`] of the values file at `index` in merge order.
+fn file_index(index: usize) -> u32 {
+    u32::try_from(index).expect("fewer than 2^32 values files")
+}
+
 fn to_node(file: usize, raw: Spanned<RawNode>) -> Node {
     let pos = Pos {
-        file,
+        file: file_index(file),
         line: raw.referenced.line() as u32,
         column: raw.referenced.column() as u32,
     };
@@ -927,7 +932,7 @@ staticRecords:
         assert_eq!(v.records.len(), 1);
         let pos = v.records[0].pos();
         assert_eq!((pos.file, pos.line), (1, 3));
-        assert_eq!(v.files[pos.file].path, PathBuf::from("b.yaml"));
+        assert_eq!(v.files[pos.file as usize].path, PathBuf::from("b.yaml"));
 
         // null removes a key; an empty file changes nothing.
         let v = parse_values(vec![
