@@ -649,6 +649,7 @@ fn wedged_server_times_out_instead_of_hanging() {
     let mut c = Client::connect_with(knot.socket_path(), t).unwrap();
     // SIGSTOP: the server still holds its socket but never answers.
     assert_eq!(unsafe_kill(pid, 19), 0);
+    wait_stopped(pid);
     let e = c.status().unwrap_err();
     assert_eq!(unsafe_kill(pid, 18), 0);
     assert!(matches!(e, Error::Timeout(_)), "{e:?}");
@@ -663,6 +664,29 @@ fn wedged_server_times_out_instead_of_hanging() {
     assert!(knot.socket_path().exists());
     let e = Client::connect_with(knot.socket_path(), t).unwrap_err();
     assert!(matches!(e, Error::Timeout(_)), "{e:?}");
+}
+
+/// Waits until every thread of `pid` is stopped: a stop signal is delivered asynchronously,
+/// and on a loaded machine a thread of knotd could still answer a request sent right after
+/// `kill` returned.
+fn wait_stopped(pid: i32) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let stopped = |stat: &str| {
+        // The state follows the command name in parentheses.
+        stat.rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('T') || rest.starts_with('t'))
+    };
+    loop {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("knotd's threads");
+        let all = tasks
+            .flatten()
+            .all(|t| std::fs::read_to_string(t.path().join("stat")).is_ok_and(|s| stopped(&s)));
+        if all {
+            return;
+        }
+        assert!(Instant::now() < deadline, "knotd (pid {pid}) did not stop");
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 fn unsafe_kill(pid: i32, sig: i32) -> i32 {
