@@ -327,7 +327,7 @@ pub fn post_start(
     } else {
         let connect = || cfg.target.knot();
         let merged = records::load_values(&files).and_then(|values| {
-            records::apply_with(&mut client, Some(&connect), &values, &cfg.apply)
+            records::apply_values(&mut client, Some(&connect), values, &cfg.apply)
         });
         match merged {
             Ok(outcome) => {

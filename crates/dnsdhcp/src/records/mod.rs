@@ -29,8 +29,8 @@ pub mod values;
 
 pub use apply::{
     Applied, ApplyOptions, ApplyOutcome, Connector, Prefetched, apply, apply_assessed, apply_plan,
-    apply_plan_with, apply_with, plan_from_knot, plan_prefetched, prefetch_mentioned, read_zone,
-    server_zones,
+    apply_plan_with, apply_values, apply_with, plan_from_knot, plan_prefetched, prefetch_mentioned,
+    read_zone, server_zones,
 };
 pub use error::{Diagnostic, Diagnostics, RecordsError};
 pub use model::{Desired, DesiredZone, Rrset, RrsetKey, Rrsets};
