@@ -508,17 +508,6 @@ impl<'a> WantedOwnership<'a> {
     }
 }
 
-/// How a declared RRset is served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Served {
-    /// Not at all.
-    Absent,
-    /// Exactly as declared (same TTL, same records): nothing of it kept.
-    AsDeclared,
-    /// Otherwise: kept in [`CurrentZone::differing`].
-    Differs,
-}
-
 /// What a zone serves now, as far as planning needs it. Declared RRsets are indexed by their
 /// position in the desired state, and kept only where they differ from it, so that a zone
 /// already as declared costs little more than its declared state.
@@ -530,9 +519,11 @@ struct CurrentZone {
     own_served: Vec<bool>,
     /// Per declared RRset: whether the ownership records list it.
     owned: Vec<bool>,
-    /// Per declared RRset: how it is served (a byte each: most are as declared, or absent).
-    declared: Vec<Served>,
-    /// The served declared RRsets that differ from the declared ones, by position.
+    /// Per declared RRset: whether it is served exactly as declared (same TTL, same records),
+    /// then nothing of it is kept.
+    as_declared: Vec<bool>,
+    /// The served declared RRsets that differ from the declared ones, by position (a declared
+    /// RRset in neither is not served).
     differing: FxHashMap<usize, Rrset>,
     /// Owned RRsets no longer declared (to delete), as served (`None`: already gone).
     released: BTreeMap<RrsetKey, Option<Rrset>>,
@@ -543,19 +534,19 @@ struct CurrentZone {
 impl CurrentZone {
     /// Declared RRset `i` as served, `want` being it as declared.
     fn served<'a>(&'a self, i: usize, want: &'a Rrset) -> Option<&'a Rrset> {
-        match self.declared[i] {
-            Served::Absent => None,
-            Served::AsDeclared => Some(want),
-            Served::Differs => self.differing.get(&i),
+        if self.as_declared[i] {
+            Some(want)
+        } else {
+            self.differing.get(&i)
         }
     }
 
     /// Declared RRset `i` as served so far, to add more records to (`ttl`: the first one's).
     fn reopen(&mut self, i: usize, desired: &Rrsets, ttl: u32) -> Rrset {
-        match std::mem::replace(&mut self.declared[i], Served::Absent) {
-            Served::Absent => Rrset::new(ttl),
-            Served::AsDeclared => desired.at(i).rrset.clone(),
-            Served::Differs => self.differing.remove(&i).expect("kept when it differs"),
+        if std::mem::take(&mut self.as_declared[i]) {
+            desired.at(i).rrset.clone()
+        } else {
+            self.differing.remove(&i).unwrap_or_else(|| Rrset::new(ttl))
         }
     }
 
@@ -563,9 +554,8 @@ impl CurrentZone {
     fn settle(&mut self, open: Option<(usize, Rrset)>, desired: &Rrsets) {
         if let Some((i, set)) = open {
             if same_records(&set, &desired.at(i).rrset) {
-                self.declared[i] = Served::AsDeclared;
+                self.as_declared[i] = true;
             } else {
-                self.declared[i] = Served::Differs;
                 self.differing.insert(i, set);
             }
         }
@@ -590,7 +580,7 @@ fn read_current(
         ownership: BTreeMap::new(),
         own_served: vec![false; own.listings.len()],
         owned: vec![false; declared.len()],
-        declared: vec![Served::Absent; declared.len()],
+        as_declared: vec![false; declared.len()],
         differing: FxHashMap::default(),
         released: BTreeMap::new(),
         unmanaged: FxHashMap::default(),
@@ -628,15 +618,13 @@ fn read_current(
                     }
                 }),
             }
-            if !cur.ownership.contains_key(&key) {
-                cur.ownership.insert(key.clone(), Rrset::new(r.ttl));
-            }
+            let served = cur
+                .ownership
+                .entry(key.clone())
+                .or_insert_with(|| Rrset::new(r.ttl));
             match wanted {
                 Some(n) => cur.own_served[n] = true,
-                None => {
-                    let set = cur.ownership.get_mut(&key).expect("inserted above");
-                    set.rdata.insert_ref(&wire, r.data);
-                }
+                None => served.rdata.insert_ref(&wire, r.data),
             }
         } else if let Some(&i) = declared.get(&(key.owner.as_str(), key.rtype)) {
             // Knot lists an RRset's records together: each is compared with the declared one
@@ -836,8 +824,7 @@ pub fn render_plan(plan: &Plan, color: bool) -> String {
         ("", "", "", "", "")
     };
     // Sized once: at 100,000 records the text is tens of MB, and growing it by doubling held
-    // twice that for a moment, while Knot filled the transactions
-    // (per line: the owner, type and rdata, up to 18 more with the TTL, 24 more for a new TTL).
+    // twice that for a moment, while Knot filled the transactions.
     let color_len = green.len() + reset.len();
     let mut out = String::with_capacity(changes_text_size(plan, color_len) + 4096);
     for note in &plan.notes {
@@ -927,7 +914,8 @@ pub fn render_plan(plan: &Plan, color: bool) -> String {
     out
 }
 
-/// About the size of [`render_plan`]'s lines for `plan`'s changes (a little over).
+/// About the size of [`render_plan`]'s lines for `plan`'s changes (a little over): per line
+/// the owner, type and rdata, up to 18 more with the TTL, 24 more for a new TTL.
 fn changes_text_size(plan: &Plan, color_len: usize) -> usize {
     (plan.zones.iter().flat_map(|z| &z.changes))
         .map(|c| {
