@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
 use kube::api::AttachParams;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::error::{KubeError, Req};
 use super::progress::Transfer;
@@ -64,11 +65,93 @@ pub(crate) async fn exec(
     limits: ExecLimits,
     during: &str,
 ) -> Result<ExecOutput, KubeError> {
-    use futures::{SinkExt, StreamExt};
-    use kube::Resource;
-    use tokio_tungstenite::tungstenite::Message;
+    use futures::StreamExt;
 
     let cmdline = command.join(" ");
+    let site = Site { at, during, limits };
+    let conn = open(&site, command, stdin.is_some(), &cmdline).await?;
+    let (tx, rx) = conn.into_stream().split();
+    let meter = Meter::new(progress);
+    let sender = send_stdin(tx, stdin, &site, &meter);
+    let receiver = receive(rx, stdout, &site, &meter, &cmdline);
+    let (status, stderr) = run_until_status(sender, receiver, &site, &cmdline).await?;
+    finish(at, cmdline, &status, stderr)
+}
+
+/// One exec's place, purpose and time limits: what its errors say.
+struct Site<'a, 'p> {
+    at: &'a Place<'p>,
+    during: &'a str,
+    limits: ExecLimits,
+}
+
+impl Site<'_, '_> {
+    fn lost(&self, detail: String) -> KubeError {
+        KubeError::ConnectionLost {
+            pod: self.at.pod.to_owned(),
+            container: self.at.container.to_owned(),
+            during: self.during.to_owned(),
+            detail,
+        }
+    }
+
+    /// No byte moved `what` ("to" or "from") the container for the idle limit.
+    fn idle_timeout(&self, what: &str) -> KubeError {
+        KubeError::Timeout {
+            step: format!(
+                "{}: no data {what} {}/{} for {}s",
+                self.during,
+                self.at.pod,
+                self.at.container,
+                self.limits.idle.as_secs()
+            ),
+            after: self.limits.idle,
+        }
+    }
+}
+
+/// Bytes moved: the progress bar of the transfer's direction, and the bytes sent so far (the
+/// receiving side is not idle while an upload moves).
+struct Meter<'t> {
+    progress: std::sync::Mutex<Option<&'t mut Transfer>>,
+    upload: bool,
+    sent: std::sync::atomic::AtomicU64,
+}
+
+impl<'t> Meter<'t> {
+    fn new(progress: Option<&'t mut Transfer>) -> Self {
+        Meter {
+            upload: progress.as_ref().is_some_and(|t| t.upload),
+            progress: std::sync::Mutex::new(progress),
+            sent: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// `n` bytes moved up (`upload`) or down.
+    fn tick(&self, n: usize, upload: bool) {
+        if upload == self.upload
+            && let Ok(mut p) = self.progress.lock()
+            && let Some(p) = p.as_deref_mut()
+        {
+            p.inc(n as u64);
+        }
+    }
+
+    fn sent(&self) -> u64 {
+        self.sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Opens the exec stream, within the connect limit.
+async fn open(
+    site: &Site<'_, '_>,
+    command: &[String],
+    with_stdin: bool,
+    cmdline: &str,
+) -> Result<kube::client::Connection, KubeError> {
+    use kube::Resource;
+
+    let at = site.at;
     let req = Req {
         verb: "create",
         resource: "pods/exec",
@@ -78,7 +161,7 @@ pub(crate) async fn exec(
     };
     let ap = AttachParams::default()
         .container(at.container)
-        .stdin(stdin.is_some())
+        .stdin(with_stdin)
         .stdout(true)
         .stderr(true);
     let request = kube::core::Request::new(Pod::url_path(&(), Some(at.namespace)))
@@ -86,176 +169,190 @@ pub(crate) async fn exec(
         .map_err(|e| KubeError::ExecFailed {
             pod: at.pod.to_owned(),
             container: at.container.to_owned(),
-            command: cmdline.clone(),
+            command: cmdline.to_owned(),
             message: e.to_string(),
         })?;
-    // kube-rs's AttachedProcess sends stdin in 4 KiB frames; this loop sends up to
+    // kube-rs's AttachedProcess sends stdin in 4 KiB frames; `send_stdin` sends up to
     // STREAM_BUF per frame and speaks the same channel protocol (v5 and v4).
-    let conn = match tokio::time::timeout(limits.connect, at.client.connect(request)).await {
+    let connect = site.limits.connect;
+    match tokio::time::timeout(connect, at.client.connect(request)).await {
+        Err(_) => Err(KubeError::Timeout {
+            step: format!(
+                "opening exec in {}/{} for {}",
+                at.pod, at.container, site.during
+            ),
+            after: connect,
+        }),
+        Ok(Err(e)) => Err(map_exec_error(at, &req, cmdline, e)),
+        Ok(Ok(c)) => Ok(c),
+    }
+}
+
+/// Sends stdin (exactly `len` bytes; stdin is never closed: on protocol v4 that closes the
+/// whole connection, and the command reads exactly `len` bytes), then keeps the connection
+/// alive with pings. Returns only on an error.
+async fn send_stdin<T>(
+    mut tx: T,
+    stdin: Option<Stdin<'_>>,
+    site: &Site<'_, '_>,
+    meter: &Meter<'_>,
+) -> Result<(), KubeError>
+where
+    T: futures::Sink<Message, Error = tungstenite::Error> + Unpin,
+{
+    use futures::SinkExt;
+
+    if let Some(Stdin { reader, len }) = stdin {
+        let mut buf = vec![0u8; STREAM_BUF + 1];
+        let mut left = len;
+        while left > 0 {
+            let want = left.min(STREAM_BUF as u64) as usize;
+            let n = reader
+                .read(&mut buf[1..=want])
+                .await
+                .map_err(|e| site.lost(format!("reading local input: {e}")))?;
+            if n == 0 {
+                return Err(site.lost(format!(
+                    "local input ended {left} bytes before its announced length"
+                )));
+            }
+            buf[0] = 0; // stdin channel
+            let frame = Message::binary(bytes::Bytes::copy_from_slice(&buf[..=n]));
+            match tokio::time::timeout(site.limits.idle, tx.send(frame)).await {
+                Err(_) => return Err(site.idle_timeout("to")),
+                Ok(Err(e)) => return Err(site.lost(format!("sending: {e}"))),
+                Ok(Ok(())) => {}
+            }
+            left -= n as u64;
+            meter
+                .sent
+                .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            meter.tick(n, true);
+        }
+    }
+    loop {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        if let Err(e) = tx.send(Message::Ping(Default::default())).await {
+            return Err(site.lost(format!("sending: {e}")));
+        }
+    }
+}
+
+/// Writes the stdout channel to `stdout` and keeps the stderr channel's tail until the status
+/// arrives: `Some((status, stderr))`, or `None` if the connection closed first.
+async fn receive<R>(
+    mut rx: R,
+    stdout: &mut (dyn AsyncWrite + Unpin + Send),
+    site: &Site<'_, '_>,
+    meter: &Meter<'_>,
+    cmdline: &str,
+) -> Result<Option<(Status, Vec<u8>)>, KubeError>
+where
+    R: futures::Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
+{
+    use futures::StreamExt;
+
+    let mut stderr_kept: Vec<u8> = Vec::new();
+    let mut seen_sent = 0;
+    loop {
+        let msg = match tokio::time::timeout(site.limits.idle, rx.next()).await {
+            Err(_) => {
+                let now = meter.sent();
+                if now != seen_sent {
+                    seen_sent = now;
+                    continue;
+                }
+                return Err(site.idle_timeout("from"));
+            }
+            Ok(m) => m,
+        };
+        let b = match msg {
+            None | Some(Ok(Message::Close(_))) => return Ok(None),
+            Some(Err(e)) => return Err(site.lost(e.to_string())),
+            Some(Ok(Message::Binary(b))) if b.len() > 1 => b,
+            Some(Ok(_)) => continue,
+        };
+        match b[0] {
+            1 => {
+                stdout
+                    .write_all(&b[1..])
+                    .await
+                    .map_err(|e| site.lost(format!("writing locally: {e}")))?;
+                meter.tick(b.len() - 1, false);
+            }
+            2 => {
+                stderr_kept.extend_from_slice(&b[1..]);
+                if stderr_kept.len() > 2 * STDERR_KEEP {
+                    stderr_kept.drain(..stderr_kept.len() - STDERR_KEEP);
+                }
+            }
+            3 => {
+                let status: Status =
+                    serde_json::from_slice(&b[1..]).map_err(|e| KubeError::Protocol {
+                        command: cmdline.to_owned(),
+                        detail: format!("exec status: {e}"),
+                    })?;
+                stdout
+                    .flush()
+                    .await
+                    .map_err(|e| site.lost(format!("writing locally: {e}")))?;
+                return Ok(Some((status, stderr_kept)));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Runs the sender beside the receiver, within the total limit, until the exit status arrives.
+/// A connection closed without a status is reported with the sender's error if it had one.
+async fn run_until_status(
+    sender: impl Future<Output = Result<(), KubeError>>,
+    receiver: impl Future<Output = Result<Option<(Status, Vec<u8>)>, KubeError>>,
+    site: &Site<'_, '_>,
+    cmdline: &str,
+) -> Result<(Status, Vec<u8>), KubeError> {
+    tokio::pin!(sender);
+    tokio::pin!(receiver);
+    let mut send_err = None;
+    let work = async {
+        loop {
+            tokio::select! {
+                r = &mut receiver => break r,
+                Err(e) = &mut sender, if send_err.is_none() => send_err = Some(e),
+            }
+        }
+    };
+    let received = match tokio::time::timeout(site.limits.total, work).await {
         Err(_) => {
             return Err(KubeError::Timeout {
-                step: format!("opening exec in {}/{} for {during}", at.pod, at.container),
-                after: limits.connect,
+                step: format!(
+                    "{} in {}/{}: {cmdline}",
+                    site.during, site.at.pod, site.at.container
+                ),
+                after: site.limits.total,
             });
         }
-        Ok(Err(e)) => return Err(map_exec_error(at, &req, &cmdline, e)),
-        Ok(Ok(c)) => c,
+        Ok(r) => r?,
     };
-    let (mut tx, mut rx) = conn.into_stream().split();
+    received.ok_or_else(|| {
+        send_err.unwrap_or_else(|| {
+            site.lost("the connection closed before the command's exit status arrived".into())
+        })
+    })
+}
 
-    let lost = |detail: String| KubeError::ConnectionLost {
-        pod: at.pod.to_owned(),
-        container: at.container.to_owned(),
-        during: during.to_owned(),
-        detail,
-    };
-    let idle_timeout = |what: &str| KubeError::Timeout {
-        step: format!(
-            "{during}: no data {what} {}/{} for {}s",
-            at.pod,
-            at.container,
-            limits.idle.as_secs()
-        ),
-        after: limits.idle,
-    };
-    let idle = limits.idle;
-    let progress_in = progress.as_ref().is_some_and(|t| t.upload);
-    let progress = std::sync::Mutex::new(progress);
-    let tick = |n: usize, upload: bool| {
-        if upload == progress_in
-            && let Ok(mut p) = progress.lock()
-            && let Some(p) = p.as_deref_mut()
-        {
-            p.inc(n as u64);
-        }
-    };
-    // Bytes sent so far: the receiving side is not idle while the upload moves.
-    let sent = std::sync::atomic::AtomicU64::new(0);
-
-    // Sends stdin (exactly `len` bytes; stdin is never closed: on protocol v4 that closes the
-    // whole connection, and the command reads exactly `len` bytes), then keeps the connection
-    // alive with pings. Returns only on an error.
-    let sender = async {
-        if let Some(Stdin { reader, len }) = stdin {
-            let mut buf = vec![0u8; STREAM_BUF + 1];
-            let mut left = len;
-            while left > 0 {
-                let want = left.min(STREAM_BUF as u64) as usize;
-                let n = reader
-                    .read(&mut buf[1..=want])
-                    .await
-                    .map_err(|e| lost(format!("reading local input: {e}")))?;
-                if n == 0 {
-                    return Err(lost(format!(
-                        "local input ended {left} bytes before its announced length"
-                    )));
-                }
-                buf[0] = 0; // stdin channel
-                let frame = Message::binary(bytes::Bytes::copy_from_slice(&buf[..=n]));
-                match tokio::time::timeout(idle, tx.send(frame)).await {
-                    Err(_) => return Err(idle_timeout("to")),
-                    Ok(Err(e)) => return Err(lost(format!("sending: {e}"))),
-                    Ok(Ok(())) => {}
-                }
-                left -= n as u64;
-                sent.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-                tick(n, true);
-            }
-        }
-        loop {
-            tokio::time::sleep(Duration::from_secs(30)).await;
-            if let Err(e) = tx.send(Message::Ping(Default::default())).await {
-                return Err::<(), _>(lost(format!("sending: {e}")));
-            }
-        }
-    };
-
-    let receiver = async {
-        let mut stderr_kept: Vec<u8> = Vec::new();
-        let mut seen_sent = 0;
-        loop {
-            let msg = match tokio::time::timeout(idle, rx.next()).await {
-                Err(_) => {
-                    let now = sent.load(std::sync::atomic::Ordering::Relaxed);
-                    if now != seen_sent {
-                        seen_sent = now;
-                        continue;
-                    }
-                    return Err(idle_timeout("from"));
-                }
-                Ok(m) => m,
-            };
-            match msg {
-                None | Some(Ok(Message::Close(_))) => return Ok(None),
-                Some(Err(e)) => return Err(lost(e.to_string())),
-                Some(Ok(Message::Binary(b))) if b.len() > 1 => match b[0] {
-                    1 => {
-                        stdout
-                            .write_all(&b[1..])
-                            .await
-                            .map_err(|e| lost(format!("writing locally: {e}")))?;
-                        tick(b.len() - 1, false);
-                    }
-                    2 => {
-                        stderr_kept.extend_from_slice(&b[1..]);
-                        if stderr_kept.len() > 2 * STDERR_KEEP {
-                            stderr_kept.drain(..stderr_kept.len() - STDERR_KEEP);
-                        }
-                    }
-                    3 => {
-                        let status: Status =
-                            serde_json::from_slice(&b[1..]).map_err(|e| KubeError::Protocol {
-                                command: cmdline.clone(),
-                                detail: format!("exec status: {e}"),
-                            })?;
-                        stdout
-                            .flush()
-                            .await
-                            .map_err(|e| lost(format!("writing locally: {e}")))?;
-                        return Ok(Some((status, stderr_kept)));
-                    }
-                    _ => {}
-                },
-                Some(Ok(_)) => {}
-            }
-        }
-    };
-    let (received, send_err) = {
-        tokio::pin!(sender);
-        tokio::pin!(receiver);
-        let mut send_err = None;
-        let work = async {
-            loop {
-                tokio::select! {
-                    r = &mut receiver => break r,
-                    Err(e) = &mut sender, if send_err.is_none() => send_err = Some(e),
-                }
-            }
-        };
-        match tokio::time::timeout(limits.total, work).await {
-            Err(_) => {
-                return Err(KubeError::Timeout {
-                    step: format!("{during} in {}/{}: {cmdline}", at.pod, at.container),
-                    after: limits.total,
-                });
-            }
-            Ok(r) => (r, send_err),
-        }
-    };
-    let (status, mut stderr_kept) = match received {
-        Ok(Some(s)) => s,
-        Ok(None) => {
-            return Err(send_err.unwrap_or_else(|| {
-                lost("the connection closed before the command's exit status arrived".into())
-            }));
-        }
-        Err(e) => return Err(e),
-    };
+/// The command's outcome from its exit status and the tail of its stderr.
+fn finish(
+    at: &Place<'_>,
+    cmdline: String,
+    status: &Status,
+    mut stderr_kept: Vec<u8>,
+) -> Result<ExecOutput, KubeError> {
     if stderr_kept.len() > STDERR_KEEP {
         stderr_kept.drain(..stderr_kept.len() - STDERR_KEEP);
     }
     let stderr = String::from_utf8_lossy(&stderr_kept).into_owned();
-    match exit_code(&status) {
+    match exit_code(status) {
         Ok(0) => Ok(ExecOutput { stderr }),
         Ok(code) => Err(KubeError::CommandFailed {
             pod: at.pod.to_owned(),
