@@ -66,6 +66,7 @@ fn text(v: &Value) -> Option<String> {
 }
 
 /// Tracks which settings of the old values were used.
+#[derive(Default)]
 struct Used(BTreeSet<String>);
 
 impl Used {
@@ -105,132 +106,241 @@ fn split_record(line: &str) -> Option<(String, Option<String>, String, String)> 
     (!data.is_empty()).then_some((owner, ttl, tok.to_ascii_uppercase(), data))
 }
 
-/// Converts the original chart's values file `path`.
+/// Converts the original chart's values file `path`: read, every segment converted, the
+/// global settings, then every setting left over listed as not mapped.
 pub fn convert_values(path: &Path) -> Result<Converted, ConvertError> {
-    let raw = std::fs::read_to_string(path).map_err(|source| ConvertError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    let root: Value = serde_saphyr::from_str(&raw).map_err(|e| ConvertError::Yaml {
-        path: path.to_owned(),
-        message: e.to_string(),
-    })?;
+    let root = read_values(path)?;
     let Some(segments) = root.get("segments").and_then(Value::as_array) else {
         return Err(ConvertError::NoSegments {
             path: path.to_owned(),
         });
     };
-    let mut used = Used(BTreeSet::new());
-    let mut unmapped: Vec<(String, String, String)> = Vec::new();
-    let mut zones: Vec<String> = Vec::new();
-    let mut records = String::new();
-    let mut subnets = String::new();
-    let mut forwarders: Vec<String> = Vec::new();
+    let mut c = Conversion::default();
     for (i, seg) in segments.iter().enumerate() {
-        let base = format!("segments[{i}]");
-        let name = used.get(seg, &base, &["name"]);
+        c.segment(&format!("segments[{i}]"), seg);
+    }
+    let global = global_settings(&root, &mut c.used);
+    c.list_unused(&root);
+    let yaml = c.render(path, &global);
+    Ok(Converted {
+        yaml,
+        unmapped: c.unmapped,
+    })
+}
+
+fn read_values(path: &Path) -> Result<Value, ConvertError> {
+    let raw = std::fs::read_to_string(path).map_err(|source| ConvertError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    serde_saphyr::from_str(&raw).map_err(|e| ConvertError::Yaml {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// The converted values, gathered segment by segment.
+#[derive(Default)]
+struct Conversion {
+    used: Used,
+    /// (dotted path, value, why).
+    unmapped: Vec<(String, String, String)>,
+    zones: Vec<String>,
+    /// `staticRecords` entries, as YAML.
+    records: String,
+    /// `dhcp.subnets` entries, as YAML.
+    subnets: String,
+    forwarders: Vec<String>,
+}
+
+impl Conversion {
+    /// One segment (`base` is its path): its zones, static records, subnet and upstreams.
+    fn segment(&mut self, base: &str, seg: &Value) {
+        let used = &mut self.used;
+        let name = used.get(seg, base, &["name"]);
         let domain = used
-            .get(seg, &base, &["domain"])
-            .or_else(|| used.get(seg, &base, &["zone", "forward"]));
+            .get(seg, base, &["domain"])
+            .or_else(|| used.get(seg, base, &["zone", "forward"]));
         let net4 = used
-            .get(seg, &base, &["ipv4", "network"])
-            .or_else(|| used.get(seg, &base, &["ipv4", "subnet"]));
-        let net6 = used.get(seg, &base, &["ipv6", "network"]);
+            .get(seg, base, &["ipv4", "network"])
+            .or_else(|| used.get(seg, base, &["ipv4", "subnet"]));
+        let net6 = used.get(seg, base, &["ipv6", "network"]);
         let rev4 = used
-            .get(seg, &base, &["zone", "reverseV4"])
+            .get(seg, base, &["zone", "reverseV4"])
             .or_else(|| net4.as_deref().and_then(reverse_zone));
         let rev6 = used
-            .get(seg, &base, &["zone", "reverseV6"])
+            .get(seg, base, &["zone", "reverseV6"])
             .or_else(|| net6.as_deref().and_then(reverse_zone));
         for z in [&domain, &rev4, &rev6].into_iter().flatten() {
-            if !zones.iter().any(|o| o.eq_ignore_ascii_case(z)) {
-                zones.push(z.clone());
+            if !self.zones.iter().any(|o| o.eq_ignore_ascii_case(z)) {
+                self.zones.push(z.clone());
             }
         }
-        // Static records: the segment's domain is their zone; TTL 3600 as before.
-        if let Some(list) = seg.get("staticRecords").and_then(Value::as_array) {
-            for (j, r) in list.iter().enumerate() {
-                let rpath = format!("{base}.staticRecords[{j}]");
-                let parsed = r.as_str().and_then(split_record);
-                match (parsed, &domain) {
-                    (Some((owner, ttl, rtype, data)), Some(zone)) => {
-                        used.0.insert(rpath);
-                        let _ = write!(
-                            records,
-                            "  - name: {}\n    zone: {}\n    type: {}\n",
-                            q(&owner),
-                            q(zone),
-                            q(&rtype)
-                        );
-                        if let Some(t) = ttl {
-                            let _ = writeln!(records, "    ttl: {t}");
-                        }
-                        let _ = writeln!(records, "    data: {}", q(&data));
-                    }
-                    (_, None) => unmapped.push((
-                        rpath,
-                        r.to_string(),
-                        "the segment has no domain to put it in".into(),
-                    )),
-                    (None, _) => unmapped.push((
-                        rpath,
-                        r.to_string(),
-                        "not a record of the form `<owner> IN <TYPE> <value>`".into(),
-                    )),
-                }
-            }
-            used.0.insert(format!("{base}.staticRecords"));
-        }
-        // The DHCPv4 subnet.
+        self.static_records(base, seg, domain.as_deref());
         if let Some(net) = &net4 {
-            let _ = writeln!(subnets, "    - subnet: {}", q(net));
-            match name.as_deref().map(str::parse::<u32>) {
-                Some(Ok(id)) if id > 0 => {
-                    let _ = writeln!(
-                        subnets,
-                        "      # The original chart's Kea subnet id (the segment's name): leases refer to it.\n      id: {id}"
-                    );
-                }
-                _ => unmapped.push((
-                    format!("{base}.name"),
-                    name.clone().unwrap_or_default(),
-                    "not a number, so not usable as Kea's subnet id: set `id` to the one the leases carry".into(),
-                )),
-            }
-            let start = used
-                .get(seg, &base, &["ipv4", "dhcpRange", "start"])
-                .or_else(|| used.get(seg, &base, &["ipv4", "range", "start"]));
-            let end = used
-                .get(seg, &base, &["ipv4", "dhcpRange", "end"])
-                .or_else(|| used.get(seg, &base, &["ipv4", "range", "end"]));
-            if let (Some(s), Some(e)) = (start, end) {
-                let _ = writeln!(subnets, "      pools: [{}]", q(&format!("{s} - {e}")));
-            }
-            if let Some(gw) = used.get(seg, &base, &["ipv4", "gateway"]) {
-                let _ = writeln!(subnets, "      routers: [{}]", q(&gw));
-            }
-            if let Some(dns) = used.get(seg, &base, &["ipv4", "dns"]) {
-                let _ = writeln!(subnets, "      dnsServers: [{}]", q(&dns));
-            }
-            if let Some(d) = &domain {
-                let _ = writeln!(subnets, "      domain: {}", q(d));
-            }
-            reservations(seg, &base, &mut used, &mut unmapped, &mut subnets);
+            self.subnet(base, seg, net, name, domain.as_deref());
         }
         if let Some(up) = seg.get("upstream").and_then(Value::as_array) {
             for (j, u) in up.iter().enumerate() {
                 if let Some(u) = text(u) {
-                    used.0.insert(format!("{base}.upstream[{j}]"));
-                    if !forwarders.contains(&u) {
-                        forwarders.push(u);
+                    self.used.0.insert(format!("{base}.upstream[{j}]"));
+                    if !self.forwarders.contains(&u) {
+                        self.forwarders.push(u);
                     }
                 }
             }
         }
     }
+
+    /// The segment's static records: its domain is their zone; TTL 3600 as before.
+    fn static_records(&mut self, base: &str, seg: &Value, domain: Option<&str>) {
+        let Some(list) = seg.get("staticRecords").and_then(Value::as_array) else {
+            return;
+        };
+        for (j, r) in list.iter().enumerate() {
+            let rpath = format!("{base}.staticRecords[{j}]");
+            let parsed = r.as_str().and_then(split_record);
+            match (parsed, domain) {
+                (Some((owner, ttl, rtype, data)), Some(zone)) => {
+                    self.used.0.insert(rpath);
+                    let records = &mut self.records;
+                    let _ = write!(
+                        records,
+                        "  - name: {}\n    zone: {}\n    type: {}\n",
+                        q(&owner),
+                        q(zone),
+                        q(&rtype)
+                    );
+                    if let Some(t) = ttl {
+                        let _ = writeln!(records, "    ttl: {t}");
+                    }
+                    let _ = writeln!(records, "    data: {}", q(&data));
+                }
+                (_, None) => self.unmapped.push((
+                    rpath,
+                    r.to_string(),
+                    "the segment has no domain to put it in".into(),
+                )),
+                (None, _) => self.unmapped.push((
+                    rpath,
+                    r.to_string(),
+                    "not a record of the form `<owner> IN <TYPE> <value>`".into(),
+                )),
+            }
+        }
+        self.used.0.insert(format!("{base}.staticRecords"));
+    }
+
+    /// The segment's DHCPv4 subnet `net`: its id (the segment's `name`), pool, options and
+    /// reservations.
+    fn subnet(
+        &mut self,
+        base: &str,
+        seg: &Value,
+        net: &str,
+        name: Option<String>,
+        domain: Option<&str>,
+    ) {
+        let used = &mut self.used;
+        let subnets = &mut self.subnets;
+        let _ = writeln!(subnets, "    - subnet: {}", q(net));
+        match name.as_deref().map(str::parse::<u32>) {
+            Some(Ok(id)) if id > 0 => {
+                let _ = writeln!(
+                    subnets,
+                    "      # The original chart's Kea subnet id (the segment's name): leases refer to it.\n      id: {id}"
+                );
+            }
+            _ => self.unmapped.push((
+                format!("{base}.name"),
+                name.unwrap_or_default(),
+                "not a number, so not usable as Kea's subnet id: set `id` to the one the leases carry".into(),
+            )),
+        }
+        let start = used
+            .get(seg, base, &["ipv4", "dhcpRange", "start"])
+            .or_else(|| used.get(seg, base, &["ipv4", "range", "start"]));
+        let end = used
+            .get(seg, base, &["ipv4", "dhcpRange", "end"])
+            .or_else(|| used.get(seg, base, &["ipv4", "range", "end"]));
+        if let (Some(s), Some(e)) = (start, end) {
+            let _ = writeln!(subnets, "      pools: [{}]", q(&format!("{s} - {e}")));
+        }
+        if let Some(gw) = used.get(seg, base, &["ipv4", "gateway"]) {
+            let _ = writeln!(subnets, "      routers: [{}]", q(&gw));
+        }
+        if let Some(dns) = used.get(seg, base, &["ipv4", "dns"]) {
+            let _ = writeln!(subnets, "      dnsServers: [{}]", q(&dns));
+        }
+        if let Some(d) = domain {
+            let _ = writeln!(subnets, "      domain: {}", q(d));
+        }
+        reservations(seg, base, used, &mut self.unmapped, subnets);
+    }
+
+    /// Every setting of `root` that no conversion used, listed as not mapped, with why.
+    fn list_unused(&mut self, root: &Value) {
+        let mut leaves = Vec::new();
+        collect_leaves(root, String::new(), &mut leaves);
+        for (p, v) in leaves {
+            let covered = self.used.0.iter().any(|u| {
+                p == *u || p.starts_with(&format!("{u}.")) || p.starts_with(&format!("{u}["))
+            });
+            if !covered && !self.unmapped.iter().any(|(up, _, _)| *up == p) {
+                let why = reason(&p);
+                self.unmapped.push((p, v, why.into()));
+            }
+        }
+        self.unmapped.sort();
+    }
+
+    /// The values file for this chart, converted from `path`; `global` is appended as is.
+    fn render(&self, path: &Path, global: &str) -> String {
+        let mut y = format!(
+            "# Values for the unified-dns-dhcp chart, converted by `dnsdhcp values convert` from\n# {}.\n# The original chart ran one StatefulSet per segment; here every segment shares one pod.\n",
+            path.display()
+        );
+        y.push_str("zones:\n");
+        for z in &self.zones {
+            let _ = writeln!(y, "  - name: {}", q(z));
+        }
+        if self.records.is_empty() {
+            y.push_str("staticRecords: []\n");
+        } else {
+            y.push_str("staticRecords:\n");
+            y.push_str(&self.records);
+        }
+        if !self.subnets.is_empty() {
+            y.push_str("dhcp:\n  subnets:\n");
+            y.push_str(&self.subnets);
+        }
+        y.push_str(
+            "# The original chart's Kea settings for DDNS names (fixed in its templates).\nddns:\n  replaceClientName: \"when-not-present\"\n  generatedPrefix: \"myhost\"\n",
+        );
+        // The original always ran a recursive resolver in front of the authoritative server.
+        y.push_str("resolver:\n  enabled: true\n");
+        if self.forwarders.is_empty() {
+            y.push_str("  forwarders: []\n");
+        } else {
+            let list: Vec<String> = self.forwarders.iter().map(|f| q(f)).collect();
+            let _ = writeln!(y, "  forwarders: [{}]", list.join(", "));
+        }
+        y.push_str(global);
+        if !self.unmapped.is_empty() {
+            y.push_str("# Not mapped (no counterpart in this chart):\n");
+            for (p, v, why) in &self.unmapped {
+                let _ = writeln!(y, "#   {p} = {v}: {why}");
+            }
+        }
+        y
+    }
+}
+
+/// `global.storage.className` and `global.imagePullSecrets`, as YAML; marked in `used`.
+fn global_settings(root: &Value, used: &mut Used) -> String {
     let mut global = String::new();
-    let mut g = Used(BTreeSet::new());
-    if let Some(class) = g.get(&root, "", &["global", "storage", "className"]) {
+    let mut g = Used::default();
+    if let Some(class) = g.get(root, "", &["global", "storage", "className"]) {
         let _ = writeln!(
             global,
             "persistence:\n  zones:\n    storageClass: {c}\n  leases:\n    storageClass: {c}",
@@ -258,58 +368,7 @@ pub fn convert_values(path: &Path) -> Result<Converted, ConvertError> {
         g.0.into_iter()
             .map(|p| p.trim_start_matches('.').to_owned()),
     );
-
-    let mut leaves = Vec::new();
-    collect_leaves(&root, String::new(), &mut leaves);
-    for (p, v) in leaves {
-        let covered = used
-            .0
-            .iter()
-            .any(|u| p == *u || p.starts_with(&format!("{u}.")) || p.starts_with(&format!("{u}[")));
-        if !covered && !unmapped.iter().any(|(up, _, _)| *up == p) {
-            let why = reason(&p);
-            unmapped.push((p, v, why.into()));
-        }
-    }
-    unmapped.sort();
-
-    let mut y = format!(
-        "# Values for the unified-dns-dhcp chart, converted by `dnsdhcp values convert` from\n# {}.\n# The original chart ran one StatefulSet per segment; here every segment shares one pod.\n",
-        path.display()
-    );
-    y.push_str("zones:\n");
-    for z in &zones {
-        let _ = writeln!(y, "  - name: {}", q(z));
-    }
-    if records.is_empty() {
-        y.push_str("staticRecords: []\n");
-    } else {
-        y.push_str("staticRecords:\n");
-        y.push_str(&records);
-    }
-    if !subnets.is_empty() {
-        y.push_str("dhcp:\n  subnets:\n");
-        y.push_str(&subnets);
-    }
-    y.push_str(
-        "# The original chart's Kea settings for DDNS names (fixed in its templates).\nddns:\n  replaceClientName: \"when-not-present\"\n  generatedPrefix: \"myhost\"\n",
-    );
-    // The original always ran a recursive resolver in front of the authoritative server.
-    y.push_str("resolver:\n  enabled: true\n");
-    if forwarders.is_empty() {
-        y.push_str("  forwarders: []\n");
-    } else {
-        let list: Vec<String> = forwarders.iter().map(|f| q(f)).collect();
-        let _ = writeln!(y, "  forwarders: [{}]", list.join(", "));
-    }
-    y.push_str(&global);
-    if !unmapped.is_empty() {
-        y.push_str("# Not mapped (no counterpart in this chart):\n");
-        for (p, v, why) in &unmapped {
-            let _ = writeln!(y, "#   {p} = {v}: {why}");
-        }
-    }
-    Ok(Converted { yaml: y, unmapped })
+    global
 }
 
 /// `staticLeases` → `reservations`.
