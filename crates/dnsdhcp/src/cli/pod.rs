@@ -1,7 +1,7 @@
 //! `dnsdhcp pod ...`: the in-pod roles run by the Helm chart, and the in-pod halves of the
 //! Kubernetes transport.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use dnsdhcp::target::{self, LocalTarget};
 use dnsdhcp::{kube, pod, preflight, probe};
 
 use super::Ctx;
+use super::output::Out;
 
 #[derive(Subcommand, Debug)]
 pub enum PodCommand {
@@ -225,46 +226,8 @@ pub fn run(cmd: PodCommand, ctx: &mut Ctx) -> Result<ExitCode> {
             let mut stdout = kube::inpod::raw_stdout()?;
             kube::inpod::send_file(&path, &mut stdout, &mut std::io::stderr())?;
         }
-        PodCommand::ReceiveFile(a) => {
-            let into_volume = a.into.is_some();
-            let dest = match a.into {
-                None => a.dest,
-                Some(ReceiveInto::ZonesDir) => a.zones_dir.join(&a.dest),
-                Some(ReceiveInto::LeaseDir) => a
-                    .kea_lease_file
-                    .parent()
-                    .unwrap_or(std::path::Path::new("."))
-                    .join(&a.dest),
-            };
-            kube::inpod::receive_file(&dest, a.size, &a.sha256, &mut kube::inpod::raw_stdin()?)?;
-            if into_volume {
-                pod::own_like_parent(&dest)?;
-            }
-            out.json_line(&kube::inpod::Received {
-                version: kube::inpod::FORMAT_VERSION,
-                path: dest.display().to_string(),
-                size: a.size,
-            })?;
-        }
-        PodCommand::Preflight(a) => {
-            let needs: preflight::Needs = kube::inpod::read_json(
-                &mut kube::inpod::raw_stdin()?,
-                a.needs_size,
-            )
-            .map_err(|e| {
-                anyhow::anyhow!("pod preflight: reading what the restore needs from stdin: {e}")
-            })?;
-            let target = LocalTarget {
-                knot_socket: a.knot_socket,
-                kea_socket: a.kea_socket,
-                kea_lease_file: a.kea_lease_file,
-                ..LocalTarget::default()
-            };
-            let places = preflight::Places {
-                zones_dir: a.stage_dir.unwrap_or(a.zones_dir),
-            };
-            out.json_line(&preflight::TargetCheck::run(&target, &needs, &places))?;
-        }
+        PodCommand::ReceiveFile(a) => receive_file(a, out)?,
+        PodCommand::Preflight(a) => run_preflight(a, out)?,
         PodCommand::CopyBinary { dest } => {
             pod::copy_binary(&dest)?;
             out.line(format!("copied dnsdhcp to {}", dest.display()));
@@ -277,100 +240,160 @@ pub fn run(cmd: PodCommand, ctx: &mut Ctx) -> Result<ExitCode> {
             tsig_algorithm,
         } => {
             if let Some(dir) = tsig_dir {
-                let what = match pod::init_tsig(&dir, &tsig_key_name, &tsig_algorithm)? {
-                    pod::TsigInit::Generated => "generated a new",
-                    pod::TsigInit::Kept => "kept the",
-                };
-                out.line(format!(
-                    "init-zones: {what} TSIG key {tsig_key_name} in {}",
-                    dir.display()
-                ));
+                init_tsig(&dir, &tsig_key_name, &tsig_algorithm, out)?;
             }
-            let copied = pod::init_zones(&initial_dir, &zones_dir)?;
-            if copied.is_empty() {
-                out.line(format!(
-                    "init-zones: every zone already has a file in {}",
-                    zones_dir.display()
-                ));
-            }
-            for p in copied {
-                out.line(format!("init-zones: created {}", p.display()));
-            }
+            init_zones(&initial_dir, &zones_dir, out)?;
         }
         PodCommand::InitLeases {
             kea_lease_file,
             kea_socket,
-        } => {
-            if let Some(dir) = kea_socket.as_deref().and_then(|s| s.parent()) {
-                pod::prepare_socket_dir(dir)?;
-            }
-            let line = match pod::init_leases(&kea_lease_file)? {
-                pod::LeasesInit::NothingToRestore => "init-leases: no archive to restore".into(),
-                pod::LeasesInit::Restored { leases } => {
-                    format!(
-                        "init-leases: restored {leases} lease(s) into {}",
-                        kea_lease_file.display()
-                    )
-                }
-                pod::LeasesInit::Completed => {
-                    "init-leases: completed a restore interrupted earlier".into()
-                }
-                pod::LeasesInit::Rejected { moved_to, reason } => format!(
-                    "init-leases: error: archive rejected and moved to {}; leases unchanged: {reason}",
-                    moved_to.display()
-                ),
-            };
-            out.line(line);
-        }
-        PodCommand::PostStart(a) => {
-            let cfg = pod::PostStartConfig {
-                target: LocalTarget {
-                    knot_socket: a.knot_socket,
-                    ..LocalTarget::default()
-                },
-                zones_dir: a.zones_dir,
-                values_files: vec![a.values],
-                timeout: Duration::from_secs(a.timeout_secs),
-                apply: ApplyOptions {
-                    force: a.force,
-                    ..ApplyOptions::default()
-                },
-            };
-            // The PID file is read for every line: knotd writes it only once it runs, and the
-            // hook starts together with knotd.
-            let (log_to, pid_file) = (a.log_to, a.log_to_pid_file);
-            let mut log = |line: String| {
-                let line = format!("dnsdhcp post-start: {line}");
-                let target = log_to.clone().or_else(|| {
-                    let pid = std::fs::read_to_string(pid_file.as_ref()?).ok()?;
-                    Some(PathBuf::from(format!("/proc/{}/fd/1", pid.trim())))
-                });
-                if let Some(p) = &target {
-                    pod::append_line(p, &line);
-                }
-                out.line(line);
-            };
-            if let Err(e) = probe::clear_post_start_state(&a.state_file) {
-                log(format!("warning: {}: {e}", a.state_file.display()));
-            }
-            let records = match pod::post_start(&cfg, &mut log) {
-                Ok(records) => records,
-                Err(e) => {
-                    log(format!("error: {e}"));
-                    return Ok(ExitCode::FAILURE);
-                }
-            };
-            let state = probe::PostStartState::new(records, a.on_merge_error);
-            if !state.ready {
-                log("the pod stays not Ready: postStart.onMergeError is `fail`".into());
-            }
-            if let Err(e) = state.write(&a.state_file) {
-                log(format!("warning: {}: {e}", a.state_file.display()));
-            }
-        }
+        } => init_leases(&kea_lease_file, kea_socket.as_deref(), out)?,
+        PodCommand::PostStart(a) => return Ok(post_start(a, out)),
         PodCommand::Probe(a) => out.line(run_probe(&a)?),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `pod receive-file`: stdin into the file, then a JSON line saying what was received.
+fn receive_file(a: ReceiveFileArgs, out: &mut Out) -> Result<()> {
+    let into_volume = a.into.is_some();
+    let dest = match a.into {
+        None => a.dest,
+        Some(ReceiveInto::ZonesDir) => a.zones_dir.join(&a.dest),
+        Some(ReceiveInto::LeaseDir) => a
+            .kea_lease_file
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .join(&a.dest),
+    };
+    kube::inpod::receive_file(&dest, a.size, &a.sha256, &mut kube::inpod::raw_stdin()?)?;
+    if into_volume {
+        pod::own_like_parent(&dest)?;
+    }
+    out.json_line(&kube::inpod::Received {
+        version: kube::inpod::FORMAT_VERSION,
+        path: dest.display().to_string(),
+        size: a.size,
+    })
+}
+
+/// `pod preflight`: what the restore needs, from stdin; this container's answer as JSON.
+fn run_preflight(a: PreflightArgs, out: &mut Out) -> Result<()> {
+    let needs: preflight::Needs =
+        kube::inpod::read_json(&mut kube::inpod::raw_stdin()?, a.needs_size).map_err(|e| {
+            anyhow::anyhow!("pod preflight: reading what the restore needs from stdin: {e}")
+        })?;
+    let target = LocalTarget {
+        knot_socket: a.knot_socket,
+        kea_socket: a.kea_socket,
+        kea_lease_file: a.kea_lease_file,
+        ..LocalTarget::default()
+    };
+    let places = preflight::Places {
+        zones_dir: a.stage_dir.unwrap_or(a.zones_dir),
+    };
+    out.json_line(&preflight::TargetCheck::run(&target, &needs, &places))
+}
+
+/// `pod init-zones --tsig-dir`: the DDNS key, generated once, then kept.
+fn init_tsig(dir: &Path, name: &str, algorithm: &str, out: &mut Out) -> Result<()> {
+    let what = match pod::init_tsig(dir, name, algorithm)? {
+        pod::TsigInit::Generated => "generated a new",
+        pod::TsigInit::Kept => "kept the",
+    };
+    out.line(format!(
+        "init-zones: {what} TSIG key {name} in {}",
+        dir.display()
+    ));
+    Ok(())
+}
+
+/// `pod init-zones`: the initial zone files copied where a zone has none.
+fn init_zones(initial_dir: &Path, zones_dir: &Path, out: &mut Out) -> Result<()> {
+    let copied = pod::init_zones(initial_dir, zones_dir)?;
+    if copied.is_empty() {
+        out.line(format!(
+            "init-zones: every zone already has a file in {}",
+            zones_dir.display()
+        ));
+    }
+    for p in copied {
+        out.line(format!("init-zones: created {}", p.display()));
+    }
+    Ok(())
+}
+
+/// `pod init-leases`: a staged lease archive restored into Kea's lease file.
+fn init_leases(kea_lease_file: &Path, kea_socket: Option<&Path>, out: &mut Out) -> Result<()> {
+    if let Some(dir) = kea_socket.and_then(|s| s.parent()) {
+        pod::prepare_socket_dir(dir)?;
+    }
+    let line = match pod::init_leases(kea_lease_file)? {
+        pod::LeasesInit::NothingToRestore => "init-leases: no archive to restore".into(),
+        pod::LeasesInit::Restored { leases } => {
+            format!(
+                "init-leases: restored {leases} lease(s) into {}",
+                kea_lease_file.display()
+            )
+        }
+        pod::LeasesInit::Completed => "init-leases: completed a restore interrupted earlier".into(),
+        pod::LeasesInit::Rejected { moved_to, reason } => format!(
+            "init-leases: error: archive rejected and moved to {}; leases unchanged: {reason}",
+            moved_to.display()
+        ),
+    };
+    out.line(line);
+    Ok(())
+}
+
+/// `pod post-start`: zones restored, static records merged, the readiness state written; every
+/// line also goes to knotd's log. Fails (exit 1) only when the merge could not run.
+fn post_start(a: PostStartArgs, out: &mut Out) -> ExitCode {
+    let cfg = pod::PostStartConfig {
+        target: LocalTarget {
+            knot_socket: a.knot_socket,
+            ..LocalTarget::default()
+        },
+        zones_dir: a.zones_dir,
+        values_files: vec![a.values],
+        timeout: Duration::from_secs(a.timeout_secs),
+        apply: ApplyOptions {
+            force: a.force,
+            ..ApplyOptions::default()
+        },
+    };
+    // The PID file is read for every line: knotd writes it only once it runs, and the hook
+    // starts together with knotd.
+    let (log_to, pid_file) = (a.log_to, a.log_to_pid_file);
+    let mut log = |line: String| {
+        let line = format!("dnsdhcp post-start: {line}");
+        let target = log_to.clone().or_else(|| {
+            let pid = std::fs::read_to_string(pid_file.as_ref()?).ok()?;
+            Some(PathBuf::from(format!("/proc/{}/fd/1", pid.trim())))
+        });
+        if let Some(p) = &target {
+            pod::append_line(p, &line);
+        }
+        out.line(line);
+    };
+    if let Err(e) = probe::clear_post_start_state(&a.state_file) {
+        log(format!("warning: {}: {e}", a.state_file.display()));
+    }
+    let records = match pod::post_start(&cfg, &mut log) {
+        Ok(records) => records,
+        Err(e) => {
+            log(format!("error: {e}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    let state = probe::PostStartState::new(records, a.on_merge_error);
+    if !state.ready {
+        log("the pod stays not Ready: postStart.onMergeError is `fail`".into());
+    }
+    if let Err(e) = state.write(&a.state_file) {
+        log(format!("warning: {}: {e}", a.state_file.display()));
+    }
+    ExitCode::SUCCESS
 }
 
 /// `pod probe`: asks the daemon; the line to print when it answered.
