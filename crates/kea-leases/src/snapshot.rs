@@ -442,145 +442,19 @@ pub struct Compacted<'a> {
 const CHUNK: u64 = 4 << 20;
 
 impl<'a> Compacted<'a> {
+    /// Reads every part's header, indexes the rows of every part on all cores, and keeps the
+    /// latest row per address.
     fn build(snapshot: &'a Snapshot) -> Result<Self, SnapshotError> {
         let parts = &snapshot.parts;
-        let mut headers = Vec::with_capacity(parts.len());
-        let mut header_lens = Vec::with_capacity(parts.len());
-        // The output header: that of the last part with one (the file Kea wrote itself).
-        let mut out_header: Option<Header> = None;
-        for p in parts {
-            let mut input = BufReader::with_capacity(4096, p.reader());
-            let mut line = Vec::new();
-            input
-                .read_until(b'\n', &mut line)
-                .map_err(io_err(&p.path))?;
-            header_lens.push(line.len() as u64);
-            let reader = LeaseReader::new(&line[..], &p.path)?;
-            if let Some(h) = reader.header() {
-                out_header = Some(h.clone());
-            }
-            headers.push(reader.header().cloned());
-        }
-        let header = out_header.unwrap_or_default();
-        // Rows are read as the running Kea reads them: with the schema of the header it wrote.
-        let headers: Vec<Option<Header>> = headers
-            .into_iter()
-            .map(|h| h.map(|h| h.read_by_kea_columns(header.kea_columns())))
-            .collect();
-        let reserialize: Vec<bool> = headers
-            .iter()
-            .map(|h| h.as_ref().is_some_and(|h| *h != header))
-            .collect();
-
-        // Split every part's rows into pieces that start at line boundaries.
-        let mut pieces = Vec::new();
-        for (pi, p) in parts.iter().enumerate() {
-            if headers[pi].is_none() {
-                continue;
-            }
-            let mut start = header_lens[pi];
-            while start < p.len {
-                let mut end = (start + PIECE).min(p.len);
-                if end < p.len {
-                    end = next_line_start(p, end).map_err(io_err(&p.path))?;
-                }
-                pieces.push(Piece {
-                    part: pi,
-                    start,
-                    end,
-                });
-                start = end;
-            }
-        }
-
-        // Parse pieces on all cores; each piece is independent.
-        let threads = thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(pieces.len().max(1));
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let mut results: Vec<Option<Result<PieceResult, SnapshotError>>> =
-            (0..pieces.len()).map(|_| None).collect();
-        let headers_ref = &headers;
-        let reserialize_ref = &reserialize;
-        let header_ref = &header;
-        let pieces_ref = &pieces;
-        let collected: Vec<Vec<(usize, Result<PieceResult, SnapshotError>)>> =
-            thread::scope(|scope| {
-                let handles: Vec<_> = (0..threads)
-                    .map(|_| {
-                        scope.spawn(|| {
-                            let mut done = Vec::new();
-                            loop {
-                                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                                let Some(piece) = pieces_ref.get(k) else {
-                                    break;
-                                };
-                                let pi = piece.part;
-                                let r = index_piece(
-                                    &parts[pi],
-                                    piece,
-                                    headers_ref[pi]
-                                        .as_ref()
-                                        .expect("piece of a part with header"),
-                                    reserialize_ref[pi].then_some(header_ref),
-                                );
-                                done.push((k, r));
-                            }
-                            done
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("index thread panicked"))
-                    .collect()
-            });
-        for (k, r) in collected.into_iter().flatten() {
-            results[k] = Some(r);
-        }
-
-        // Merge in load order: fix line numbers, gather entries and errors. Each piece's
-        // entries are freed as soon as they are moved, so the peak stays near one index.
-        let total: usize = results
-            .iter()
-            .map(|r| match r {
-                Some(Ok(r)) => r.entries.len(),
-                _ => 0,
-            })
-            .sum();
-        let mut index = Vec::with_capacity(total);
-        let mut errors = Vec::new();
-        let mut rows = 0;
-        let mut line_base = vec![1u64; parts.len()];
-        for (piece, r) in pieces.iter().zip(results) {
-            let r = r.expect("every piece indexed")?;
-            let base = line_base[piece.part];
-            errors.extend(r.errors.into_iter().map(|mut e| {
-                e.line += base + 1;
-                e
-            }));
-            line_base[piece.part] += r.lines;
-            rows += r.rows;
-            index.extend_from_slice(&r.entries);
-        }
-
-        // Later rows (part, offset) win per address; deletions remove. Deduplicated in place.
-        index.sort_unstable_by_key(|e| (e.addr, e.packed & ORDER_MASK));
-        let mut kept = 0;
-        let mut k = 0;
-        while k < index.len() {
-            let mut last = k;
-            while last + 1 < index.len() && index[last + 1].addr == index[k].addr {
-                last += 1;
-            }
-            if !index[last].deleted() {
-                index[kept] = index[last];
-                kept += 1;
-            }
-            k = last + 1;
-        }
-        index.truncate(kept);
-        index.shrink_to_fit();
+        let Headers {
+            output: header,
+            parts: headers,
+            lens,
+        } = read_headers(parts)?;
+        let pieces = split_pieces(parts, &headers, &lens)?;
+        let results = index_pieces(parts, &pieces, &headers, &header);
+        let (mut index, errors, rows) = merge_pieces(parts.len(), &pieces, results)?;
+        keep_latest(&mut index);
         Ok(Self {
             snapshot,
             header,
@@ -787,6 +661,179 @@ impl Read for CompactedReader<'_, '_> {
         self.pos += n;
         Ok(n)
     }
+}
+
+/// Every part's header, as the running Kea reads them.
+struct Headers {
+    /// The output header: that of the last part with one (the file Kea wrote itself).
+    output: Header,
+    /// Each part's header, read with the output's columns.
+    parts: Vec<Option<Header>>,
+    /// Each part's header line length.
+    lens: Vec<u64>,
+}
+
+fn read_headers(parts: &[Part]) -> Result<Headers, SnapshotError> {
+    let mut headers = Vec::with_capacity(parts.len());
+    let mut header_lens = Vec::with_capacity(parts.len());
+    let mut out_header: Option<Header> = None;
+    for p in parts {
+        let mut input = BufReader::with_capacity(4096, p.reader());
+        let mut line = Vec::new();
+        input
+            .read_until(b'\n', &mut line)
+            .map_err(io_err(&p.path))?;
+        header_lens.push(line.len() as u64);
+        let reader = LeaseReader::new(&line[..], &p.path)?;
+        if let Some(h) = reader.header() {
+            out_header = Some(h.clone());
+        }
+        headers.push(reader.header().cloned());
+    }
+    let header = out_header.unwrap_or_default();
+    // Rows are read as the running Kea reads them: with the schema of the header it wrote.
+    let headers = headers
+        .into_iter()
+        .map(|h| h.map(|h| h.read_by_kea_columns(header.kea_columns())))
+        .collect();
+    Ok(Headers {
+        output: header,
+        parts: headers,
+        lens: header_lens,
+    })
+}
+
+/// Every part's rows (after its header) cut into pieces of about [`PIECE`] bytes that start
+/// at line boundaries; parts without a header have no rows.
+fn split_pieces(
+    parts: &[Part],
+    headers: &[Option<Header>],
+    header_lens: &[u64],
+) -> Result<Vec<Piece>, SnapshotError> {
+    let mut pieces = Vec::new();
+    for (pi, p) in parts.iter().enumerate() {
+        if headers[pi].is_none() {
+            continue;
+        }
+        let mut start = header_lens[pi];
+        while start < p.len {
+            let mut end = (start + PIECE).min(p.len);
+            if end < p.len {
+                end = next_line_start(p, end).map_err(io_err(&p.path))?;
+            }
+            pieces.push(Piece {
+                part: pi,
+                start,
+                end,
+            });
+            start = end;
+        }
+    }
+    Ok(pieces)
+}
+
+/// Indexes the pieces on all cores (each is independent); the results in piece order. A row
+/// of a part whose header differs from `header` is measured as written with `header`.
+fn index_pieces(
+    parts: &[Part],
+    pieces: &[Piece],
+    headers: &[Option<Header>],
+    header: &Header,
+) -> Vec<Result<PieceResult, SnapshotError>> {
+    let reserialize: Vec<bool> = headers
+        .iter()
+        .map(|h| h.as_ref().is_some_and(|h| h != header))
+        .collect();
+    let threads = thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(pieces.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let index_next = || {
+        let mut done = Vec::new();
+        loop {
+            let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(piece) = pieces.get(k) else {
+                break;
+            };
+            let pi = piece.part;
+            let part_header = headers[pi].as_ref().expect("piece of a part with header");
+            let r = index_piece(
+                &parts[pi],
+                piece,
+                part_header,
+                reserialize[pi].then_some(header),
+            );
+            done.push((k, r));
+        }
+        done
+    };
+    let collected: Vec<Vec<(usize, Result<PieceResult, SnapshotError>)>> = thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads).map(|_| scope.spawn(index_next)).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("index thread panicked"))
+            .collect()
+    });
+    let mut results: Vec<Option<Result<PieceResult, SnapshotError>>> =
+        (0..pieces.len()).map(|_| None).collect();
+    for (k, r) in collected.into_iter().flatten() {
+        results[k] = Some(r);
+    }
+    results
+        .into_iter()
+        .map(|r| r.expect("every piece indexed"))
+        .collect()
+}
+
+/// The pieces' results merged in load order: (entries, errors with their line numbers in
+/// their part, rows). Each piece's entries are freed as soon as they are moved, so the peak
+/// stays near one index.
+fn merge_pieces(
+    part_count: usize,
+    pieces: &[Piece],
+    results: Vec<Result<PieceResult, SnapshotError>>,
+) -> Result<(Vec<Entry>, Vec<RowError>, u64), SnapshotError> {
+    let total: usize = results
+        .iter()
+        .map(|r| r.as_ref().map_or(0, |r| r.entries.len()))
+        .sum();
+    let mut index = Vec::with_capacity(total);
+    let mut errors = Vec::new();
+    let mut rows = 0;
+    let mut line_base = vec![1u64; part_count];
+    for (piece, r) in pieces.iter().zip(results) {
+        let r = r?;
+        let base = line_base[piece.part];
+        errors.extend(r.errors.into_iter().map(|mut e| {
+            e.line += base + 1;
+            e
+        }));
+        line_base[piece.part] += r.lines;
+        rows += r.rows;
+        index.extend_from_slice(&r.entries);
+    }
+    Ok((index, errors, rows))
+}
+
+/// Keeps the latest row per address (the later part and offset wins) unless it deletes the
+/// lease; deduplicated in place.
+fn keep_latest(index: &mut Vec<Entry>) {
+    index.sort_unstable_by_key(|e| (e.addr, e.packed & ORDER_MASK));
+    let mut kept = 0;
+    let mut k = 0;
+    while k < index.len() {
+        let mut last = k;
+        while last + 1 < index.len() && index[last + 1].addr == index[k].addr {
+            last += 1;
+        }
+        if !index[last].deleted() {
+            index[kept] = index[last];
+            kept += 1;
+        }
+        k = last + 1;
+    }
+    index.truncate(kept);
+    index.shrink_to_fit();
 }
 
 /// The offset just after the first line feed at or after `pos` (or the part's end).
