@@ -61,6 +61,26 @@ struct Grouped {
 /// Validates `values` into the desired state. Every problem is reported at once.
 pub fn validate(values: &Values) -> Result<Desired, RecordsError> {
     let mut diags: Vec<Diagnostic> = Vec::new();
+    let zones = check_zones(values, &mut diags);
+    if zones.is_empty() {
+        if let Some(first) = values.records.first() {
+            diags.push(values.diagnostic(
+                first.pos(),
+                "static records are declared but `zones` is empty",
+            ));
+        }
+        return finish(diags, Desired::default());
+    }
+    let zone_names: Vec<DName> = zones.iter().map(|z| z.name.clone()).collect();
+    let (items, notes) = parse_all(values, &zones, &zone_names, &mut diags);
+    let (desired, cnames) = group(values, &zones, items, notes, &mut diags);
+    check_cnames(values, &desired, cnames, &mut diags);
+    finish(diags, desired)
+}
+
+/// The `zones` list: each zone's name, default TTL and ownership owner; a diagnostic for
+/// each entry that is not a usable zone.
+fn check_zones(values: &Values, diags: &mut Vec<Diagnostic>) -> Vec<ZoneInfo> {
     let mut zones: Vec<ZoneInfo> = Vec::new();
     for z in &values.zones {
         let name = match parse_abs_name(&z.name) {
@@ -114,19 +134,17 @@ pub fn validate(values: &Values) -> Result<Desired, RecordsError> {
             reserved,
         });
     }
-    let zone_names: Vec<DName> = zones.iter().map(|z| z.name.clone()).collect();
+    zones
+}
 
-    if zones.is_empty() {
-        if let Some(first) = values.records.first() {
-            diags.push(values.diagnostic(
-                first.pos(),
-                "static records are declared but `zones` is empty",
-            ));
-        }
-        return finish(diags, Desired::default());
-    }
-
-    // Each entry on its own: parsed on every CPU, the problems kept in entry order.
+/// Each entry on its own: parsed on every CPU, the problems kept in entry order. Returns the
+/// records that passed and the notes (PTRs not derived).
+fn parse_all(
+    values: &Values,
+    zones: &[ZoneInfo],
+    zone_names: &[DName],
+    diags: &mut Vec<Diagnostic>,
+) -> (Vec<Item>, Vec<String>) {
     let reverse_zones: Vec<DName> = zone_names
         .iter()
         .filter(|z| is_reverse_zone(z))
@@ -134,8 +152,8 @@ pub fn validate(values: &Values) -> Result<Desired, RecordsError> {
         .collect();
     let ctx = ParseContext {
         values,
-        zones: &zones,
-        zone_names: &zone_names,
+        zones,
+        zone_names,
         reverse_zones: &reverse_zones,
     };
     let parts = super::par::map(super::par::chunks(&values.records, 4096), |entries| {
@@ -148,9 +166,19 @@ pub fn validate(values: &Values) -> Result<Desired, RecordsError> {
         diags.extend(part_diags);
         notes.extend(part_notes);
     }
+    (items, notes)
+}
 
-    // Into RRsets: every zone on its own thread (its own records, then the PTRs derived into
-    // it), sorted there too; one TTL per RRset.
+/// The parsed records into RRsets: every zone on its own thread (its own records, then the
+/// PTRs derived into it), sorted there too; one TTL per RRset. Returns the desired state and
+/// every CNAME RRset's zone, key and first position.
+fn group(
+    values: &Values,
+    zones: &[ZoneInfo],
+    mut items: Vec<Item>,
+    notes: Vec<String>,
+    diags: &mut Vec<Diagnostic>,
+) -> (Desired, Vec<(usize, RrsetKey, Pos)>) {
     let mut by_zone: Vec<ZoneItems> = zones.iter().map(|_| ZoneItems::default()).collect();
     for (i, it) in items.iter_mut().enumerate() {
         let i = u32::try_from(i).expect("fewer than 2^32 records");
@@ -164,14 +192,14 @@ pub fn validate(values: &Values) -> Result<Desired, RecordsError> {
     drop(items);
     let files: Arc<[PathBuf]> = values.paths().into();
     let mut ttl_diags = Vec::new();
-    let mut cname_pos = Vec::new();
+    let mut cnames = Vec::new();
     let mut desired = Desired {
         zones: Vec::with_capacity(zones.len()),
         notes,
     };
     for (zi, (z, g)) in zones.iter().zip(grouped).enumerate() {
         ttl_diags.extend(g.diags);
-        cname_pos.extend(g.cnames.into_iter().map(|(key, pos)| (zi, key, pos)));
+        cnames.extend(g.cnames.into_iter().map(|(key, pos)| (zi, key, pos)));
         desired.zones.push(DesiredZone {
             name: z.name.clone(),
             rrsets: g.rrsets,
@@ -180,9 +208,17 @@ pub fn validate(values: &Values) -> Result<Desired, RecordsError> {
     }
     ttl_diags.sort_by_key(|(i, _)| *i);
     diags.extend(ttl_diags.into_iter().map(|(_, d)| d));
+    (desired, cnames)
+}
 
-    // CNAME and other data: never at the same owner; at most one CNAME record.
-    for (zi, key, pos) in cname_pos {
+/// CNAME and other data: never at the same owner; at most one CNAME record.
+fn check_cnames(
+    values: &Values,
+    desired: &Desired,
+    cnames: Vec<(usize, RrsetKey, Pos)>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    for (zi, key, pos) in cnames {
         let zone = &desired.zones[zi];
         let others: Vec<String> = zone
             .rrsets
@@ -205,7 +241,6 @@ pub fn validate(values: &Values) -> Result<Desired, RecordsError> {
             diags.push(values.diagnostic(pos, format!("{owner} has more than one CNAME record")));
         }
     }
-    finish(diags, desired)
 }
 
 /// Parses and checks `entries` one by one: the records that pass, and a diagnostic for each
