@@ -153,117 +153,67 @@ pub(crate) fn scan(
         archive: archive.to_owned(),
         source,
     };
-    let reject = |entry: &str, reason: String| ArchiveError::Rejected {
-        archive: archive.to_owned(),
-        entry: entry.to_owned(),
-        reason,
-    };
     let mut ar = open(archive)?;
     let mut entries = Vec::new();
     let mut manifest = None;
-    let mut seen: HashSet<String> = HashSet::new();
-    let mut files: HashSet<String> = HashSet::new();
-    let mut parents: HashSet<String> = HashSet::new();
-    let mut count = 0u64;
-    let mut total = 0u64;
-    {
-        let iter = ar.entries().map_err(corrupt)?;
-        for entry in iter {
-            let mut entry = entry.map_err(corrupt)?;
-            let raw = entry.path_bytes().into_owned();
-            let shown = String::from_utf8_lossy(&raw).into_owned();
-            count += 1;
-            if count > limits.max_entries {
-                return Err(reject(
-                    &shown,
-                    format!("more than {} entries", limits.max_entries),
-                ));
-            }
-            let kind = match entry.header().entry_type() {
-                tar::EntryType::Regular => Kind::File,
-                tar::EntryType::Directory => Kind::Dir,
-                other => {
-                    return Err(reject(
-                        &shown,
-                        format!("entry type {other:?} is not a regular file or directory"),
-                    ));
-                }
-            };
-            let path = normalize_path(&raw).map_err(|r| reject(&shown, r))?;
-            if path.is_empty() {
-                if kind == Kind::Dir {
-                    continue; // "./": the archive root itself
-                }
-                return Err(reject(&shown, "file entry with an empty path".into()));
-            }
-            if !seen.insert(path.clone()) {
-                return Err(reject(&shown, "duplicate path".into()));
-            }
-            // A file may not sit where another entry needs a directory, nor the reverse.
-            if parents.contains(&path) && kind == Kind::File {
-                return Err(reject(&shown, "file where a directory is needed".into()));
-            }
-            let mut prefix = path.as_str();
-            while let Some(i) = prefix.rfind('/') {
-                prefix = &prefix[..i];
-                if files.contains(prefix) {
-                    return Err(reject(&shown, format!("parent {prefix:?} is a file")));
-                }
-                if !parents.insert(prefix.to_owned()) {
-                    break;
-                }
-            }
-            let mode = entry.header().mode().map_err(corrupt)? & 0o777;
-            let size = entry.size();
-            if kind == Kind::Dir {
-                entries.push(ScannedEntry {
-                    path,
-                    kind,
-                    size: 0,
-                    sha256: String::new(),
-                    mode,
-                });
-                continue;
-            }
-            files.insert(path.clone());
-            if path == MANIFEST_NAME {
-                if size > limits.max_manifest_size {
-                    return Err(reject(
-                        &shown,
-                        format!("manifest larger than {} bytes", limits.max_manifest_size),
-                    ));
-                }
-                let mut buf = Vec::with_capacity(size as usize);
-                entry.read_to_end(&mut buf).map_err(corrupt)?;
-                manifest = Some(parse_manifest(archive, &buf)?);
-                continue;
-            }
-            if size > limits.max_file_size {
-                return Err(reject(
-                    &shown,
-                    format!(
-                        "size {size} exceeds the per-file limit {}",
-                        limits.max_file_size
-                    ),
-                ));
-            }
-            total += size;
-            if total > limits.max_total_size {
-                return Err(reject(
-                    &shown,
-                    format!("total size exceeds the limit {}", limits.max_total_size),
-                ));
-            }
-            let mut hashing = HashingReader::new(&mut entry);
-            on_file(&path, size, mode, &mut hashing)?;
-            io::copy(&mut hashing, &mut io::sink()).map_err(corrupt)?;
-            let (n, sha256) = hashing.finish();
-            if n != size {
-                return Err(corrupt(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("entry {shown:?} is truncated ({n} of {size} bytes)"),
+    let mut layout = Layout::default();
+    let mut budget = Budget {
+        limits,
+        count: 0,
+        total: 0,
+    };
+    for entry in ar.entries().map_err(corrupt)? {
+        let mut entry = entry.map_err(corrupt)?;
+        let raw = entry.path_bytes().into_owned();
+        let shown = String::from_utf8_lossy(&raw).into_owned();
+        let reject = |reason: String| ArchiveError::Rejected {
+            archive: archive.to_owned(),
+            entry: shown.clone(),
+            reason,
+        };
+        budget.count_entry().map_err(reject)?;
+        let kind = match entry.header().entry_type() {
+            tar::EntryType::Regular => Kind::File,
+            tar::EntryType::Directory => Kind::Dir,
+            other => {
+                return Err(reject(format!(
+                    "entry type {other:?} is not a regular file or directory"
                 )));
             }
+        };
+        let path = normalize_path(&raw).map_err(reject)?;
+        if path.is_empty() {
+            if kind == Kind::Dir {
+                continue; // "./": the archive root itself
+            }
+            return Err(reject("file entry with an empty path".into()));
+        }
+        layout.place(&path, kind).map_err(reject)?;
+        let mode = entry.header().mode().map_err(corrupt)? & 0o777;
+        let size = entry.size();
+        if kind == Kind::Dir {
+            entries.push(ScannedEntry {
+                path,
+                kind,
+                size: 0,
+                sha256: String::new(),
+                mode,
+            });
+        } else if path == MANIFEST_NAME {
+            if size > limits.max_manifest_size {
+                return Err(reject(format!(
+                    "manifest larger than {} bytes",
+                    limits.max_manifest_size
+                )));
+            }
+            let mut buf = Vec::with_capacity(size as usize);
+            entry.read_to_end(&mut buf).map_err(corrupt)?;
+            manifest = Some(parse_manifest(archive, &buf)?);
+        } else {
+            budget.add_file(size).map_err(reject)?;
+            let mut hashing = HashingReader::new(&mut entry);
+            on_file(&path, size, mode, &mut hashing)?;
+            let sha256 = finish_hashing(hashing, size, &shown).map_err(corrupt)?;
             entries.push(ScannedEntry {
                 path,
                 kind,
@@ -277,6 +227,94 @@ pub(crate) fn scan(
     let mut rest = ar.into_inner();
     io::copy(&mut rest, &mut io::sink()).map_err(corrupt)?;
     Ok(Scan { entries, manifest })
+}
+
+/// Reads the rest of a file entry that `on_file` left and returns its SHA-256; an entry that
+/// ends before its announced size is truncated.
+fn finish_hashing<R: Read>(
+    mut hashing: HashingReader<R>,
+    size: u64,
+    shown: &str,
+) -> io::Result<String> {
+    io::copy(&mut hashing, &mut io::sink())?;
+    let (n, sha256) = hashing.finish();
+    if n != size {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("entry {shown:?} is truncated ({n} of {size} bytes)"),
+        ));
+    }
+    Ok(sha256)
+}
+
+/// The paths seen so far: each once, and no file where another entry needs a directory (nor
+/// the reverse).
+#[derive(Default)]
+struct Layout {
+    seen: HashSet<String>,
+    files: HashSet<String>,
+    parents: HashSet<String>,
+}
+
+impl Layout {
+    /// Takes `path` (normalized, not empty) as a `kind`, or says why it cannot be.
+    fn place(&mut self, path: &str, kind: Kind) -> Result<(), String> {
+        if !self.seen.insert(path.to_owned()) {
+            return Err("duplicate path".into());
+        }
+        if self.parents.contains(path) && kind == Kind::File {
+            return Err("file where a directory is needed".into());
+        }
+        let mut prefix = path;
+        while let Some(i) = prefix.rfind('/') {
+            prefix = &prefix[..i];
+            if self.files.contains(prefix) {
+                return Err(format!("parent {prefix:?} is a file"));
+            }
+            if !self.parents.insert(prefix.to_owned()) {
+                break;
+            }
+        }
+        if kind == Kind::File {
+            self.files.insert(path.to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// The entry count and the files' total size, against the limits.
+struct Budget<'l> {
+    limits: &'l Limits,
+    count: u64,
+    total: u64,
+}
+
+impl Budget<'_> {
+    fn count_entry(&mut self) -> Result<(), String> {
+        self.count += 1;
+        if self.count > self.limits.max_entries {
+            return Err(format!("more than {} entries", self.limits.max_entries));
+        }
+        Ok(())
+    }
+
+    /// A file of `size` bytes (not the manifest): within the per-file and total limits.
+    fn add_file(&mut self, size: u64) -> Result<(), String> {
+        if size > self.limits.max_file_size {
+            return Err(format!(
+                "size {size} exceeds the per-file limit {}",
+                self.limits.max_file_size
+            ));
+        }
+        self.total += size;
+        if self.total > self.limits.max_total_size {
+            return Err(format!(
+                "total size exceeds the limit {}",
+                self.limits.max_total_size
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Parses a manifest's JSON, refusing formats newer than [`FORMAT_VERSION`].
