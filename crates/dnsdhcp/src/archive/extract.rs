@@ -78,6 +78,28 @@ pub fn extract(
         });
     }
     // Pass 1: check everything.
+    let scan = check(archive, opts)?;
+    // Pass 2: write into a fresh directory beside dest; it is removed on any error.
+    let tmp = sibling_dir(dest, "extract")?;
+    let root = tmp.path().to_owned();
+    let (files, dirs) = write_entries(archive, &scan, &root)?;
+    if files.len() != scan.files().len() {
+        return Err(changed(archive, "(file count)"));
+    }
+    set_dir_modes(dirs)?;
+    sync_tree(&root)?;
+    fs::set_permissions(&root, Permissions::from_mode(opts.root_mode & 0o777)).at(&root)?;
+
+    publish_dir(tmp, dest, opts.mode)?;
+    Ok(Extracted {
+        dest: dest.to_owned(),
+        manifest: scan.manifest,
+        files,
+    })
+}
+
+/// Reads and checks every entry of `archive`, and its manifest against them.
+fn check(archive: &Path, opts: &ExtractOptions) -> Result<scan::Scan, ArchiveError> {
     let scan = scan::scan(archive, &opts.limits, |_, _, _, _| Ok(()))?;
     match &scan.manifest {
         Some(m) => scan::check_manifest(archive, &scan, m)?,
@@ -89,102 +111,124 @@ pub fn extract(
         }
         None => {}
     }
-    let expected: HashMap<&str, &scan::ScannedEntry> =
-        scan.entries.iter().map(|e| (e.path.as_str(), e)).collect();
+    Ok(scan)
+}
 
-    // Pass 2: write into a fresh directory beside dest; it is removed on any error.
-    let tmp = sibling_dir(dest, "extract")?;
-    let root = tmp.path().to_owned();
-    let mut files = Vec::new();
-    let mut dirs: Vec<(PathBuf, u32)> = Vec::new();
-    let changed = |what: &str| ArchiveError::Checksum {
+/// An entry that differs from what the first pass checked.
+fn changed(archive: &Path, what: &str) -> ArchiveError {
+    ArchiveError::Checksum {
         archive: archive.to_owned(),
         member: what.to_owned(),
         reason: "the archive changed between checking and extracting".into(),
+    }
+}
+
+/// A directory extracted, and the permission bits the archive gives it.
+type MadeDir = (PathBuf, u32);
+
+/// Writes every entry of `archive` under `root`, each as the first pass found it. Returns the
+/// files written and the directories made (with their archived modes, set later).
+fn write_entries(
+    archive: &Path,
+    scan: &scan::Scan,
+    root: &Path,
+) -> Result<(Vec<FileEntry>, Vec<MadeDir>), ArchiveError> {
+    let expected: HashMap<&str, &scan::ScannedEntry> =
+        scan.entries.iter().map(|e| (e.path.as_str(), e)).collect();
+    let mut files = Vec::new();
+    let mut dirs: Vec<MadeDir> = Vec::new();
+    let mut ar = scan::open(archive)?;
+    let corrupt = |source: io::Error| ArchiveError::Corrupt {
+        archive: archive.to_owned(),
+        source,
     };
-    {
-        let mut ar = scan::open(archive)?;
-        let corrupt = |source: io::Error| ArchiveError::Corrupt {
-            archive: archive.to_owned(),
-            source,
+    for entry in ar.entries().map_err(corrupt)? {
+        let mut entry = entry.map_err(corrupt)?;
+        let raw = entry.path_bytes().into_owned();
+        let path =
+            normalize_path(&raw).map_err(|_| changed(archive, &String::from_utf8_lossy(&raw)))?;
+        if path.is_empty() || path == MANIFEST_NAME {
+            continue;
+        }
+        let Some(exp) = expected.get(path.as_str()) else {
+            return Err(changed(archive, &path));
         };
-        for entry in ar.entries().map_err(corrupt)? {
-            let mut entry = entry.map_err(corrupt)?;
-            let raw = entry.path_bytes().into_owned();
-            let path = normalize_path(&raw).map_err(|_| changed(&String::from_utf8_lossy(&raw)))?;
-            if path.is_empty() || path == MANIFEST_NAME {
-                continue;
+        let target = root.join(&path);
+        let entry_type = entry.header().entry_type();
+        match exp.kind {
+            Kind::Dir => {
+                if entry_type != tar::EntryType::Directory {
+                    return Err(changed(archive, &path));
+                }
+                mkdirs(&target)?;
+                dirs.push((target, exp.mode));
             }
-            let Some(exp) = expected.get(path.as_str()) else {
-                return Err(changed(&path));
-            };
-            let target = root.join(&path);
-            match exp.kind {
-                Kind::Dir => {
-                    if entry.header().entry_type() != tar::EntryType::Directory {
-                        return Err(changed(&path));
-                    }
-                    mkdirs(&target)?;
-                    dirs.push((target, exp.mode));
+            Kind::File => {
+                if entry_type != tar::EntryType::Regular || entry.size() != exp.size {
+                    return Err(changed(archive, &path));
                 }
-                Kind::File => {
-                    if entry.header().entry_type() != tar::EntryType::Regular
-                        || entry.size() != exp.size
-                    {
-                        return Err(changed(&path));
-                    }
-                    mkdirs(parent_dir(&target))?;
-                    let mut out = OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .mode(0o600)
-                        .open(&target)
-                        .at(&target)?;
-                    let mut hashing = HashingReader::new((&mut entry).take(exp.size));
-                    let mut buf = vec![0u8; 64 << 10];
-                    loop {
-                        let n = hashing.read(&mut buf).map_err(corrupt)?;
-                        if n == 0 {
-                            break;
-                        }
-                        out.write_all(&buf[..n]).at(&target)?;
-                    }
-                    let (n, sha256) = hashing.finish();
-                    if n != exp.size || sha256 != exp.sha256 {
-                        return Err(changed(&path));
-                    }
-                    out.set_permissions(Permissions::from_mode(file_mode(exp.mode)))
-                        .at(&target)?;
-                    out.sync_all().at(&target)?;
-                    files.push(FileEntry {
-                        path,
-                        size: n,
-                        sha256,
-                    });
-                }
+                let sha256 = write_file(&mut entry, exp, &target, archive, &path)?;
+                files.push(FileEntry {
+                    path,
+                    size: exp.size,
+                    sha256,
+                });
             }
         }
-        let mut rest = ar.into_inner();
-        io::copy(&mut rest, &mut io::sink()).map_err(corrupt)?;
     }
-    if files.len() != scan.files().len() {
-        return Err(changed("(file count)"));
+    let mut rest = ar.into_inner();
+    io::copy(&mut rest, &mut io::sink()).map_err(corrupt)?;
+    Ok((files, dirs))
+}
+
+/// Writes the file entry `path` of `archive` to `target` (new, owner-only until done),
+/// checks its digest against the first pass's, sets its mode and makes it durable. Returns
+/// its SHA-256.
+fn write_file(
+    entry: &mut impl Read,
+    exp: &scan::ScannedEntry,
+    target: &Path,
+    archive: &Path,
+    path: &str,
+) -> Result<String, ArchiveError> {
+    mkdirs(parent_dir(target))?;
+    let mut out = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(target)
+        .at(target)?;
+    let mut hashing = HashingReader::new(entry.take(exp.size));
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let n = hashing
+            .read(&mut buf)
+            .map_err(|source| ArchiveError::Corrupt {
+                archive: archive.to_owned(),
+                source,
+            })?;
+        if n == 0 {
+            break;
+        }
+        out.write_all(&buf[..n]).at(target)?;
     }
-    // Directory modes last (a read-only directory must still receive its files), deepest first,
-    // then make every directory's entries durable.
+    let (n, sha256) = hashing.finish();
+    if n != exp.size || sha256 != exp.sha256 {
+        return Err(changed(archive, path));
+    }
+    out.set_permissions(Permissions::from_mode(file_mode(exp.mode)))
+        .at(target)?;
+    out.sync_all().at(target)?;
+    Ok(sha256)
+}
+
+/// Directory modes last (a read-only directory must still receive its files), deepest first.
+fn set_dir_modes(mut dirs: Vec<MadeDir>) -> Result<(), ArchiveError> {
     dirs.sort_by(|a, b| b.0.cmp(&a.0));
     for (dir, mode) in &dirs {
         fs::set_permissions(dir, Permissions::from_mode((mode & 0o755) | 0o700)).at(dir)?;
     }
-    sync_tree(&root)?;
-    fs::set_permissions(&root, Permissions::from_mode(opts.root_mode & 0o777)).at(&root)?;
-
-    publish_dir(tmp, dest, opts.mode)?;
-    Ok(Extracted {
-        dest: dest.to_owned(),
-        manifest: scan.manifest,
-        files,
-    })
+    Ok(())
 }
 
 /// Permission bits for an extracted file: the archive's, owner read/write forced, no
