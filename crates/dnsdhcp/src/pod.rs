@@ -12,6 +12,7 @@
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -275,7 +276,15 @@ pub fn post_start(
         "knot answers on {}",
         cfg.target.knot_socket.display()
     ));
+    abort_open_transactions(&mut client, log);
+    restore_staged_zones(&mut client, &cfg.zones_dir, log)?;
+    let records = merge_static_records(&mut client, cfg, log);
+    wait_for_zones(&mut client, cfg.timeout, log)?;
+    Ok(records)
+}
 
+/// Aborts the transactions an earlier run left open; problems are logged.
+fn abort_open_transactions(client: &mut knot_ctl::Client<UnixStream>, log: &mut dyn FnMut(String)) {
     match client.open_transactions(None) {
         Ok(zones) => {
             for zone in zones {
@@ -287,8 +296,16 @@ pub fn post_start(
         }
         Err(e) => log(format!("warning: cannot list open transactions: {e}")),
     }
+}
 
-    let archive = cfg.zones_dir.join(ZONES_ARCHIVE);
+/// Restores `zones.tar.gz` from the zones volume when present, then removes it; an archive at
+/// fault is moved aside, one this Knot cannot take is left for the next start (both logged).
+fn restore_staged_zones(
+    client: &mut knot_ctl::Client<UnixStream>,
+    zones_dir: &Path,
+    log: &mut dyn FnMut(String),
+) -> Result<(), PodError> {
+    let archive = zones_dir.join(ZONES_ARCHIVE);
     let readable = fs::File::open(&archive);
     if let Err(e) = &readable
         && archive.exists()
@@ -301,7 +318,7 @@ pub fn post_start(
         ));
     } else if readable.is_ok() {
         log(format!("restoring zones from {}", archive.display()));
-        match restore_zones_archive(&mut client, &archive, &cfg.zones_dir, log) {
+        match restore_zones_archive(client, &archive, zones_dir, log) {
             Ok(()) => {
                 fs::remove_file(&archive).map_err(io_at(&archive))?;
                 log(format!("zones restored; removed {}", archive.display()));
@@ -319,39 +336,51 @@ pub fn post_start(
             )),
         }
     }
+    Ok(())
+}
 
+/// Merges the static records of the values files that exist; the plan applied is logged.
+fn merge_static_records(
+    client: &mut knot_ctl::Client<UnixStream>,
+    cfg: &PostStartConfig,
+    log: &mut dyn FnMut(String),
+) -> RecordsMerge {
     let files: Vec<&PathBuf> = cfg.values_files.iter().filter(|p| p.exists()).collect();
-    let records = if files.is_empty() {
+    if files.is_empty() {
         log("no values file; no static records to merge".into());
-        RecordsMerge::NoValues
-    } else {
-        let connect = || cfg.target.knot();
-        let merged = records::load_values(&files).and_then(|values| {
-            records::apply_values(&mut client, Some(&connect), values, &cfg.apply)
-        });
-        match merged {
-            Ok(outcome) => {
-                let changes: usize = outcome.plan.zones.iter().map(|z| z.changes.len()).sum();
-                log(format!(
-                    "static records merged: {changes} RRset change(s), {} zone(s) committed",
-                    outcome.committed.len()
-                ));
-                for line in records::render_plan(&outcome.plan, false).lines() {
-                    log(format!("  {line}"));
-                }
-                RecordsMerge::Merged { changes }
+        return RecordsMerge::NoValues;
+    }
+    let connect = || cfg.target.knot();
+    let merged = records::load_values(&files)
+        .and_then(|values| records::apply_values(client, Some(&connect), values, &cfg.apply));
+    match merged {
+        Ok(outcome) => {
+            let changes: usize = outcome.plan.zones.iter().map(|z| z.changes.len()).sum();
+            log(format!(
+                "static records merged: {changes} RRset change(s), {} zone(s) committed",
+                outcome.committed.len()
+            ));
+            for line in records::render_plan(&outcome.plan, false).lines() {
+                log(format!("  {line}"));
             }
-            Err(e) => {
-                log(format!("error: static records NOT merged: {e}"));
-                RecordsMerge::Failed {
-                    error: e.to_string(),
-                }
+            RecordsMerge::Merged { changes }
+        }
+        Err(e) => {
+            log(format!("error: static records NOT merged: {e}"));
+            RecordsMerge::Failed {
+                error: e.to_string(),
             }
         }
-    };
+    }
+}
 
-    // The zones must be served: every zone loaded.
-    let deadline = std::time::Instant::now() + cfg.timeout;
+/// Waits (up to `timeout`) until every zone is loaded, then logs each zone's serial.
+fn wait_for_zones(
+    client: &mut knot_ctl::Client<UnixStream>,
+    timeout: Duration,
+    log: &mut dyn FnMut(String),
+) -> Result<(), PodError> {
+    let deadline = std::time::Instant::now() + timeout;
     loop {
         let statuses = client
             .zone_status_all()
@@ -369,7 +398,7 @@ pub fn post_start(
                     s.serial.unwrap_or(0)
                 ));
             }
-            return Ok(records);
+            return Ok(());
         }
         if std::time::Instant::now() >= deadline {
             return Err(PodError::ZonesNotServed(format!(
