@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 
 use dnsdhcp::backup::{self, BackupError, DEFAULT_SHRINK_LIMIT, ShrinkGuard, ShrinkRefused};
 use dnsdhcp::kube;
-use dnsdhcp::store::Recipients;
+use dnsdhcp::store::{Recipients, Store};
 
 use super::backups::{self, UploadArgs};
 use super::target::TargetArgs;
@@ -108,25 +108,7 @@ pub fn run(mut a: BackupArgs, ctx: &mut Ctx) -> Result<ExitCode> {
             .into());
     }
     let on = On::open(target)?;
-    // Checked before the backup runs: a bad URL or recipient should not cost a backup.
-    let upload = match &a.upload.to {
-        Some(url) => {
-            let store = backups::open(url)?;
-            let recipients = Recipients::parse(&a.upload.recipients)?;
-            kube::block_on(store.probe())?;
-            Some((store, recipients))
-        }
-        None if !a.upload.recipients.is_empty() => {
-            return Err(ctx
-                .given
-                .usage_error(
-                    ErrorKind::MissingRequiredArgument,
-                    "--recipient is for uploads: give --to URL",
-                )
-                .into());
-        }
-        None => None,
-    };
+    let upload = checked_upload(&a, ctx)?;
     let _scratch = match (&upload, ctx.given.on_command_line("dir")) {
         (Some(_), false) => {
             let t = tempfile::tempdir().context("temporary directory for the archives")?;
@@ -137,56 +119,7 @@ pub fn run(mut a: BackupArgs, ctx: &mut Ctx) -> Result<ExitCode> {
         }
         _ => None,
     };
-    let source = |t: &dnsdhcp::target::LocalTarget| a.source.clone().unwrap_or_else(|| t.source());
-    let guard = ShrinkGuard {
-        allow_shrink: a.allow_shrink,
-        limit_percent: a.shrink_limit,
-    };
-    let mut to_upload = Vec::new();
-    let mut written = backup::BackupReport::default();
-    // A kind whose fixed-name archive was kept does not stop the other kind's backup.
-    let mut refused = Vec::new();
-    if a.what.zones() {
-        let z = match &on {
-            On::Local(t) => backup::backup_zones_with(t, &a.dir, &source(t), &guard)
-                .map_err(anyhow::Error::from),
-            On::Kube(c) => {
-                kube::block_on(c.backup_zones_with(&a.dir, &guard)).map_err(anyhow::Error::from)
-            }
-        };
-        match z {
-            Ok(z) => {
-                if !a.json {
-                    ctx.out.zones_backup(&z);
-                }
-                to_upload.push(z.full.clone());
-                written.zones = Some(z);
-            }
-            Err(e) => refused.push(refusal(&e).ok_or(e).context("zone backup failed")?),
-        }
-    }
-    if a.what.leases() {
-        let l = match &on {
-            On::Local(t) => backup::backup_leases_with(t, &a.dir, &source(t), &guard)
-                .map_err(anyhow::Error::from),
-            On::Kube(c) => {
-                kube::block_on(c.backup_leases_with(&a.dir, &guard)).map_err(anyhow::Error::from)
-            }
-        };
-        match l {
-            Ok(l) => {
-                if !a.json {
-                    ctx.out.leases_backup(&l);
-                }
-                to_upload.push(l.archive.clone());
-                written.leases = Some(l);
-            }
-            Err(e) => refused.push(refusal(&e).ok_or(e).context("lease backup failed")?),
-        }
-    }
-    if !refused.is_empty() {
-        return Err(Refused(refused).into());
-    }
+    let (mut written, to_upload) = back_up(&a, &on, ctx)?;
     if let Some((store, recipients)) = &upload {
         let mut uploaded = Vec::new();
         for w in &to_upload {
@@ -208,4 +141,85 @@ pub fn run(mut a: BackupArgs, ctx: &mut Ctx) -> Result<ExitCode> {
         ctx.out.report("backup", &written)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// With `--to`, the store and recipients, checked before the backup runs: a bad URL or
+/// recipient should not cost a backup.
+fn checked_upload(a: &BackupArgs, ctx: &Ctx) -> Result<Option<(Store, Recipients)>> {
+    match &a.upload.to {
+        Some(url) => {
+            let store = backups::open(url)?;
+            let recipients = Recipients::parse(&a.upload.recipients)?;
+            kube::block_on(store.probe())?;
+            Ok(Some((store, recipients)))
+        }
+        None if !a.upload.recipients.is_empty() => Err(ctx
+            .given
+            .usage_error(
+                ErrorKind::MissingRequiredArgument,
+                "--recipient is for uploads: give --to URL",
+            )
+            .into()),
+        None => Ok(None),
+    }
+}
+
+/// Backs up the kinds asked for into `a.dir`, each reported as soon as it is written. Returns
+/// the report and the archives to upload. A kind whose fixed-name archive was kept (a shrink
+/// refused) does not stop the other kind's backup; the refusals are the error then.
+fn back_up(
+    a: &BackupArgs,
+    on: &On,
+    ctx: &mut Ctx,
+) -> Result<(backup::BackupReport, Vec<backup::Written>)> {
+    let source = |t: &dnsdhcp::target::LocalTarget| a.source.clone().unwrap_or_else(|| t.source());
+    let guard = ShrinkGuard {
+        allow_shrink: a.allow_shrink,
+        limit_percent: a.shrink_limit,
+    };
+    let mut to_upload = Vec::new();
+    let mut written = backup::BackupReport::default();
+    let mut refused = Vec::new();
+    if a.what.zones() {
+        let z = match on {
+            On::Local(t) => backup::backup_zones_with(t, &a.dir, &source(t), &guard)
+                .map_err(anyhow::Error::from),
+            On::Kube(c) => {
+                kube::block_on(c.backup_zones_with(&a.dir, &guard)).map_err(anyhow::Error::from)
+            }
+        };
+        match z {
+            Ok(z) => {
+                if !a.json {
+                    ctx.out.zones_backup(&z);
+                }
+                to_upload.push(z.full.clone());
+                written.zones = Some(z);
+            }
+            Err(e) => refused.push(refusal(&e).ok_or(e).context("zone backup failed")?),
+        }
+    }
+    if a.what.leases() {
+        let l = match on {
+            On::Local(t) => backup::backup_leases_with(t, &a.dir, &source(t), &guard)
+                .map_err(anyhow::Error::from),
+            On::Kube(c) => {
+                kube::block_on(c.backup_leases_with(&a.dir, &guard)).map_err(anyhow::Error::from)
+            }
+        };
+        match l {
+            Ok(l) => {
+                if !a.json {
+                    ctx.out.leases_backup(&l);
+                }
+                to_upload.push(l.archive.clone());
+                written.leases = Some(l);
+            }
+            Err(e) => refused.push(refusal(&e).ok_or(e).context("lease backup failed")?),
+        }
+    }
+    if !refused.is_empty() {
+        return Err(Refused(refused).into());
+    }
+    Ok((written, to_upload))
 }
