@@ -9,7 +9,7 @@ use kea_leases::csv::{Header, RowKey, check_row};
 use serde::Serialize;
 
 use super::error::ArchiveError;
-use super::manifest::{ArchiveKind, Manifest, ZoneFacts};
+use super::manifest::{ArchiveKind, LeaseFileFacts, Manifest, ZoneFacts};
 use super::scan::{self, Limits};
 use super::zone::{ZoneFileError, ZoneSummary, zone_checker};
 use crate::zonefile::NewerType;
@@ -419,6 +419,8 @@ fn check_zone_stream(
     })
 }
 
+/// The second pass: every zone and lease file checked as it streams out of the archive, and
+/// compared with the manifest.
 fn check_contents(
     archive: &Path,
     limits: &Limits,
@@ -426,6 +428,28 @@ fn check_contents(
     first: &scan::Scan,
     report: &mut VerifyReport,
 ) {
+    let Some((zones, leases)) = read_contents(archive, limits, manifest, first, report) else {
+        return;
+    };
+    report_zones(zones, report);
+    report_leases(leases, manifest, report);
+}
+
+/// What the second pass found in one zone file.
+type ZoneResult<'m> = (&'m ZoneFacts, Result<ZoneSummary, ZoneFileError>);
+/// What the second pass found in one lease file.
+type LeaseResult<'m> = (&'m LeaseFileFacts, Result<FileLeases, ArchiveError>);
+
+/// Reads the archive again, checking the zone and lease files the manifest lists as they
+/// stream by (lease files in archive order, which is load order). `None` (with the problem
+/// reported) if the archive cannot be read or changed since the first pass.
+fn read_contents<'m>(
+    archive: &Path,
+    limits: &Limits,
+    manifest: &'m Manifest,
+    first: &scan::Scan,
+    report: &mut VerifyReport,
+) -> Option<(Vec<ZoneResult<'m>>, Vec<LeaseResult<'m>>)> {
     let zones: HashMap<&str, _> = manifest
         .zones
         .iter()
@@ -436,7 +460,6 @@ fn check_contents(
         .iter()
         .map(|l| (l.file.as_str(), l))
         .collect();
-    // Lease files are checked as they stream by (in archive order, which is load order).
     let mut lease_results = Vec::new();
     let mut zone_results = Vec::new();
     let second = scan::scan(archive, limits, |path, _, _, data| {
@@ -448,76 +471,89 @@ fn check_contents(
         }
         Ok(())
     });
-    match second {
+    let second = match second {
         Err(e) => {
             report.error(e);
-            return;
+            return None;
         }
-        Ok(second) => {
-            // The archive must not have changed between the passes.
-            let a: Vec<_> = first.entries.iter().map(|e| (&e.path, &e.sha256)).collect();
-            let b: Vec<_> = second
-                .entries
-                .iter()
-                .map(|e| (&e.path, &e.sha256))
-                .collect();
-            if a != b {
-                report.problem(None, None, "the archive changed while being verified");
-                return;
-            }
-        }
+        Ok(second) => second,
+    };
+    // The archive must not have changed between the passes.
+    let a: Vec<_> = first.entries.iter().map(|e| (&e.path, &e.sha256)).collect();
+    let b: Vec<_> = second
+        .entries
+        .iter()
+        .map(|e| (&e.path, &e.sha256))
+        .collect();
+    if a != b {
+        report.problem(None, None, "the archive changed while being verified");
+        return None;
     }
-    for (z, result) in zone_results {
-        match result {
-            Ok(summary) => {
-                let (serial, records) = (summary.serial, summary.records);
-                if serial != z.serial || records != z.records {
-                    report.problem(
-                        Some(&z.file),
-                        None,
-                        format!(
-                            "zone {} has serial {serial} and {records} records, the manifest says {} and {}",
-                            z.name, z.serial, z.records
-                        ),
-                    );
-                }
-                report.records += records;
-                report.zones.push(ZoneCheck {
-                    name: z.name.clone(),
-                    file: z.file.clone(),
-                    serial,
-                    records,
-                    apex_from_target: z.apex_from_target,
-                    newer_types: summary.newer_types,
-                });
+    Some((zone_results, lease_results))
+}
+
+/// Each zone's serial and record count against the manifest's.
+fn report_zones(zones: Vec<ZoneResult<'_>>, report: &mut VerifyReport) {
+    for (z, result) in zones {
+        let summary = match result {
+            Ok(summary) => summary,
+            Err(e) => {
+                report.error(e.into());
+                continue;
             }
-            Err(e) => report.error(e.into()),
+        };
+        let (serial, records) = (summary.serial, summary.records);
+        if serial != z.serial || records != z.records {
+            report.problem(
+                Some(&z.file),
+                None,
+                format!(
+                    "zone {} has serial {serial} and {records} records, the manifest says {} and {}",
+                    z.name, z.serial, z.records
+                ),
+            );
         }
+        report.records += records;
+        report.zones.push(ZoneCheck {
+            name: z.name.clone(),
+            file: z.file.clone(),
+            serial,
+            records,
+            apex_from_target: z.apex_from_target,
+            newer_types: summary.newer_types,
+        });
     }
+}
+
+/// Each lease file's rows and leases against the manifest's, then the live leases over all
+/// of them against the manifest's total.
+fn report_leases(leases: Vec<LeaseResult<'_>>, manifest: &Manifest, report: &mut VerifyReport) {
     let mut set = LeaseSet::default();
-    for (l, result) in lease_results {
-        match result {
-            Ok(file) => {
-                let (rows, count) = (file.rows, file.leases());
-                if rows != l.rows || count != l.leases {
-                    report.problem(
-                        Some(&l.file),
-                        None,
-                        format!(
-                            "{rows} rows and {count} leases, the manifest says {} and {}",
-                            l.rows, l.leases
-                        ),
-                    );
-                }
-                report.lease_files.push(LeaseFileCheck {
-                    file: l.file.clone(),
-                    rows,
-                    leases: count,
-                });
-                set.add_file(file);
+    for (l, result) in leases {
+        let file = match result {
+            Ok(file) => file,
+            Err(e) => {
+                report.error(e);
+                continue;
             }
-            Err(e) => report.error(e),
+        };
+        let (rows, count) = (file.rows, file.leases());
+        if rows != l.rows || count != l.leases {
+            report.problem(
+                Some(&l.file),
+                None,
+                format!(
+                    "{rows} rows and {count} leases, the manifest says {} and {}",
+                    l.rows, l.leases
+                ),
+            );
         }
+        report.lease_files.push(LeaseFileCheck {
+            file: l.file.clone(),
+            rows,
+            leases: count,
+        });
+        set.add_file(file);
     }
     report.lease_count = live(&set);
     if report.lease_count != manifest.lease_count && report.problems.is_empty() {
