@@ -787,6 +787,52 @@ impl<'a> Lexer<'a> {
         std::str::from_utf8(&self.data[from..to]).map_err(|_| (self.line, "not UTF-8 text".into()))
     }
 
+    /// Moves past the quoted string at the position (its opening quote), which may span
+    /// lines. `Ok(false)`: a partial piece ended inside it.
+    fn skip_quoted(&mut self, start_line: usize) -> Result<bool, (usize, String)> {
+        self.pos += 1;
+        loop {
+            match self.data.get(self.pos) {
+                None if self.partial => return Ok(false),
+                None => return Err((start_line, "unterminated quoted string".into())),
+                Some(b'\\') => self.pos += 2,
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(true);
+                }
+                Some(b'\n') => {
+                    self.pos += 1;
+                    self.line += 1;
+                    self.line_start = self.pos;
+                }
+                Some(_) => self.pos += 1,
+            }
+        }
+    }
+
+    /// Moves past the unquoted token at the position, up to a blank, a comment or a
+    /// parenthesis (possibly past the end, after a trailing backslash).
+    fn skip_bare(&mut self) {
+        let d = self.data;
+        while let Some(&b) = d.get(self.pos) {
+            match b {
+                b'\\' => self.pos += 2,
+                // `key="value"` (SVCB parameters) is one token.
+                b'"' => {
+                    self.pos += 1;
+                    while let Some(&q) = d.get(self.pos) {
+                        self.pos += if q == b'\\' { 2 } else { 1 };
+                        if q == b'"' {
+                            break;
+                        }
+                    }
+                }
+                b' ' | b'\t' | b'\r' | b'\n' | b';' | b'(' | b')' => break,
+                _ => self.pos += 1,
+            }
+        }
+    }
+
     /// The next entry, its tokens in `tokens` (cleared first), or the line and message of a
     /// syntax error. In a partial piece, `None` with [`stalled`](Self::stalled) set means the
     /// entry goes on in the next piece: the position is back at its start.
@@ -837,44 +883,11 @@ impl<'a> Lexer<'a> {
                     let start_line = self.line;
                     let line_start = self.line_start;
                     if c == b'"' {
-                        self.pos += 1;
-                        loop {
-                            match d.get(self.pos) {
-                                None if self.partial => return Ok(self.stall(resume)),
-                                None => {
-                                    return Err((start_line, "unterminated quoted string".into()));
-                                }
-                                Some(b'\\') => self.pos += 2,
-                                Some(b'"') => {
-                                    self.pos += 1;
-                                    break;
-                                }
-                                Some(b'\n') => {
-                                    self.pos += 1;
-                                    self.line += 1;
-                                    self.line_start = self.pos;
-                                }
-                                Some(_) => self.pos += 1,
-                            }
+                        if !self.skip_quoted(start_line)? {
+                            return Ok(self.stall(resume));
                         }
                     } else {
-                        while let Some(&b) = d.get(self.pos) {
-                            match b {
-                                b'\\' => self.pos += 2,
-                                // `key="value"` (SVCB parameters) is one token.
-                                b'"' => {
-                                    self.pos += 1;
-                                    while let Some(&q) = d.get(self.pos) {
-                                        self.pos += if q == b'\\' { 2 } else { 1 };
-                                        if q == b'"' {
-                                            break;
-                                        }
-                                    }
-                                }
-                                b' ' | b'\t' | b'\r' | b'\n' | b';' | b'(' | b')' => break,
-                                _ => self.pos += 1,
-                            }
-                        }
+                        self.skip_bare();
                     }
                     if self.partial && self.pos >= d.len() {
                         return Ok(self.stall(resume));
