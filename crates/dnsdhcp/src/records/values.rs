@@ -309,80 +309,92 @@ fn extract_records(
                 pos,
             }),
             Kind::Map(fields) => {
-                let self_zone = &zone;
-                let mut name = None;
-                let mut zone = None;
-                let mut rtype = None;
-                let mut ttl = None;
-                let mut data = None;
-                let mut ptr = None;
-                let mut ok = true;
-                for (k, v) in fields {
-                    let vpos = v.pos;
-                    let mut bad = |what: &str| {
-                        diags.push(values.diagnostic(vpos, format!("`{k}` must be {what}")));
-                    };
-                    match (k.as_str(), v.kind) {
-                        ("name", Kind::Str(s)) => name = Some(s),
-                        // `name: 1` (a PTR owner in a reverse zone) is an integer in YAML.
-                        ("name", Kind::Int(i)) => name = Some(i.to_string()),
-                        ("data", Kind::Int(i)) => data = Some(i.to_string()),
-                        ("zone", Kind::Str(s)) => zone = Some(s),
-                        ("type", Kind::Str(s)) => rtype = Some(s),
-                        ("data", Kind::Str(s)) => data = Some(s),
-                        ("ttl", Kind::Int(i)) => ttl = Some(i),
-                        ("ptr", Kind::Bool(b)) => ptr = Some(b),
-                        ("zone" | "ttl" | "ptr", Kind::Null) => {}
-                        ("name" | "zone" | "type" | "data", _) => {
-                            bad("a string (quote it)");
-                            ok = false
-                        }
-                        ("ttl", _) => {
-                            bad("an integer");
-                            ok = false
-                        }
-                        ("ptr", _) => {
-                            bad("true or false");
-                            ok = false
-                        }
-                        _ => {
-                            diags.push(values.diagnostic(vpos, format!("unknown key `{k}`")));
-                            ok = false
-                        }
-                    }
-                }
-                let mut missing = |what: &str| {
-                    diags.push(values.diagnostic(pos, format!("record without `{what}`")));
-                };
-                match (name, rtype, data) {
-                    (Some(name), Some(rtype), Some(data)) if ok => {
-                        out.push(RecordEntry::Structured {
-                            name,
-                            zone: zone.or_else(|| self_zone.clone()),
-                            rtype,
-                            ttl,
-                            data,
-                            ptr,
-                            pos,
-                        })
-                    }
-                    (name, rtype, data) => {
-                        if name.is_none() {
-                            missing("name")
-                        }
-                        if rtype.is_none() {
-                            missing("type")
-                        }
-                        if data.is_none() {
-                            missing("data")
-                        }
-                    }
+                if let Some(entry) = structured_record(values, fields, pos, &zone, diags) {
+                    out.push(entry);
                 }
             }
             _ => diags.push(values.diagnostic(
                 pos,
                 "a static record must be a string (`owner [ttl] [IN] TYPE rdata`) or a map",
             )),
+        }
+    }
+}
+
+/// A `staticRecords` entry written as a map (`name`, `type`, `data`, optional `zone`, `ttl`,
+/// `ptr`); `None`, with a diagnostic for each problem, if it is not a usable record.
+fn structured_record(
+    values: &Values,
+    fields: Vec<(String, Node)>,
+    pos: Pos,
+    default_zone: &Option<String>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<RecordEntry> {
+    let mut name = None;
+    let mut zone = None;
+    let mut rtype = None;
+    let mut ttl = None;
+    let mut data = None;
+    let mut ptr = None;
+    let mut ok = true;
+    for (k, v) in fields {
+        let vpos = v.pos;
+        let mut bad = |what: &str| {
+            diags.push(values.diagnostic(vpos, format!("`{k}` must be {what}")));
+        };
+        match (k.as_str(), v.kind) {
+            ("name", Kind::Str(s)) => name = Some(s),
+            // `name: 1` (a PTR owner in a reverse zone) is an integer in YAML.
+            ("name", Kind::Int(i)) => name = Some(i.to_string()),
+            ("data", Kind::Int(i)) => data = Some(i.to_string()),
+            ("zone", Kind::Str(s)) => zone = Some(s),
+            ("type", Kind::Str(s)) => rtype = Some(s),
+            ("data", Kind::Str(s)) => data = Some(s),
+            ("ttl", Kind::Int(i)) => ttl = Some(i),
+            ("ptr", Kind::Bool(b)) => ptr = Some(b),
+            ("zone" | "ttl" | "ptr", Kind::Null) => {}
+            ("name" | "zone" | "type" | "data", _) => {
+                bad("a string (quote it)");
+                ok = false
+            }
+            ("ttl", _) => {
+                bad("an integer");
+                ok = false
+            }
+            ("ptr", _) => {
+                bad("true or false");
+                ok = false
+            }
+            _ => {
+                diags.push(values.diagnostic(vpos, format!("unknown key `{k}`")));
+                ok = false
+            }
+        }
+    }
+    let mut missing = |what: &str| {
+        diags.push(values.diagnostic(pos, format!("record without `{what}`")));
+    };
+    match (name, rtype, data) {
+        (Some(name), Some(rtype), Some(data)) if ok => Some(RecordEntry::Structured {
+            name,
+            zone: zone.or_else(|| default_zone.clone()),
+            rtype,
+            ttl,
+            data,
+            ptr,
+            pos,
+        }),
+        (name, rtype, data) => {
+            if name.is_none() {
+                missing("name")
+            }
+            if rtype.is_none() {
+                missing("type")
+            }
+            if data.is_none() {
+                missing("data")
+            }
+            None
         }
     }
 }
