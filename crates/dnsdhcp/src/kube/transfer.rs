@@ -73,24 +73,7 @@ pub(crate) async fn download(
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
     };
-    let name = local
-        .file_name()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .into_owned();
-    // File-system steps run off the async runtime.
-    let d = dir.clone();
-    let (tmp, file) = blocking(&dir, move || {
-        std::fs::create_dir_all(&d).map_err(io_at(&d))?;
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{name}.partial-"))
-            .permissions(Permissions::from_mode(0o600))
-            .tempfile_in(&d)
-            .map_err(io_at(&d))?;
-        let file = tmp.as_file().try_clone().map_err(io_at(tmp.path()))?;
-        Ok((tmp, file))
-    })
-    .await?;
+    let (tmp, file) = partial_file(&dir, local).await?;
     let mut sink = Hashing {
         inner: tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(file)),
         hasher: Sha256::new(),
@@ -107,6 +90,7 @@ pub(crate) async fn download(
         None,
         false,
     );
+    let during = format!("download of {remote}");
     let out = exec(
         at,
         &command,
@@ -114,7 +98,7 @@ pub(crate) async fn download(
         &mut sink,
         Some(&mut transfer),
         limits,
-        &format!("download of {remote}"),
+        &during,
     )
     .await?;
     let sent = parse_sent(&out.stderr)
@@ -130,7 +114,7 @@ pub(crate) async fn download(
         return Err(KubeError::ConnectionLost {
             pod: at.pod.to_owned(),
             container: at.container.to_owned(),
-            during: format!("download of {remote}"),
+            during,
             detail: format!(
                 "received {} bytes (sha256 {got}), the pod sent {} (sha256 {}); nothing written",
                 sink.bytes, sent.size, sent.sha256
@@ -141,25 +125,58 @@ pub(crate) async fn download(
     sink.inner.flush().await.map_err(io_at(tmp.path()))?;
     drop(sink);
     let local_path = local.to_owned();
-    blocking(local, move || {
-        tmp.as_file().sync_all().map_err(io_at(tmp.path()))?;
-        if check == Check::Archive {
-            let report = archive::verify(tmp.path(), &Limits::default());
-            if !report.ok {
-                return Err(KubeError::Verify {
-                    path: tmp.path().to_owned(),
-                    problems: report.problems.iter().map(|p| p.to_string()).collect(),
-                });
-            }
-        }
-        tmp.persist(&local_path)
-            .map_err(|e| io_at(&local_path)(e.error))?;
-        std::fs::File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_at(&dir))
-    })
-    .await?;
+    blocking(local, move || publish(tmp, &local_path, &dir, check)).await?;
     Ok(sent.size)
+}
+
+/// The hidden temporary file (mode 0600) beside `local` in `dir` (created if missing) that a
+/// download is written to, and a handle to write it with.
+async fn partial_file(
+    dir: &Path,
+    local: &Path,
+) -> Result<(tempfile::NamedTempFile, std::fs::File), KubeError> {
+    let name = local
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    // File-system steps run off the async runtime.
+    let d = dir.to_owned();
+    blocking(dir, move || {
+        std::fs::create_dir_all(&d).map_err(io_at(&d))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}.partial-"))
+            .permissions(Permissions::from_mode(0o600))
+            .tempfile_in(&d)
+            .map_err(io_at(&d))?;
+        let file = tmp.as_file().try_clone().map_err(io_at(tmp.path()))?;
+        Ok((tmp, file))
+    })
+    .await
+}
+
+/// A complete download made durable under its name: the temporary file fsynced, verified as
+/// an archive if asked, renamed to `local`, and the rename made durable in `dir`.
+fn publish(
+    tmp: tempfile::NamedTempFile,
+    local: &Path,
+    dir: &Path,
+    check: Check,
+) -> Result<(), KubeError> {
+    tmp.as_file().sync_all().map_err(io_at(tmp.path()))?;
+    if check == Check::Archive {
+        let report = archive::verify(tmp.path(), &Limits::default());
+        if !report.ok {
+            return Err(KubeError::Verify {
+                path: tmp.path().to_owned(),
+                problems: report.problems.iter().map(|p| p.to_string()).collect(),
+            });
+        }
+    }
+    tmp.persist(local).map_err(|e| io_at(local)(e.error))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_at(dir))
 }
 
 /// Runs blocking file-system work `f` (about `path`) on tokio's blocking pool, off the async
