@@ -1,5 +1,6 @@
 //! `dnsdhcp records plan|apply|check`.
 
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -7,8 +8,9 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
 use dnsdhcp::kube;
-use dnsdhcp::records::{self, ApplyOptions, SafetyLimit};
+use dnsdhcp::records::{self, ApplyOptions, Desired, Plan, SafetyLimit, Values};
 use dnsdhcp::target::{LocalTarget, Target};
+use knot_ctl::Client;
 
 use super::target::TargetArgs;
 use super::{Ctx, EXIT_CHANGES, connect, print_raw};
@@ -106,9 +108,33 @@ pub fn run(cmd: RecordsCommand, ctx: &mut Ctx) -> Result<ExitCode> {
     })
 }
 
-/// `records plan|apply --local`: the values files are parsed and validated on one thread
-/// while another connects to Knot and reads the zones they mention; then planned.
+/// `records plan|apply --local`: planned (see [`plan_local`]), then applied or printed.
 fn run_local(a: &RecordsArgs, apply: bool, t: &LocalTarget, ctx: &mut Ctx) -> Result<ExitCode> {
+    let (client, values, desired, mut plan) = plan_local(a, t)?;
+    if apply {
+        return apply_local(a, t, client, (desired, values), plan, ctx);
+    }
+    plan.assess(&a.max_change, a.force);
+    if a.json {
+        ctx.out.report("records-plan", &plan)?;
+    } else {
+        ctx.out.plan(&plan);
+    }
+    let changes = !plan.is_empty();
+    exit_soon((desired, plan, values));
+    if a.exit_code && changes {
+        return Ok(ExitCode::from(EXIT_CHANGES));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The values files are parsed and validated on one thread while another connects to Knot
+/// and reads the zones they mention; then planned. Returns the connection, the values (their
+/// entries dropped once validated), the desired state and the plan.
+fn plan_local(
+    a: &RecordsArgs,
+    t: &LocalTarget,
+) -> Result<(Client<UnixStream>, Values, Desired, Plan)> {
     let files = records::read_values_files(&a.values)?;
     let texts: Vec<String> = files.iter().map(|f| f.text.clone()).collect();
     let (parsed, connected) = std::thread::scope(|scope| {
@@ -137,65 +163,61 @@ fn run_local(a: &RecordsArgs, apply: bool, t: &LocalTarget, ctx: &mut Ctx) -> Re
     let (mut client, prefetched) = connected.context("connecting to Knot")?;
     let desired = desired?;
     let (desired, plan) = records::plan_prefetched(&mut client, &values, desired, prefetched?)?;
-    if apply {
-        let opts = ApplyOptions {
-            force: a.force,
-            limit: a.max_change,
-        };
-        if plan.is_empty() {
-            exit_soon((desired, values));
-        } else {
-            // Freed while the transactions are filled (that is when memory peaks), on a thread
-            // of its own: at 100,000 records freeing takes tens of milliseconds.
-            std::thread::spawn(move || {
-                drop((desired, values));
-                // SAFETY: malloc_trim only returns free memory to the system.
-                unsafe { libc::malloc_trim(0) };
-            });
-        }
-        let mut plan = plan;
-        plan.assess(&opts.limit, opts.force);
-        let connect = || t.knot();
-        // The plan's text is rendered while Knot works; printed only once the apply succeeded.
-        let color = ctx.out.color();
-        let (text, applied) = std::thread::scope(|scope| {
-            let text = (!a.json).then(|| scope.spawn(|| records::render_plan(&plan, color)));
-            let applied = records::apply_assessed(&mut client, Some(&connect), &plan, &opts);
-            let text = text.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-            (text, applied)
-        });
-        let records::Applied { committed, aborted } = applied?;
-        match text {
-            None => {
-                let outcome = records::ApplyOutcome {
-                    plan,
-                    committed,
-                    aborted,
-                };
-                ctx.out.report("records-apply", &outcome)?;
-                exit_soon(outcome);
-            }
-            Some(text) => {
-                for abandoned in &aborted {
-                    ctx.out.line(abandoned.to_string());
-                }
-                ctx.out.plan_text(&text);
-                ctx.out.applied(&committed);
-                exit_soon((plan, text));
-            }
-        }
+    Ok((client, values, desired, plan))
+}
+
+/// `records apply --local` of a plan: the validated state is freed while Knot fills the
+/// transactions, the plan's text rendered meanwhile and printed once the apply succeeded.
+fn apply_local(
+    a: &RecordsArgs,
+    t: &LocalTarget,
+    mut client: Client<UnixStream>,
+    validated: (Desired, Values),
+    mut plan: Plan,
+    ctx: &mut Ctx,
+) -> Result<ExitCode> {
+    let opts = ApplyOptions {
+        force: a.force,
+        limit: a.max_change,
+    };
+    if plan.is_empty() {
+        exit_soon(validated);
     } else {
-        let mut plan = plan;
-        plan.assess(&a.max_change, a.force);
-        if a.json {
-            ctx.out.report("records-plan", &plan)?;
-        } else {
-            ctx.out.plan(&plan);
+        // Freed while the transactions are filled (that is when memory peaks), on a thread of
+        // its own: at 100,000 records freeing takes tens of milliseconds.
+        std::thread::spawn(move || {
+            drop(validated);
+            // SAFETY: malloc_trim only returns free memory to the system.
+            unsafe { libc::malloc_trim(0) };
+        });
+    }
+    plan.assess(&opts.limit, opts.force);
+    let connect = || t.knot();
+    let color = ctx.out.color();
+    let (text, applied) = std::thread::scope(|scope| {
+        let text = (!a.json).then(|| scope.spawn(|| records::render_plan(&plan, color)));
+        let applied = records::apply_assessed(&mut client, Some(&connect), &plan, &opts);
+        let text = text.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        (text, applied)
+    });
+    let records::Applied { committed, aborted } = applied?;
+    match text {
+        None => {
+            let outcome = records::ApplyOutcome {
+                plan,
+                committed,
+                aborted,
+            };
+            ctx.out.report("records-apply", &outcome)?;
+            exit_soon(outcome);
         }
-        let changes = !plan.is_empty();
-        exit_soon((desired, plan, values));
-        if a.exit_code && changes {
-            return Ok(ExitCode::from(EXIT_CHANGES));
+        Some(text) => {
+            for abandoned in &aborted {
+                ctx.out.line(abandoned.to_string());
+            }
+            ctx.out.plan_text(&text);
+            ctx.out.applied(&committed);
+            exit_soon((plan, text));
         }
     }
     Ok(ExitCode::SUCCESS)
