@@ -1241,55 +1241,9 @@ impl Cluster {
         old_uid: &str,
         result: &mut KubeRestore,
     ) -> Result<(), KubeError> {
-        // The pod's post-start role restores zones.tar.gz (zone files only): a full Knot backup
-        // is reduced to its zone files here.
-        let (scratch, zones_file) = match (zones, zones_report) {
-            (Some(p), Some(r)) if r.kind == Some(ArchiveKind::ZonesFull) => {
-                let src = p.to_owned();
-                let (scratch, out) = transfer::blocking(p, move || {
-                    let scratch = tempfile::tempdir().map_err(io_at(std::env::temp_dir()))?;
-                    let out = scratch.path().join(ZONES_ARCHIVE);
-                    archive::filter_archive(
-                        &src,
-                        &out,
-                        ArchiveKind::Zones,
-                        &Limits::default(),
-                        |m| m.starts_with(crate::backup::ZONEFILES_DIR),
-                    )?;
-                    verified(&out)?;
-                    Ok((scratch, out))
-                })
-                .await?;
-                (Some(scratch), Some(out))
-            }
-            (Some(p), _) => (None, Some(p.to_owned())),
-            _ => (None, None),
-        };
+        let (scratch, zones_file) = zone_files_archive(zones, zones_report).await?;
         let mut staged: Vec<(&str, String)> = Vec::new();
-        let staging = async {
-            if let Some(z) = &zones_file {
-                let (_, path) = self
-                    .upload(
-                        KNOT_CONTAINER,
-                        z,
-                        &RemoteDest::ZonesDir(ZONES_ARCHIVE.into()),
-                    )
-                    .await?;
-                staged.push((KNOT_CONTAINER, path));
-            }
-            if let Some(l) = leases {
-                let (_, path) = self
-                    .upload(
-                        KEA_CONTAINER,
-                        l,
-                        &RemoteDest::LeaseDir(LEASES_ARCHIVE.into()),
-                    )
-                    .await?;
-                staged.push((KEA_CONTAINER, path));
-            }
-            Ok::<(), KubeError>(())
-        }
-        .await;
+        let staging = self.stage(zones_file.as_deref(), leases, &mut staged).await;
         let deleted = match staging {
             Ok(()) => {
                 pods::delete_and_wait(
@@ -1322,6 +1276,38 @@ impl Cluster {
         .await?;
         let pod = deleted?;
         result.new_uid = uid(&pod).map(str::to_owned);
+        Ok(())
+    }
+
+    /// Uploads the zones archive and the lease archive (either may be absent) to where the
+    /// restarting pod restores them from; each staged file is listed in `staged` as soon as
+    /// it is in place, so that a failure can remove what was staged.
+    async fn stage(
+        &self,
+        zones_file: Option<&Path>,
+        leases: Option<&Path>,
+        staged: &mut Vec<(&'static str, String)>,
+    ) -> Result<(), KubeError> {
+        if let Some(z) = zones_file {
+            let (_, path) = self
+                .upload(
+                    KNOT_CONTAINER,
+                    z,
+                    &RemoteDest::ZonesDir(ZONES_ARCHIVE.into()),
+                )
+                .await?;
+            staged.push((KNOT_CONTAINER, path));
+        }
+        if let Some(l) = leases {
+            let (_, path) = self
+                .upload(
+                    KEA_CONTAINER,
+                    l,
+                    &RemoteDest::LeaseDir(LEASES_ARCHIVE.into()),
+                )
+                .await?;
+            staged.push((KEA_CONTAINER, path));
+        }
         Ok(())
     }
 
@@ -1544,5 +1530,32 @@ impl Cluster {
             Ok((code, out)) => Ok((code, name_back(&out, &names))),
             Err(e) => Err(e.naming(&names)),
         }
+    }
+}
+
+/// The archive the pod's post-start role restores zones from (`zones.tar.gz`, zone files only):
+/// a full Knot backup is reduced to its zone files in a scratch directory (returned, to be
+/// removed once the archive is uploaded); any other zone archive is used as it is.
+async fn zone_files_archive(
+    zones: Option<&Path>,
+    zones_report: Option<&VerifyReport>,
+) -> Result<(Option<tempfile::TempDir>, Option<PathBuf>), KubeError> {
+    match (zones, zones_report) {
+        (Some(p), Some(r)) if r.kind == Some(ArchiveKind::ZonesFull) => {
+            let src = p.to_owned();
+            let (scratch, out) = transfer::blocking(p, move || {
+                let scratch = tempfile::tempdir().map_err(io_at(std::env::temp_dir()))?;
+                let out = scratch.path().join(ZONES_ARCHIVE);
+                archive::filter_archive(&src, &out, ArchiveKind::Zones, &Limits::default(), |m| {
+                    m.starts_with(crate::backup::ZONEFILES_DIR)
+                })?;
+                verified(&out)?;
+                Ok((scratch, out))
+            })
+            .await?;
+            Ok((Some(scratch), Some(out)))
+        }
+        (Some(p), _) => Ok((None, Some(p.to_owned()))),
+        _ => Ok((None, None)),
     }
 }
