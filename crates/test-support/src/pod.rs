@@ -596,7 +596,42 @@ fn resolve_host_prefix(p: &Path) -> PathBuf {
 /// point can be created in the tmpfs, never on the host), then the `binds` (container path,
 /// host source, read-only) in order.
 fn plan_root(root: &Path, binds: &[(PathBuf, PathBuf, bool)]) -> Vec<Step> {
-    // Directories to mirror (container paths = host paths).
+    let (mirror, targets) = dirs_to_mirror(binds);
+    let mut steps = Steps(Vec::new());
+    steps.push(
+        Op::Tmpfs(cstr(root)),
+        format!("mount tmpfs on {}", root.display()),
+    );
+    for dir in &mirror {
+        steps.mirror_dir(root, dir, &mirror);
+    }
+    // Mount points missing on the host: created in the mirrored (tmpfs) parents.
+    for (t, (_, src, _)) in targets.iter().zip(binds) {
+        let mut p = PathBuf::from("/");
+        let comps: Vec<_> = t.components().skip(1).collect();
+        for (i, c) in comps.iter().enumerate() {
+            p.push(c);
+            if p.symlink_metadata().is_ok() {
+                continue;
+            }
+            let dst = in_root(root, &p);
+            steps.mount_point(&dst, i + 1 == comps.len() && !src.is_dir());
+        }
+    }
+    steps.push(
+        Op::TreeRo(cstr(root)),
+        format!("make {} read-only", root.display()),
+    );
+    for (t, (target, src, ro)) in targets.iter().zip(binds) {
+        steps.bind_volume(root, t, target, src, *ro);
+    }
+    steps.0
+}
+
+/// The host directories to mirror entry by entry (container paths = host paths): `/`, and
+/// every existing directory on the way to a bind target missing on the host, with its
+/// ancestors. Also each bind's target with host symlinks resolved.
+fn dirs_to_mirror(binds: &[(PathBuf, PathBuf, bool)]) -> (BTreeSet<PathBuf>, Vec<PathBuf>) {
     let mut mirror: BTreeSet<PathBuf> = BTreeSet::new();
     mirror.insert(PathBuf::from("/"));
     let mut targets = Vec::new();
@@ -618,20 +653,37 @@ fn plan_root(root: &Path, binds: &[(PathBuf, PathBuf, bool)]) -> Vec<Step> {
         }
         targets.push(t);
     }
-    let mut steps = Vec::new();
-    let mut push = |op: Op, what: String| {
-        steps.push(Step {
+    (mirror, targets)
+}
+
+/// The steps of a plan, each with what it does (for the error message).
+struct Steps(Vec<Step>);
+
+impl Steps {
+    fn push(&mut self, op: Op, what: String) {
+        self.0.push(Step {
             op,
             what: CString::new(what).unwrap_or_default(),
-        })
-    };
-    push(
-        Op::Tmpfs(cstr(root)),
-        format!("mount tmpfs on {}", root.display()),
-    );
-    for dir in &mirror {
+        });
+    }
+
+    /// A mount point at `dst`: an empty file for a file bind, else a directory.
+    fn mount_point(&mut self, dst: &Path, file: bool) {
+        if file {
+            self.push(Op::File(cstr(dst)), format!("create {}", dst.display()));
+        } else {
+            self.push(
+                Op::Dir(cstr(dst), 0o755),
+                format!("mkdir {}", dst.display()),
+            );
+        }
+    }
+
+    /// The entries of the host directory `dir` in the root: directories to mirror as
+    /// directories, symlinks copied, other directories and files bound from the host.
+    fn mirror_dir(&mut self, root: &Path, dir: &Path, mirror: &BTreeSet<PathBuf>) {
         let Ok(entries) = fs::read_dir(dir) else {
-            continue;
+            return;
         };
         let mut names: Vec<_> = entries
             .filter_map(|e| e.ok())
@@ -646,81 +698,48 @@ fn plan_root(root: &Path, binds: &[(PathBuf, PathBuf, bool)]) -> Vec<Step> {
             };
             if mirror.contains(&host) {
                 let mode = meta.permissions().mode() & 0o7777;
-                push(
+                self.push(
                     Op::Dir(cstr(&dst), mode),
                     format!("mkdir {}", dst.display()),
                 );
             } else if meta.file_type().is_symlink() {
                 if let Ok(to) = fs::read_link(&host) {
-                    push(
+                    self.push(
                         Op::Symlink(cstr(&to), cstr(&dst)),
                         format!("symlink {}", dst.display()),
                     );
                 }
-            } else if meta.is_dir() {
-                push(
-                    Op::Dir(cstr(&dst), 0o755),
-                    format!("mkdir {}", dst.display()),
-                );
-                push(
-                    Op::Bind {
-                        src: cstr(&host),
-                        dst: cstr(&dst),
-                        recursive: true,
-                    },
-                    format!("rbind {} on {}", host.display(), dst.display()),
-                );
             } else {
-                push(Op::File(cstr(&dst)), format!("create {}", dst.display()));
-                push(
+                let recursive = meta.is_dir();
+                self.mount_point(&dst, !recursive);
+                self.push(
                     Op::Bind {
                         src: cstr(&host),
                         dst: cstr(&dst),
-                        recursive: false,
+                        recursive,
                     },
-                    format!("bind {} on {}", host.display(), dst.display()),
+                    format!(
+                        "{} {} on {}",
+                        if recursive { "rbind" } else { "bind" },
+                        host.display(),
+                        dst.display()
+                    ),
                 );
             }
         }
     }
-    // Mount points missing on the host: created in the mirrored (tmpfs) parents.
-    for (t, (_, src, _)) in targets.iter().zip(binds) {
-        let mut p = PathBuf::from("/");
-        let comps: Vec<_> = t.components().skip(1).collect();
-        for (i, c) in comps.iter().enumerate() {
-            p.push(c);
-            if p.symlink_metadata().is_ok() {
-                continue;
-            }
-            let dst = in_root(root, &p);
-            if i + 1 == comps.len() && !src.is_dir() {
-                push(Op::File(cstr(&dst)), format!("create {}", dst.display()));
-            } else {
-                push(
-                    Op::Dir(cstr(&dst), 0o755),
-                    format!("mkdir {}", dst.display()),
-                );
-            }
-        }
-    }
-    push(
-        Op::TreeRo(cstr(root)),
-        format!("make {} read-only", root.display()),
-    );
-    for (t, (target, src, ro)) in targets.iter().zip(binds) {
+
+    /// The volume `src` bound on `target` (`t` with host symlinks resolved), read-only if
+    /// `ro`. A mount point inside an earlier volume is created in that volume, as runc does.
+    fn bind_volume(&mut self, root: &Path, t: &Path, target: &Path, src: &Path, ro: bool) {
         let dst = in_root(root, t);
-        // A mount point inside an earlier volume is created in that volume, as runc does.
         let mut p = root.to_path_buf();
         let comps: Vec<_> = t.components().skip(1).collect();
         for (i, c) in comps.iter().enumerate() {
             p.push(c);
-            if i + 1 == comps.len() && !src.is_dir() {
-                push(Op::File(cstr(&p)), format!("create {}", p.display()));
-            } else {
-                push(Op::Dir(cstr(&p), 0o755), format!("mkdir {}", p.display()));
-            }
+            self.mount_point(&p, i + 1 == comps.len() && !src.is_dir());
         }
-        push(
+        self.push(
             Op::Bind {
                 src: cstr(src),
                 dst: cstr(&dst),
@@ -728,14 +747,13 @@ fn plan_root(root: &Path, binds: &[(PathBuf, PathBuf, bool)]) -> Vec<Step> {
             },
             format!("bind {} on {}", src.display(), target.display()),
         );
-        if *ro {
-            push(
+        if ro {
+            self.push(
                 Op::RemountRo(cstr(&dst)),
                 format!("remount {} read-only", target.display()),
             );
         }
     }
-    steps
 }
 
 /// Runs in the forked child: no allocation. On error, writes what failed to stderr.
