@@ -412,6 +412,27 @@ fn parse_container(c: &Value, pod: &Value) -> ContainerSpec {
         !argv.is_empty(),
         "container {name} has no command: the runner has no image ENTRYPOINT to fall back on"
     );
+    let post_start = c["lifecycle"]["postStart"]
+        .get("exec")
+        .map(|e| strings(&e["command"]));
+    assert!(
+        c["lifecycle"]["postStart"].is_null() || post_start.is_some(),
+        "container {name}: only exec postStart hooks are supported"
+    );
+    ContainerSpec {
+        env: parse_env(c, &name),
+        mounts: parse_mounts(c),
+        working_dir: c["workingDir"].as_str().unwrap_or("/").to_owned(),
+        creds: parse_creds(c, pod),
+        probes: parse_probes(c, &name),
+        name,
+        argv,
+        post_start,
+    }
+}
+
+/// The container's `env` (literal values only).
+fn parse_env(c: &Value, name: &str) -> Vec<(String, String)> {
     let mut env = Vec::new();
     for e in c["env"].as_array().into_iter().flatten() {
         let k = e["name"].as_str().unwrap_or_default().to_owned();
@@ -426,7 +447,11 @@ fn parse_container(c: &Value, pod: &Value) -> ContainerSpec {
             other => env.push((k, other.to_string())),
         }
     }
-    let mounts = c["volumeMounts"]
+    env
+}
+
+fn parse_mounts(c: &Value) -> Vec<Mount> {
+    c["volumeMounts"]
         .as_array()
         .into_iter()
         .flatten()
@@ -439,7 +464,11 @@ fn parse_container(c: &Value, pod: &Value) -> ContainerSpec {
                 .map(str::to_owned),
             read_only: m["readOnly"].as_bool().unwrap_or(false),
         })
-        .collect();
+        .collect()
+}
+
+/// The user, groups and capabilities from the container's and the pod's security contexts.
+fn parse_creds(c: &Value, pod: &Value) -> Creds {
     let psc = &pod["securityContext"];
     let sc = &c["securityContext"];
     let uid = uint(&sc["runAsUser"])
@@ -462,7 +491,7 @@ fn parse_container(c: &Value, pod: &Value) -> ContainerSpec {
             .collect()
     };
     let caps_drop = lower(&sc["capabilities"]["drop"]);
-    let creds = Creds {
+    Creds {
         uid,
         gid,
         groups,
@@ -470,14 +499,11 @@ fn parse_container(c: &Value, pod: &Value) -> ContainerSpec {
         caps_drop,
         caps_add: lower(&sc["capabilities"]["add"]),
         no_new_privs: sc["allowPrivilegeEscalation"].as_bool() == Some(false),
-    };
-    let post_start = c["lifecycle"]["postStart"]
-        .get("exec")
-        .map(|e| strings(&e["command"]));
-    assert!(
-        c["lifecycle"]["postStart"].is_null() || post_start.is_some(),
-        "container {name}: only exec postStart hooks are supported"
-    );
+    }
+}
+
+/// The startup and readiness probes (exec or tcpSocket, a port by number or name).
+fn parse_probes(c: &Value, name: &str) -> Vec<Probe> {
     let ports: Vec<(String, u16)> = c["ports"]
         .as_array()
         .into_iter()
@@ -500,11 +526,11 @@ fn parse_container(c: &Value, pod: &Value) -> ContainerSpec {
         } else if let Some(t) = p.get("tcpSocket") {
             let port = match &t["port"] {
                 Value::Number(n) => n.as_u64().unwrap_or(0) as u16,
-                Value::String(name) => ports
+                Value::String(port) => ports
                     .iter()
-                    .find(|(n, _)| n == name)
+                    .find(|(n, _)| n == port)
                     .map(|(_, p)| *p)
-                    .unwrap_or_else(|| panic!("container {name}: no port named {name}")),
+                    .unwrap_or_else(|| panic!("container {name}: no port named {port}")),
                 _ => panic!("container {name}: bad tcpSocket port"),
             };
             probes.push(Probe::Tcp(port));
@@ -512,16 +538,7 @@ fn parse_container(c: &Value, pod: &Value) -> ContainerSpec {
             panic!("container {name}: {key} must be exec or tcpSocket for the pod runner");
         }
     }
-    ContainerSpec {
-        name,
-        argv,
-        env,
-        mounts,
-        working_dir: c["workingDir"].as_str().unwrap_or("/").to_owned(),
-        creds,
-        post_start,
-        probes,
-    }
+    probes
 }
 
 // ---------------------------------------------------------------------------------------------
