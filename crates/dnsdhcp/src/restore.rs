@@ -370,6 +370,24 @@ fn restore_zones_from(
             archive: archive.to_owned(),
         });
     }
+    let served = served_serials(target, &report)?;
+    match report.kind {
+        Some(ArchiveKind::ZonesFull) => restore_full(target, archive, &report, &served, opts),
+        Some(ArchiveKind::Zones) => restore_zone_files(target, archive, &report, opts),
+        other => Err(RestoreError::WrongKind {
+            archive: archive.to_owned(),
+            found: other.map_or("unknown".into(), |k| k.to_string()),
+            wanted: "zones",
+        }),
+    }
+}
+
+/// The serial of every zone Knot serves and has loaded (names lowercase); an error naming the
+/// archive's zones Knot does not serve at all.
+fn served_serials(
+    target: &LocalTarget,
+    report: &VerifyReport,
+) -> Result<BTreeMap<String, u32>, RestoreError> {
     let mut client = target.knot().map_err(knot("connect"))?;
     let served: BTreeMap<String, Option<u32>> = client
         .zone_status_all()
@@ -388,63 +406,62 @@ fn restore_zones_from(
             zone: missing.join(", "),
         });
     }
-    drop(client);
-    let served: BTreeMap<String, u32> = served
+    Ok(served
         .into_iter()
         .filter_map(|(z, s)| s.map(|s| (z, s)))
-        .collect();
-    match report.kind {
-        Some(ArchiveKind::ZonesFull) => restore_full(target, archive, &report, &served, opts),
-        Some(ArchiveKind::Zones) => {
-            let (staging, dest) = extract_to_staging(archive, "zones")?;
-            let stage = staging.path().join("knot");
-            fs::create_dir(&stage).map_err(|source| RestoreError::Io {
-                path: stage.clone(),
-                source,
-            })?;
-            give_tree_to_knot(target, &stage)?;
-            let sync_opts = RestoreOptions {
-                keep_serial: opts.keep_serial,
-                stage_dir: Some(stage),
-            };
-            let mut client = target.knot().map_err(knot("connect"))?;
-            let mut zones = Vec::new();
-            for z in &report.zones {
-                let path = dest.join(&z.file);
-                let synced = fs::read(&path)
-                    .map_err(|source| RestoreError::Io { path, source })
-                    .and_then(|data| {
-                        let data = if z.apex_from_target {
-                            legacy::scripts::with_target_apex(&mut client, &z.name, &data)?
-                        } else {
-                            data
-                        };
-                        Ok(sync_zone(&mut client, &z.name, &z.file, &data, &sync_opts)?)
-                    });
-                let SyncOutcome { serial, method, .. } = match synced {
-                    Ok(o) => o,
-                    Err(cause) if zones.is_empty() => return Err(cause),
-                    Err(cause) => return Err(zones_incomplete(archive, &report, &zones, cause)),
+        .collect())
+}
+
+/// A zone-files archive: extracted to a staging directory, then each zone synced into Knot
+/// in a transaction, one after the other (a failure after the first says what is restored).
+fn restore_zone_files(
+    target: &LocalTarget,
+    archive: &Path,
+    report: &VerifyReport,
+    opts: &ZoneRestoreOptions,
+) -> Result<ZonesRestore, RestoreError> {
+    let (staging, dest) = extract_to_staging(archive, "zones")?;
+    let stage = staging.path().join("knot");
+    fs::create_dir(&stage).map_err(|source| RestoreError::Io {
+        path: stage.clone(),
+        source,
+    })?;
+    give_tree_to_knot(target, &stage)?;
+    let sync_opts = RestoreOptions {
+        keep_serial: opts.keep_serial,
+        stage_dir: Some(stage),
+    };
+    let mut client = target.knot().map_err(knot("connect"))?;
+    let mut zones = Vec::new();
+    for z in &report.zones {
+        let path = dest.join(&z.file);
+        let synced = fs::read(&path)
+            .map_err(|source| RestoreError::Io { path, source })
+            .and_then(|data| {
+                let data = if z.apex_from_target {
+                    legacy::scripts::with_target_apex(&mut client, &z.name, &data)?
+                } else {
+                    data
                 };
-                zones.push(RestoredZone {
-                    zone: z.name.clone(),
-                    serial,
-                    records: z.records,
-                    method,
-                });
-            }
-            Ok(ZonesRestore {
-                archive: archive.to_owned(),
-                method: "transaction".into(),
-                zones,
-            })
-        }
-        other => Err(RestoreError::WrongKind {
-            archive: archive.to_owned(),
-            found: other.map_or("unknown".into(), |k| k.to_string()),
-            wanted: "zones",
-        }),
+                Ok(sync_zone(&mut client, &z.name, &z.file, &data, &sync_opts)?)
+            });
+        let SyncOutcome { serial, method, .. } = match synced {
+            Ok(o) => o,
+            Err(cause) if zones.is_empty() => return Err(cause),
+            Err(cause) => return Err(zones_incomplete(archive, report, &zones, cause)),
+        };
+        zones.push(RestoredZone {
+            zone: z.name.clone(),
+            serial,
+            records: z.records,
+            method,
+        });
     }
+    Ok(ZonesRestore {
+        archive: archive.to_owned(),
+        method: "transaction".into(),
+        zones,
+    })
 }
 
 /// A zone restore that stopped after `done` zones: what is restored, what is not, and how to
