@@ -608,11 +608,14 @@ fn resolve_host_prefix(p: &Path) -> PathBuf {
     existing
 }
 
+/// A bind mount of a container: its path in the container, the host source, read-only.
+type Bind = (PathBuf, PathBuf, bool);
+
 /// Plans a container root at `root`: a tmpfs mirroring the host's root, read-only, with the
 /// host directories on the way to a missing mount point mirrored entry by entry (so the mount
 /// point can be created in the tmpfs, never on the host), then the `binds` (container path,
 /// host source, read-only) in order.
-fn plan_root(root: &Path, binds: &[(PathBuf, PathBuf, bool)]) -> Vec<Step> {
+fn plan_root(root: &Path, binds: &[Bind]) -> Vec<Step> {
     let (mirror, targets) = dirs_to_mirror(binds);
     let mut steps = Steps(Vec::new());
     steps.push(
@@ -648,7 +651,7 @@ fn plan_root(root: &Path, binds: &[(PathBuf, PathBuf, bool)]) -> Vec<Step> {
 /// The host directories to mirror entry by entry (container paths = host paths): `/`, and
 /// every existing directory on the way to a bind target missing on the host, with its
 /// ancestors. Also each bind's target with host symlinks resolved.
-fn dirs_to_mirror(binds: &[(PathBuf, PathBuf, bool)]) -> (BTreeSet<PathBuf>, Vec<PathBuf>) {
+fn dirs_to_mirror(binds: &[Bind]) -> (BTreeSet<PathBuf>, Vec<PathBuf>) {
     let mut mirror: BTreeSet<PathBuf> = BTreeSet::new();
     mirror.insert(PathBuf::from("/"));
     let mut targets = Vec::new();
@@ -771,6 +774,21 @@ impl Steps {
             );
         }
     }
+}
+
+/// The container's log file in `logs` (appended to), owned by the container's user as runc
+/// gives a container its stdio (it may reopen /proc/PID/fd/1); a handle for stdout and one for
+/// stderr.
+fn open_log(logs: &Path, spec: &ContainerSpec) -> Result<(PathBuf, File, File), PodError> {
+    let log = logs.join(format!("{}.log", spec.name));
+    let out = File::options()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .map_err(|e| PodError(format!("{}: {e}", log.display())))?;
+    std::os::unix::fs::fchown(&out, Some(spec.creds.uid), Some(spec.creds.gid)).ok();
+    let err = out.try_clone().expect("dup log file");
+    Ok((log, out, err))
 }
 
 /// Runs in the forked child: no allocation. On error, writes what failed to stderr.
@@ -1289,17 +1307,14 @@ impl PodRunner {
         Ok(out)
     }
 
-    fn spawn(
+    /// The container's binds (container path, host source, read-only): its volumes, sorted
+    /// parents first, then the mapped image binaries; and its command line, run through the
+    /// launcher when the binary is mapped into the pod.
+    fn binds_and_argv(
         &self,
-        spec: ContainerSpec,
+        spec: &ContainerSpec,
         volumes: &BTreeMap<String, PathBuf>,
-        run_dir: &Path,
-        logs: &Path,
-    ) -> Result<Running, PodError> {
-        let pod = self.pod.as_ref().expect("pod");
-        let root = run_dir.join("roots").join(&spec.name);
-        fs::create_dir_all(&root).map_err(|e| PodError(format!("{}: {e}", root.display())))?;
-        // Binds: the volumes, sorted parents first, then the mapped image binary.
+    ) -> Result<(Vec<Bind>, Vec<String>), PodError> {
         let mut mounts = spec.mounts.clone();
         mounts.sort_by_key(|m| Path::new(&m.path).components().count());
         let mut binds = Vec::new();
@@ -1335,17 +1350,22 @@ impl PodRunner {
         for (path, host) in &self.binaries.image_files {
             binds.push((path.clone(), host.clone(), true));
         }
-        let steps = plan_root(&root, &binds);
+        Ok((binds, argv))
+    }
 
-        let log = logs.join(format!("{}.log", spec.name));
-        let out = File::options()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .map_err(|e| PodError(format!("{}: {e}", log.display())))?;
-        // runc gives the container its stdio: the container user may reopen /proc/PID/fd/1.
-        std::os::unix::fs::fchown(&out, Some(spec.creds.uid), Some(spec.creds.gid)).ok();
-        let err = out.try_clone().expect("dup log file");
+    fn spawn(
+        &self,
+        spec: ContainerSpec,
+        volumes: &BTreeMap<String, PathBuf>,
+        run_dir: &Path,
+        logs: &Path,
+    ) -> Result<Running, PodError> {
+        let pod = self.pod.as_ref().expect("pod");
+        let root = run_dir.join("roots").join(&spec.name);
+        fs::create_dir_all(&root).map_err(|e| PodError(format!("{}: {e}", root.display())))?;
+        let (binds, argv) = self.binds_and_argv(&spec, volumes)?;
+        let steps = plan_root(&root, &binds);
+        let (log, out, err) = open_log(logs, &spec)?;
         let netns = File::open(format!("/run/netns/{}", pod.netns))
             .map_err(|e| PodError(format!("netns {}: {e}", pod.netns)))?;
         let hostname = cstr(self.pod_name());
