@@ -1243,53 +1243,12 @@ impl PodRunner {
             } else if let Some(cm) = v.get("configMap") {
                 dir = run_dir.join("configmap").join(&name);
                 let cm_name = cm["name"].as_str().unwrap_or_default();
-                let files = match self.manifests.config_maps.get(cm_name) {
-                    Some(doc) => {
-                        let mut f: Vec<(String, Vec<u8>)> = Vec::new();
-                        for (k, val) in doc["data"].as_object().into_iter().flatten() {
-                            f.push((
-                                k.clone(),
-                                val.as_str().unwrap_or_default().as_bytes().to_vec(),
-                            ));
-                        }
-                        for (k, val) in doc["binaryData"].as_object().into_iter().flatten() {
-                            f.push((k.clone(), base64_decode(val.as_str().unwrap_or_default())));
-                        }
-                        f
-                    }
-                    None if cm["optional"].as_bool() == Some(true) => Vec::new(),
-                    None => {
-                        return Err(PodError(format!(
-                            "volume {name}: ConfigMap {cm_name} is not in the manifests"
-                        )));
-                    }
-                };
+                let files = self.config_map_files(&name, cm_name, cm)?;
                 write_projection(&dir, &files, cm, fs_group)?;
             } else if let Some(sec) = v.get("secret") {
                 dir = run_dir.join("secret").join(&name);
                 let sec_name = sec["secretName"].as_str().unwrap_or_default();
-                let files = match self.manifests.secrets.get(sec_name) {
-                    Some(doc) => {
-                        let mut f: Vec<(String, Vec<u8>)> = Vec::new();
-                        for (k, val) in doc["data"].as_object().into_iter().flatten() {
-                            f.push((k.clone(), base64_decode(val.as_str().unwrap_or_default())));
-                        }
-                        for (k, val) in doc["stringData"].as_object().into_iter().flatten() {
-                            f.push((
-                                k.clone(),
-                                val.as_str().unwrap_or_default().as_bytes().to_vec(),
-                            ));
-                        }
-                        f
-                    }
-                    None if sec["optional"].as_bool() == Some(true) => Vec::new(),
-                    None => {
-                        return Err(PodError(format!(
-                            "volume {name}: Secret {sec_name} is not in the manifests (an \
-                             existingSecret must be given to the runner's manifests)"
-                        )));
-                    }
-                };
+                let files = self.secret_files(&name, sec_name, sec)?;
                 write_projection(&dir, &files, sec, fs_group)?;
             } else if let Some(pvc) = v.get("persistentVolumeClaim") {
                 let claim = pvc["claimName"].as_str().unwrap_or_default();
@@ -1305,6 +1264,65 @@ impl PodRunner {
             out.insert(name, dir);
         }
         Ok(out)
+    }
+
+    /// The files of the ConfigMap `cm_name` projected by volume `volume` (`data` as text,
+    /// `binaryData` decoded); none if it is optional and absent.
+    fn config_map_files(
+        &self,
+        volume: &str,
+        cm_name: &str,
+        cm: &Value,
+    ) -> Result<Vec<(String, Vec<u8>)>, PodError> {
+        let Some(doc) = self.manifests.config_maps.get(cm_name) else {
+            if cm["optional"].as_bool() == Some(true) {
+                return Ok(Vec::new());
+            }
+            return Err(PodError(format!(
+                "volume {volume}: ConfigMap {cm_name} is not in the manifests"
+            )));
+        };
+        let mut f: Vec<(String, Vec<u8>)> = Vec::new();
+        for (k, val) in doc["data"].as_object().into_iter().flatten() {
+            f.push((
+                k.clone(),
+                val.as_str().unwrap_or_default().as_bytes().to_vec(),
+            ));
+        }
+        for (k, val) in doc["binaryData"].as_object().into_iter().flatten() {
+            f.push((k.clone(), base64_decode(val.as_str().unwrap_or_default())));
+        }
+        Ok(f)
+    }
+
+    /// The files of the Secret `sec_name` projected by volume `volume` (`data` decoded,
+    /// `stringData` as text); none if it is optional and absent.
+    fn secret_files(
+        &self,
+        volume: &str,
+        sec_name: &str,
+        sec: &Value,
+    ) -> Result<Vec<(String, Vec<u8>)>, PodError> {
+        let Some(doc) = self.manifests.secrets.get(sec_name) else {
+            if sec["optional"].as_bool() == Some(true) {
+                return Ok(Vec::new());
+            }
+            return Err(PodError(format!(
+                "volume {volume}: Secret {sec_name} is not in the manifests (an existingSecret \
+                 must be given to the runner's manifests)"
+            )));
+        };
+        let mut f: Vec<(String, Vec<u8>)> = Vec::new();
+        for (k, val) in doc["data"].as_object().into_iter().flatten() {
+            f.push((k.clone(), base64_decode(val.as_str().unwrap_or_default())));
+        }
+        for (k, val) in doc["stringData"].as_object().into_iter().flatten() {
+            f.push((
+                k.clone(),
+                val.as_str().unwrap_or_default().as_bytes().to_vec(),
+            ));
+        }
+        Ok(f)
     }
 
     /// The container's binds (container path, host source, read-only): its volumes, sorted
