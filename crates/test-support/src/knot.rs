@@ -165,27 +165,16 @@ impl KnotServerBuilder {
         self
     }
 
-    /// Writes the directory layout and configuration, starts knotd and waits until it answers.
-    ///
-    /// Panics (naming the Debian packages `knot` and `knot-dnsutils`) if knotd is not installed,
-    /// and with knotd's log if it does not come up.
-    pub fn start(self) -> KnotServer {
-        require_knot_of(self.daemons);
-        let dir = tempfile::Builder::new()
-            .prefix("knotd-")
-            .tempdir()
-            .expect("create temp dir for knotd");
-        let root = dir.path().to_path_buf();
-        let run_dir = root.join("run");
-        let zones_dir = root.join("zones");
-        let storage_dir = root.join("storage");
-        for d in [&run_dir, &zones_dir, &storage_dir] {
-            if self.create_storage || d != &storage_dir {
-                fs::create_dir_all(d).expect("create knotd dir");
-            }
-        }
-        let socket = run_dir.join("knot.sock");
-        let port = free_port();
+    /// knot.conf: the server on 127.0.0.1@`port`, the control socket, the default template
+    /// (with its options) and the zones, then the extra configuration.
+    fn knot_conf(
+        &self,
+        run_dir: &Path,
+        zones_dir: &Path,
+        storage_dir: &Path,
+        socket: &Path,
+        port: u16,
+    ) -> String {
         let mut conf = String::new();
         writeln!(conf, "server:\n  rundir: \"{}\"", run_dir.display()).unwrap();
         writeln!(conf, "  listen: 127.0.0.1@{port}").unwrap();
@@ -210,20 +199,47 @@ impl KnotServerBuilder {
         }
         if !self.zones.is_empty() {
             writeln!(conf, "zone:").unwrap();
-            for (name, text) in &self.zones {
-                let fqdn = if name.ends_with('.') {
-                    name.clone()
-                } else {
-                    format!("{name}.")
-                };
-                writeln!(conf, "  - domain: \"{fqdn}\"").unwrap();
-                if !text.is_empty() {
-                    let body = format!("$ORIGIN {fqdn}\n{text}");
-                    fs::write(zones_dir.join(zone_file_name(name)), body).expect("write zone file");
-                }
+            for (name, _) in &self.zones {
+                writeln!(conf, "  - domain: \"{}\"", fqdn(name)).unwrap();
             }
         }
         conf.push_str(&self.extra_config);
+        conf
+    }
+
+    /// The zone files of the zones given with text, in `zones_dir`.
+    fn write_zone_files(&self, zones_dir: &Path) {
+        for (name, text) in &self.zones {
+            if !text.is_empty() {
+                let body = format!("$ORIGIN {}\n{text}", fqdn(name));
+                fs::write(zones_dir.join(zone_file_name(name)), body).expect("write zone file");
+            }
+        }
+    }
+
+    /// Writes the directory layout and configuration, starts knotd and waits until it answers.
+    ///
+    /// Panics (naming the Debian packages `knot` and `knot-dnsutils`) if knotd is not installed,
+    /// and with knotd's log if it does not come up.
+    pub fn start(self) -> KnotServer {
+        require_knot_of(self.daemons);
+        let dir = tempfile::Builder::new()
+            .prefix("knotd-")
+            .tempdir()
+            .expect("create temp dir for knotd");
+        let root = dir.path().to_path_buf();
+        let run_dir = root.join("run");
+        let zones_dir = root.join("zones");
+        let storage_dir = root.join("storage");
+        for d in [&run_dir, &zones_dir, &storage_dir] {
+            if self.create_storage || d != &storage_dir {
+                fs::create_dir_all(d).expect("create knotd dir");
+            }
+        }
+        let socket = run_dir.join("knot.sock");
+        let port = free_port();
+        let conf = self.knot_conf(&run_dir, &zones_dir, &storage_dir, &socket, port);
+        self.write_zone_files(&zones_dir);
         let conf_path = root.join("knot.conf");
         fs::write(&conf_path, &conf).expect("write knot.conf");
         let log_path = root.join("knotd.log");
@@ -259,6 +275,15 @@ impl KnotServerBuilder {
             }
         }
         server
+    }
+}
+
+/// `name` with its final dot.
+fn fqdn(name: &str) -> String {
+    if name.ends_with('.') {
+        name.to_owned()
+    } else {
+        format!("{name}.")
     }
 }
 
