@@ -818,14 +818,10 @@ fn diff_rrset(
 /// Renders `plan` as a readable diff (`+` added, `-` removed, `~` TTL change), with ANSI colour
 /// when `color` is set.
 pub fn render_plan(plan: &Plan, color: bool) -> String {
-    let (red, green, yellow, bold, reset) = if color {
-        ("\x1b[31m", "\x1b[32m", "\x1b[33m", "\x1b[1m", "\x1b[0m")
-    } else {
-        ("", "", "", "", "")
-    };
+    let p = Palette::new(color);
     // Sized once: at 100,000 records the text is tens of MB, and growing it by doubling held
     // twice that for a moment, while Knot filled the transactions.
-    let color_len = green.len() + reset.len();
+    let color_len = p.green.len() + p.reset.len();
     let mut out = String::with_capacity(changes_text_size(plan, color_len) + 4096);
     for note in &plan.notes {
         let _ = writeln!(out, "note: {note}");
@@ -839,79 +835,130 @@ pub fn render_plan(plan: &Plan, color: bool) -> String {
             };
             let _ = writeln!(
                 out,
-                "{red}safety limit: zone {} deletes or changes {} of {} managed records \
-                 ({:.0}%, limit {:.0}%): {verdict}{reset}",
-                z.zone, z.affected, z.managed, z.percent, s.max_percent
+                "{}safety limit: zone {} deletes or changes {} of {} managed records \
+                 ({:.0}%, limit {:.0}%): {verdict}{}",
+                p.red, z.zone, z.affected, z.managed, z.percent, s.max_percent, p.reset
             );
         }
     }
     for z in &plan.zones {
-        let (mut add, mut del, mut upd) = (0, 0, 0);
-        for c in &z.changes {
-            match c.action {
-                Action::Create => add += 1,
-                Action::Delete => del += 1,
-                Action::Update => upd += 1,
-            }
-        }
-        let _ = writeln!(
-            out,
-            "{bold}zone {}{reset}: {}",
-            z.zone,
-            if z.is_empty() {
-                "no changes".to_owned()
-            } else {
-                format!(
-                    "{add} RRset(s) to create, {upd} to update, {del} to delete \
-                     ({} of {} managed records deleted or changed)",
-                    z.affected_records, z.managed_records
-                )
-            }
-        );
-        for c in &z.changes {
-            let whole = c.replaces_whole();
-            if c.adopted {
-                let _ = writeln!(
-                    out,
-                    "  {yellow}! {} {} exists but is not owned: taking it over{reset}",
-                    c.owner, c.rtype
-                );
-            }
-            let old_ttl = c.old_ttl.unwrap_or(0);
-            let new_ttl = c.new_ttl.unwrap_or(0);
-            for d in &c.remove {
-                let _ = writeln!(out, "  {red}- {} {old_ttl} {} {d}{reset}", c.owner, c.rtype);
-            }
-            for d in &c.keep {
-                if whole {
-                    let _ = writeln!(
-                        out,
-                        "  {yellow}~ {} {} {d}  (TTL {old_ttl} -> {new_ttl}){reset}",
-                        c.owner, c.rtype
-                    );
-                }
-            }
-            for d in &c.add {
-                let _ = writeln!(
-                    out,
-                    "  {green}+ {} {new_ttl} {} {d}{reset}",
-                    c.owner, c.rtype
-                );
-            }
-        }
-        if !z.ownership_added.is_empty() || !z.ownership_removed.is_empty() {
-            let _ = writeln!(
-                out,
-                "  ownership: {} RRset(s) taken, {} released",
-                z.ownership_added.len(),
-                z.ownership_removed.len()
-            );
-        }
-        for c in &z.conflicts {
-            let _ = writeln!(out, "  {red}conflict: {c}{reset}");
-        }
+        render_zone(&mut out, z, &p);
     }
     out
+}
+
+/// The ANSI colours of a rendered plan (all empty without colour).
+struct Palette {
+    red: &'static str,
+    green: &'static str,
+    yellow: &'static str,
+    bold: &'static str,
+    reset: &'static str,
+}
+
+impl Palette {
+    fn new(color: bool) -> Self {
+        if color {
+            Palette {
+                red: "\x1b[31m",
+                green: "\x1b[32m",
+                yellow: "\x1b[33m",
+                bold: "\x1b[1m",
+                reset: "\x1b[0m",
+            }
+        } else {
+            Palette {
+                red: "",
+                green: "",
+                yellow: "",
+                bold: "",
+                reset: "",
+            }
+        }
+    }
+}
+
+/// One zone of a rendered plan: its summary line, its changes, ownership and conflicts.
+fn render_zone(out: &mut String, z: &ZonePlan, p: &Palette) {
+    let Palette {
+        red, bold, reset, ..
+    } = p;
+    let (mut add, mut del, mut upd) = (0, 0, 0);
+    for c in &z.changes {
+        match c.action {
+            Action::Create => add += 1,
+            Action::Delete => del += 1,
+            Action::Update => upd += 1,
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{bold}zone {}{reset}: {}",
+        z.zone,
+        if z.is_empty() {
+            "no changes".to_owned()
+        } else {
+            format!(
+                "{add} RRset(s) to create, {upd} to update, {del} to delete \
+                 ({} of {} managed records deleted or changed)",
+                z.affected_records, z.managed_records
+            )
+        }
+    );
+    for c in &z.changes {
+        render_change(out, c, p);
+    }
+    if !z.ownership_added.is_empty() || !z.ownership_removed.is_empty() {
+        let _ = writeln!(
+            out,
+            "  ownership: {} RRset(s) taken, {} released",
+            z.ownership_added.len(),
+            z.ownership_removed.len()
+        );
+    }
+    for c in &z.conflicts {
+        let _ = writeln!(out, "  {red}conflict: {c}{reset}");
+    }
+}
+
+/// One RRset change: a line per record removed, kept with a new TTL, or added.
+fn render_change(out: &mut String, c: &RrsetChange, p: &Palette) {
+    let Palette {
+        red,
+        green,
+        yellow,
+        reset,
+        ..
+    } = p;
+    let whole = c.replaces_whole();
+    if c.adopted {
+        let _ = writeln!(
+            out,
+            "  {yellow}! {} {} exists but is not owned: taking it over{reset}",
+            c.owner, c.rtype
+        );
+    }
+    let old_ttl = c.old_ttl.unwrap_or(0);
+    let new_ttl = c.new_ttl.unwrap_or(0);
+    for d in &c.remove {
+        let _ = writeln!(out, "  {red}- {} {old_ttl} {} {d}{reset}", c.owner, c.rtype);
+    }
+    for d in &c.keep {
+        if whole {
+            let _ = writeln!(
+                out,
+                "  {yellow}~ {} {} {d}  (TTL {old_ttl} -> {new_ttl}){reset}",
+                c.owner, c.rtype
+            );
+        }
+    }
+    for d in &c.add {
+        let _ = writeln!(
+            out,
+            "  {green}+ {} {new_ttl} {} {d}{reset}",
+            c.owner, c.rtype
+        );
+    }
 }
 
 /// About the size of [`render_plan`]'s lines for `plan`'s changes (a little over): per line
