@@ -560,6 +560,72 @@ impl CurrentZone {
             }
         }
     }
+
+    /// A served ownership record (its rdata canonical in `wire`): the declared RRsets it
+    /// lists are owned, the others released; kept unless it is one of the wanted ones.
+    fn served_ownership(
+        &mut self,
+        zone: &str,
+        key: &RrsetKey,
+        r: &CurrentRef<'_>,
+        wire: &[u8],
+        declared: &FxHashMap<(&str, Rtype), usize>,
+        own: &WantedOwnership<'_>,
+    ) {
+        let wanted = own.find(&key.owner, wire);
+        match wanted.and_then(|n| own.listings[n].ids.as_deref()) {
+            Some(ids) => {
+                for &i in ids {
+                    self.owned[i as usize] = true;
+                }
+            }
+            None => ownership::decode_each(zone, wire, |k| {
+                match declared.get(&(k.owner.as_str(), k.rtype)) {
+                    Some(&i) => self.owned[i] = true,
+                    None => {
+                        self.released.insert(k.clone(), None);
+                    }
+                }
+            }),
+        }
+        let served = self
+            .ownership
+            .entry(key.clone())
+            .or_insert_with(|| Rrset::new(r.ttl));
+        match wanted {
+            Some(n) => self.own_served[n] = true,
+            None => served.rdata.insert_ref(wire, r.data),
+        }
+    }
+
+    /// The served records neither ownership nor declared, once every ownership record is
+    /// read: those of released RRsets are kept (to be deleted), the others noted as unmanaged
+    /// (DNSSEC records aside).
+    fn sort_out(
+        &mut self,
+        zone: &str,
+        other: Vec<(RrsetKey, CurrentRecord)>,
+        wire: &mut Vec<u8>,
+    ) -> Result<(), RecordsError> {
+        for (key, r) in other {
+            if let Some(set) = self.released.get_mut(&key) {
+                let set = set.get_or_insert_with(|| Rrset::new(r.ttl));
+                let r = CurrentRef {
+                    owner: &r.owner,
+                    ttl: r.ttl,
+                    rtype: &r.rtype,
+                    data: &r.data,
+                };
+                add_record(zone, set, &key, &r, wire)?;
+            } else if !dnssec_type(key.rtype) {
+                self.unmanaged
+                    .entry(key.owner)
+                    .or_default()
+                    .insert(key.rtype);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Whether two RRsets hold the same records (by wire form) with the same TTL.
@@ -602,30 +668,7 @@ fn read_current(
         key.rtype = rtype;
         if rtype == Rtype::TXT && is_ownership_owner(&key.owner, zone) {
             canonical(zone, &key, &r, &mut wire)?;
-            let wanted = own.find(&key.owner, &wire);
-            match wanted.and_then(|n| own.listings[n].ids.as_deref()) {
-                Some(ids) => {
-                    for &i in ids {
-                        cur.owned[i as usize] = true;
-                    }
-                }
-                None => ownership::decode_each(zone, &wire, |k| {
-                    match declared.get(&(k.owner.as_str(), k.rtype)) {
-                        Some(&i) => cur.owned[i] = true,
-                        None => {
-                            cur.released.insert(k.clone(), None);
-                        }
-                    }
-                }),
-            }
-            let served = cur
-                .ownership
-                .entry(key.clone())
-                .or_insert_with(|| Rrset::new(r.ttl));
-            match wanted {
-                Some(n) => cur.own_served[n] = true,
-                None => served.rdata.insert_ref(&wire, r.data),
-            }
+            cur.served_ownership(zone, &key, &r, &wire, declared, own);
         } else if let Some(&i) = declared.get(&(key.owner.as_str(), key.rtype)) {
             // Knot lists an RRset's records together: each is compared with the declared one
             // once complete (`open`), and kept only if it differs.
@@ -639,23 +682,7 @@ fn read_current(
         }
     }
     cur.settle(open, desired);
-    for (key, r) in other {
-        if let Some(set) = cur.released.get_mut(&key) {
-            let set = set.get_or_insert_with(|| Rrset::new(r.ttl));
-            let r = CurrentRef {
-                owner: &r.owner,
-                ttl: r.ttl,
-                rtype: &r.rtype,
-                data: &r.data,
-            };
-            add_record(zone, set, &key, &r, &mut wire)?;
-        } else if !dnssec_type(key.rtype) {
-            cur.unmanaged
-                .entry(key.owner)
-                .or_default()
-                .insert(key.rtype);
-        }
-    }
+    cur.sort_out(zone, other, &mut wire)?;
     Ok(cur)
 }
 
