@@ -1,7 +1,7 @@
 //! The error type of the archive layer.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::zone::ZoneFileError;
 
@@ -110,6 +110,15 @@ impl ArchiveError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
         ArchiveError::Io {
             path: path.into(),
+            source,
+        }
+    }
+
+    /// For `map_err`: a read error of `archive`'s stream (gzip, tar or a member's content)
+    /// makes it corrupt.
+    pub(crate) fn corrupt(archive: &Path) -> impl Fn(io::Error) -> Self + Copy + '_ {
+        move |source| ArchiveError::Corrupt {
+            archive: archive.to_owned(),
             source,
         }
     }

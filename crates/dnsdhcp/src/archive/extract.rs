@@ -138,10 +138,7 @@ fn write_entries(
     let mut files = Vec::new();
     let mut dirs: Vec<MadeDir> = Vec::new();
     let mut ar = scan::open(archive)?;
-    let corrupt = |source: io::Error| ArchiveError::Corrupt {
-        archive: archive.to_owned(),
-        source,
-    };
+    let corrupt = ArchiveError::corrupt(archive);
     for entry in ar.entries().map_err(corrupt)? {
         let mut entry = entry.map_err(corrupt)?;
         let raw = entry.path_bytes().into_owned();
@@ -203,10 +200,7 @@ fn write_file(
     loop {
         let n = hashing
             .read(&mut buf)
-            .map_err(|source| ArchiveError::Corrupt {
-                archive: archive.to_owned(),
-                source,
-            })?;
+            .map_err(ArchiveError::corrupt(archive))?;
         if n == 0 {
             break;
         }

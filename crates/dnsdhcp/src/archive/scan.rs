@@ -149,10 +149,7 @@ pub(crate) fn scan(
     limits: &Limits,
     mut on_file: impl FnMut(&str, u64, u32, &mut dyn Read) -> Result<(), ArchiveError>,
 ) -> Result<Scan, ArchiveError> {
-    let corrupt = |source: io::Error| ArchiveError::Corrupt {
-        archive: archive.to_owned(),
-        source,
-    };
+    let corrupt = ArchiveError::corrupt(archive);
     let mut ar = open(archive)?;
     let mut entries = Vec::new();
     let mut manifest = None;
@@ -341,10 +338,7 @@ pub fn read_manifest(archive: &Path, limits: &Limits) -> Result<Manifest, Archiv
     if let Some(manifest) = tail_manifest(archive, limits) {
         return parse_manifest(archive, &manifest);
     }
-    let corrupt = |source: io::Error| ArchiveError::Corrupt {
-        archive: archive.to_owned(),
-        source,
-    };
+    let corrupt = ArchiveError::corrupt(archive);
     let mut ar = open(archive)?;
     for entry in ar.entries().map_err(corrupt)? {
         let mut entry = entry.map_err(corrupt)?;

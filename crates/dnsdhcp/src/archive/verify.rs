@@ -319,12 +319,7 @@ impl LeaseRowCheck {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(source) => {
-                    return Err(ArchiveError::Corrupt {
-                        archive: archive.to_owned(),
-                        source,
-                    });
-                }
+                Err(source) => return Err(ArchiveError::corrupt(archive)(source)),
             };
             self.feed(&buf[..n])?;
         }
@@ -399,10 +394,7 @@ fn check_zone_stream(
     loop {
         let n = data
             .read(&mut piece)
-            .map_err(|source| ArchiveError::Corrupt {
-                archive: archive.to_owned(),
-                source,
-            })?;
+            .map_err(ArchiveError::corrupt(archive))?;
         if n == 0 {
             break;
         }

@@ -113,10 +113,7 @@ pub fn read_legacy(archive: &Path, limits: &Limits) -> Result<Legacy, LegacyErro
     let mut captured = Vec::new();
     let mut ignored = Vec::new();
     let scanned = scan::scan(archive, limits, |path, size, _, data| {
-        let corrupt = |source| ArchiveError::Corrupt {
-            archive: archive.to_owned(),
-            source,
-        };
+        let corrupt = ArchiveError::corrupt(archive);
         let mut buf = Vec::new();
         Read::take(&mut *data, LEASE_HEADER_START.len() as u64)
             .read_to_end(&mut buf)
@@ -187,10 +184,7 @@ pub fn read_legacy(archive: &Path, limits: &Limits) -> Result<Legacy, LegacyErro
 /// Without a manifest, the one sign that the archive is complete: `tar` ends every archive
 /// with zero blocks, which a truncated stream (even one cut at a gzip member boundary) lacks.
 fn check_end_marker(archive: &Path) -> Result<(), LegacyError> {
-    let corrupt = |source| ArchiveError::Corrupt {
-        archive: archive.to_owned(),
-        source,
-    };
+    let corrupt = ArchiveError::corrupt(archive);
     let file = std::fs::File::open(archive).map_err(corrupt)?;
     let mut gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
     let mut buf = vec![0u8; 64 << 10];
