@@ -127,7 +127,19 @@ impl<'t> Meter<'t> {
         }
     }
 
-    /// `n` bytes moved up (`upload`) or down.
+    /// `n` bytes of stdin sent.
+    fn uploaded(&self, n: usize) {
+        self.sent
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        self.tick(n, true);
+    }
+
+    /// `n` bytes of stdout received.
+    fn downloaded(&self, n: usize) {
+        self.tick(n, false);
+    }
+
+    /// `n` bytes moved up (`upload`) or down: the progress bar moves if it shows that way.
     fn tick(&self, n: usize, upload: bool) {
         if upload == self.upload
             && let Ok(mut p) = self.progress.lock()
@@ -137,6 +149,7 @@ impl<'t> Meter<'t> {
         }
     }
 
+    /// Bytes of stdin sent so far.
     fn sent(&self) -> u64 {
         self.sent.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -224,10 +237,7 @@ where
                 Ok(Ok(())) => {}
             }
             left -= n as u64;
-            meter
-                .sent
-                .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-            meter.tick(n, true);
+            meter.uploaded(n);
         }
     }
     loop {
@@ -278,7 +288,7 @@ where
                     .write_all(&b[1..])
                     .await
                     .map_err(|e| site.lost(format!("writing locally: {e}")))?;
-                meter.tick(b.len() - 1, false);
+                meter.downloaded(b.len() - 1);
             }
             2 => {
                 stderr_kept.extend_from_slice(&b[1..]);

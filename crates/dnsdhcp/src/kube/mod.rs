@@ -1288,25 +1288,23 @@ impl Cluster {
         leases: Option<&Path>,
         staged: &mut Vec<(&'static str, String)>,
     ) -> Result<(), KubeError> {
-        if let Some(z) = zones_file {
-            let (_, path) = self
-                .upload(
-                    KNOT_CONTAINER,
-                    z,
-                    &RemoteDest::ZonesDir(ZONES_ARCHIVE.into()),
-                )
-                .await?;
-            staged.push((KNOT_CONTAINER, path));
-        }
-        if let Some(l) = leases {
-            let (_, path) = self
-                .upload(
-                    KEA_CONTAINER,
-                    l,
-                    &RemoteDest::LeaseDir(LEASES_ARCHIVE.into()),
-                )
-                .await?;
-            staged.push((KEA_CONTAINER, path));
+        let archives = [
+            (
+                KNOT_CONTAINER,
+                zones_file,
+                RemoteDest::ZonesDir(ZONES_ARCHIVE.into()),
+            ),
+            (
+                KEA_CONTAINER,
+                leases,
+                RemoteDest::LeaseDir(LEASES_ARCHIVE.into()),
+            ),
+        ];
+        for (container, file, dest) in archives {
+            if let Some(file) = file {
+                let (_, path) = self.upload(container, file, &dest).await?;
+                staged.push((container, path));
+            }
         }
         Ok(())
     }
