@@ -1282,17 +1282,10 @@ impl PodRunner {
                 "volume {volume}: ConfigMap {cm_name} is not in the manifests"
             )));
         };
-        let mut f: Vec<(String, Vec<u8>)> = Vec::new();
-        for (k, val) in doc["data"].as_object().into_iter().flatten() {
-            f.push((
-                k.clone(),
-                val.as_str().unwrap_or_default().as_bytes().to_vec(),
-            ));
-        }
-        for (k, val) in doc["binaryData"].as_object().into_iter().flatten() {
-            f.push((k.clone(), base64_decode(val.as_str().unwrap_or_default())));
-        }
-        Ok(f)
+        Ok(object_files(
+            doc,
+            [("data", Encoding::Text), ("binaryData", Encoding::Base64)],
+        ))
     }
 
     /// The files of the Secret `sec_name` projected by volume `volume` (`data` decoded,
@@ -1312,17 +1305,11 @@ impl PodRunner {
                  must be given to the runner's manifests)"
             )));
         };
-        let mut f: Vec<(String, Vec<u8>)> = Vec::new();
-        for (k, val) in doc["data"].as_object().into_iter().flatten() {
-            f.push((k.clone(), base64_decode(val.as_str().unwrap_or_default())));
-        }
-        for (k, val) in doc["stringData"].as_object().into_iter().flatten() {
-            f.push((
-                k.clone(),
-                val.as_str().unwrap_or_default().as_bytes().to_vec(),
-            ));
-        }
-        Ok(f)
+        // `stringData` after `data`: it wins on a key in both, as in Kubernetes.
+        Ok(object_files(
+            doc,
+            [("data", Encoding::Base64), ("stringData", Encoding::Text)],
+        ))
     }
 
     /// The container's binds (container path, host source, read-only): its volumes, sorted
@@ -1780,6 +1767,29 @@ fn apply_fs_group(dir: &Path, gid: u32) {
             apply_fs_group(&e.path(), gid);
         }
     }
+}
+
+/// How a ConfigMap's or Secret's field holds its values.
+#[derive(Clone, Copy)]
+enum Encoding {
+    Text,
+    Base64,
+}
+
+/// The files of a ConfigMap or Secret `doc`: every key of each of `fields`, in that order.
+fn object_files(doc: &Value, fields: [(&str, Encoding); 2]) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    for (field, encoding) in fields {
+        for (k, val) in doc[field].as_object().into_iter().flatten() {
+            let text = val.as_str().unwrap_or_default();
+            let data = match encoding {
+                Encoding::Text => text.as_bytes().to_vec(),
+                Encoding::Base64 => base64_decode(text),
+            };
+            files.push((k.clone(), data));
+        }
+    }
+    files
 }
 
 /// Writes ConfigMap/Secret `files` into `dir` as the kubelet's atomic writer does: the files in
